@@ -1,0 +1,79 @@
+"""The action framework: the ``Action`` base class and Knock's fixed order.
+
+An action is a plain object registered through ``register_actions``. It
+declares a marshmallow schema for its resolved parameters and implements
+``execute(context, params)``, returning a JSON-able result or raising
+``ActionError``. The runner (``actions.runner``) resolves, validates, orders
+and logs; actions only do their one job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import Schema
+
+# Knock runs the mappings of one event type in this order, whatever order
+# they were created in (DESIGN.md section 6). workflows_cancel is not in
+# Knock's enum; it runs just before triggers so that a cancel-then-retrigger
+# event behaves sensibly.
+ACTION_ORDER = (
+    "users_identify",
+    "users_delete",
+    "objects_set",
+    "objects_delete",
+    "tenants_set",
+    "tenants_delete",
+    "objects_subscribe",
+    "objects_unsubscribe",
+    "audiences_add_member",
+    "audiences_remove_member",
+    "workflows_cancel",
+    "workflows_trigger",
+)
+
+
+def order_key(action_type: str) -> int:
+    """Sort key placing ``action_type`` in Knock's order (unknown types last)."""
+    try:
+        return ACTION_ORDER.index(action_type)
+    except ValueError:
+        return len(ACTION_ORDER)
+
+
+@dataclass
+class ActionContext:
+    """What an action may touch: the environment and the event that caused it."""
+
+    environment: Any
+    event_log: Any
+    registry: Any
+
+
+class Action:
+    """Base class for actions; subclasses set the class attributes below."""
+
+    #: Knock's identifier, e.g. ``workflows_trigger``.
+    action_type: str = ""
+    name: str = ""
+    #: marshmallow schema validating the resolved parameters.
+    params_schema: type[Schema] = Schema
+    #: Parameters whose plain strings are configured values, not paths.
+    literal_params: frozenset[str] = frozenset()
+
+    def execute(self, context: ActionContext, params: dict) -> Any:
+        """Perform the action with validated ``params``; raise ``ActionError`` on failure."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Return the action's type, name and parameters for the API."""
+        schema = self.params_schema()
+        return {
+            "action_type": self.action_type,
+            "name": self.name,
+            "parameters": {
+                name: {"required": field.required, "literal": name in self.literal_params}
+                for name, field in schema.fields.items()
+            },
+        }

@@ -1,0 +1,57 @@
+"""The custom HTTP source (``custom_http``): any service, your own event shape.
+
+Requests are not signed by a known scheme. They are authenticated by the
+unguessable endpoint token and, optionally, by a shared secret sent in a
+header (``X-Webhook-Secret`` by default, as Knock's default script checks)
+or by a verification script (``scripting.py``).
+"""
+
+from knock_sources import signing
+from knock_sources.hookspecs import hookimpl
+from knock_sources.providers import DefaultMapping, Provider
+
+
+class CustomHttpProvider(Provider):
+    """Events from any service that can POST JSON."""
+
+    slug = "custom_http"
+    name = "Custom HTTP"
+    description = "Receive webhook events from any service and map them to actions."
+    version = "0.0.1"
+    categories = ("Infrastructure",)
+    docs_url = "https://docs.knock.app/integrations/sources/custom"
+    signed = False
+    secret_header = "x-webhook-secret"
+    # Knock's Custom HTTP template ships this one mapping (spec section 9.6).
+    default_mappings = (
+        DefaultMapping(
+            event_type="user.identified",
+            action_type="users_identify",
+            action_parameters={
+                "id": "body.user_id",
+                "name": "body.name",
+                "email": "body.email",
+                "properties": "body.metadata",
+            },
+        ),
+    )
+
+    def verify(self, envelope, config):
+        """Check the shared-secret header against any configured secret."""
+        signing.check_shared_secret(
+            envelope, config.get("secret_header") or self.secret_header, config["signing_secrets"]
+        )
+
+    def sign(self, raw_body, secret, *, timestamp=None):
+        """Return the shared-secret header."""
+        return {self.secret_header: secret}
+
+    def default_settings(self):
+        """Custom sources start without idempotency, as in Knock."""
+        return {**super().default_settings(), "enforce_verification": False}
+
+
+@hookimpl
+def register_providers():
+    """Register the custom HTTP provider."""
+    return [CustomHttpProvider()]

@@ -1,0 +1,117 @@
+"""Plugin plumbing: a per-app pluggy manager and the registry built from it.
+
+The manager loads ``DEFAULT_PLUGINS`` by dotted path and, unless disabled,
+the ``knock_sources`` entry-point group. ``Registry`` gathers what the
+``register_*`` hooks return and rejects duplicates at start-up, so a broken
+plugin stops the app instead of silently shadowing a provider.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import pluggy
+
+from knock_sources import hookspecs
+from knock_sources.errors import ConfigurationError
+
+DEFAULT_PLUGINS = (
+    "knock_sources.actions",
+    "knock_sources.custom_http",
+)
+
+ENTRY_POINT_GROUP = "knock_sources"
+
+
+def make_plugin_manager(*, load_entrypoints=True, extra=(), blocked=()):
+    """Return a PluginManager with the hookspecs, default plugins and installed ones.
+
+    ``blocked`` names plugins (dotted module paths for built-ins, entry-point
+    names for installed ones) that must not load, so that a deployment can
+    replace a built-in provider with its own.
+    """
+    pm = pluggy.PluginManager("knock_sources")
+    pm.add_hookspecs(hookspecs)
+    for name in blocked:
+        pm.set_blocked(name)
+    if load_entrypoints:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for name in DEFAULT_PLUGINS:
+        if not pm.is_blocked(name):
+            pm.register(importlib.import_module(name), name)
+    for plugin in extra:
+        pm.register(plugin)
+    # A misspelt hookimpl would otherwise be ignored silently.
+    pm.check_pending()
+    return pm
+
+
+@dataclass
+class Registry:
+    """Providers and actions contributed by plugins, keyed by slug and type."""
+
+    pm: pluggy.PluginManager
+    providers: dict = field(default_factory=dict)
+    actions: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_plugin_manager(cls, pm):
+        """Call the registration hooks and validate what they return."""
+        registry = cls(pm)
+        for actions in pm.hook.register_actions():
+            for action in actions or ():
+                if action.action_type in registry.actions:
+                    raise ConfigurationError(f"Duplicate action type: {action.action_type}")
+                registry.actions[action.action_type] = action
+        for providers in pm.hook.register_providers():
+            for provider in providers or ():
+                if not provider.slug or provider.slug in registry.providers:
+                    raise ConfigurationError(f"Duplicate or empty provider slug: {provider.slug!r}")
+                for mapping in provider.default_mappings:
+                    if mapping.action_type not in registry.actions:
+                        raise ConfigurationError(
+                            f"Provider {provider.slug!r} maps {mapping.event_type!r} "
+                            f"to unknown action type {mapping.action_type!r}"
+                        )
+                registry.providers[provider.slug] = provider
+        return registry
+
+    def provider(self, slug):
+        """Return the provider registered as ``slug``; ``ConfigurationError`` if absent."""
+        try:
+            return self.providers[slug]
+        except KeyError:
+            raise ConfigurationError(f"No provider is installed for {slug!r}") from None
+
+    def plugins(self):
+        """Describe the loaded plugins: name, version and hooks implemented."""
+        distributions = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
+        described = []
+        for plugin in self.pm.get_plugins():
+            dist = distributions.get(id(plugin))
+            described.append(
+                {
+                    "name": self.pm.get_name(plugin),
+                    "version": dist.version if dist else None,
+                    "hooks": sorted(caller.name for caller in self.pm.get_hookcallers(plugin)),
+                }
+            )
+        return sorted(described, key=lambda entry: entry["name"])
+
+
+def init_app(app):
+    """Build the app's plugin manager and registry into ``app.extensions``."""
+    pm = make_plugin_manager(
+        load_entrypoints=app.config["LOAD_PLUGIN_ENTRYPOINTS"],
+        extra=app.config.get("EXTRA_PLUGINS", ()),
+        blocked=app.config["DISABLED_PLUGINS"],
+    )
+    app.extensions["knock_sources"] = Registry.from_plugin_manager(pm)
+
+
+def get_registry():
+    """Return the registry of the current app."""
+    from flask import current_app
+
+    return current_app.extensions["knock_sources"]

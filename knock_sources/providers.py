@@ -1,0 +1,126 @@
+"""The provider contract: what a source template (Stripe, Clerk, ...) declares.
+
+A provider is a plain object registered through the ``register_providers``
+hook. It never imports Flask or reads globals: it receives an ``Envelope`` and
+the source environment's configuration, so each one can be tested without an
+app (style-anchors 3.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from knock_sources.errors import SignatureError
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One incoming request as providers, scripts and paths see it.
+
+    ``headers`` has lower-cased names; repeated headers are joined with
+    ``", "`` as RFC 9110 allows. ``raw_body`` is the exact bytes received, the
+    only thing signatures are computed over.
+    """
+
+    headers: Mapping[str, str]
+    raw_body: bytes
+    body: dict = field(default_factory=dict)
+    content_type: str = "application/json"
+    remote_ip: str | None = None
+    received_at: datetime | None = None
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """Return a header by case-insensitive name."""
+        return self.headers.get(name.lower(), default)
+
+
+@dataclass(frozen=True)
+class DefaultMapping:
+    """An event-action mapping a provider creates on every new source environment."""
+
+    event_type: str
+    action_type: str
+    action_parameters: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Return the mapping in the JSON API's shape."""
+        return {
+            "event_type": self.event_type,
+            "action_type": self.action_type,
+            "action_parameters": self.action_parameters,
+        }
+
+
+class Provider:
+    """Base class for source providers; subclasses override class attributes.
+
+    ``verify(envelope, config)`` raises ``SignatureError`` when the request is
+    not authentic. ``config`` is a mapping holding ``signing_secrets`` (the
+    unexpired secrets of the source environment, in plain text) plus the
+    environment's settings. ``sign(raw_body, secret, timestamp=...)`` returns
+    headers that ``verify`` accepts; tests and "send test event" use it.
+    """
+
+    slug: str = ""
+    name: str = ""
+    description: str = ""
+    version: str = "1.0.0"
+    categories: tuple[str, ...] = ()
+    docs_url: str | None = None
+    #: Whether the provider signs requests cryptographically. Unsigned
+    #: providers may still be protected by a shared-secret header.
+    signed: bool = True
+    event_type_path: str = "body.type"
+    timestamp_path: str | None = None
+    idempotency_key_path: str | None = None
+    default_mappings: tuple[DefaultMapping, ...] = ()
+    #: Example requests per event type: ``{event_type: [{"body", "headers"}]}``.
+    example_payloads: Mapping[str, list[dict]] = {}
+
+    def is_verifiable(self, config: Mapping[str, Any]) -> bool:
+        """Return whether requests to this environment must pass ``verify``.
+
+        Signed providers always verify (and fail closed without a secret);
+        unsigned ones only when a shared secret has been configured.
+        """
+        return self.signed or bool(config.get("signing_secrets"))
+
+    def verify(self, envelope: Envelope, config: Mapping[str, Any]) -> None:
+        """Raise ``SignatureError`` unless the request is authentic."""
+        raise SignatureError(f"the {self.slug} provider cannot verify requests")
+
+    def sign(self, raw_body: bytes, secret: str, *, timestamp: int | None = None) -> dict:
+        """Return the headers a genuine sender would attach to ``raw_body``."""
+        return {}
+
+    def event_type(self, resolve) -> Any:
+        """Return the event type, given ``resolve(path)`` over the envelope."""
+        return resolve(self.event_type_path)
+
+    def default_settings(self) -> dict:
+        """Return the settings a new source environment of this provider starts with."""
+        return {
+            "event_type_path": self.event_type_path,
+            "timestamp_path": self.timestamp_path,
+            "idempotency_key_path": self.idempotency_key_path,
+            "enforce_idempotency": self.idempotency_key_path is not None,
+        }
+
+    def describe(self) -> dict:
+        """Return the provider as the ``/v1/source_providers`` API shows it."""
+        return {
+            "key": self.slug,
+            "version": self.version,
+            "provider": {
+                "name": self.name,
+                "description": self.description,
+                "categories": list(self.categories),
+                "webhook_docs_url": self.docs_url,
+            },
+            "signed": self.signed,
+            "default_settings": self.default_settings(),
+            "default_action_mappings": [m.to_dict() for m in self.default_mappings],
+            "example_payloads": dict(self.example_payloads),
+        }
