@@ -19,6 +19,11 @@ from knock_sources.errors import ConfigurationError
 DEFAULT_PLUGINS = (
     "knock_sources.actions",
     "knock_sources.custom_http",
+    "plugins.stripe",
+    "plugins.clerk",
+    "plugins.workos",
+    "plugins.supabase",
+    "plugins.posthog",
 )
 
 ENTRY_POINT_GROUP = "knock_sources"

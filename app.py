@@ -1,0 +1,27 @@
+"""The knock-sources application factory."""
+
+import os
+
+from flask import Flask
+
+from knock_sources import cli, config, database, jobs, plugins, views
+
+
+def create_app(test_config=None):
+    """Create and configure the knock-sources Flask application."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(config.DEFAULTS)
+    if test_config is None:
+        app.config.from_prefixed_env("KNOCK_SOURCES")
+    else:
+        app.config.update(test_config)
+    if not app.config["DATABASE_URL"]:
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["DATABASE_URL"] = f"sqlite:///{os.path.join(app.instance_path, 'knock_sources.db')}"
+    config.normalise(app.config)
+    database.init_app(app)
+    plugins.init_app(app)
+    jobs.init_app(app)
+    views.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,33 @@
+"""Recipients shared by triggers and subscriptions: inline identification and references."""
+
+from __future__ import annotations
+
+from knock_sources.actions.fields import USERS_COLLECTION, inline_attributes
+from knock_sources.actions.objects import set_object
+from knock_sources.actions.users import upsert_user
+from knock_sources.models import Object, User
+
+
+def ensure_recipient(environment, recipient: dict) -> bool:
+    """Identify or set an inline recipient; return whether the recipient exists."""
+    attributes = inline_attributes(recipient)
+    if recipient["collection"] == USERS_COLLECTION:
+        if attributes:
+            upsert_user(environment, recipient["id"], attributes)
+            return True
+        return User.select().where(
+            (User.environment == environment) & (User.external_id == recipient["id"])
+        ).exists()
+    if attributes:
+        set_object(environment, recipient["collection"], recipient["id"], attributes)
+        return True
+    return Object.select().where(
+        (Object.environment == environment)
+        & (Object.collection == recipient["collection"])
+        & (Object.external_id == recipient["id"])
+    ).exists()
+
+
+def reference(recipient: dict) -> dict:
+    """Return the ``{"collection", "id"}`` reference of a recipient."""
+    return {"collection": recipient["collection"], "id": recipient["id"]}

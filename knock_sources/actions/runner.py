@@ -1,0 +1,110 @@
+"""Run an event's mappings: resolve, validate, execute in order, log each.
+
+A failing action never stops the others and never raises into the job:
+every outcome becomes an ``ActionLog`` with status ``success``, ``skipped``
+(a required value is missing) or ``error`` (bad type, or the action failed).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from marshmallow import EXCLUDE, ValidationError
+
+from knock_sources.actions.base import order_key
+from knock_sources.errors import ActionError
+from knock_sources.models import ERROR, SKIPPED, SUCCESS, ActionLog, db
+from knock_sources.paths import MISSING, json_type, resolve_parameter
+
+log = logging.getLogger(__name__)
+
+
+def run_mappings(registry, mappings, scope: dict, context) -> list[ActionLog]:
+    """Run ``mappings`` in Knock's fixed order and return their action logs."""
+    ordered = sorted(mappings, key=lambda mapping: (order_key(mapping.action_type), mapping.id))
+    return [run_mapping(registry, mapping, scope, context) for mapping in ordered]
+
+
+def resolve_parameters(action, configured: dict, scope: dict) -> tuple[dict, dict]:
+    """Return ``(values, origins)`` for the configured parameters of ``action``."""
+    values, origins = {}, {}
+    for name, spec in (configured or {}).items():
+        resolved = resolve_parameter(spec, scope, literal=name in action.literal_params)
+        origins[name] = resolved.origin
+        if resolved.value is not MISSING:
+            values[name] = resolved.value
+    return values, origins
+
+
+def check_parameters(action, configured: dict, scope: dict) -> tuple[str, dict, str | None]:
+    """Resolve and validate; return ``(status, payload, error)`` before execution.
+
+    ``status`` is ``success`` when the action may run with ``payload``.
+    """
+    values, origins = resolve_parameters(action, configured, scope)
+    schema = action.params_schema()
+    missing = [
+        name
+        for name, field in schema.fields.items()
+        if field.required and values.get(name) is None
+    ]
+    if missing:
+        error = "; ".join(
+            f"{name}: required value is missing ({origins.get(name, 'not configured')})" for name in missing
+        )
+        return SKIPPED, values, error
+    try:
+        return SUCCESS, schema.load(values, unknown=EXCLUDE), None
+    except ValidationError as exc:
+        problems = [
+            f"{name}{where}: {message} ({origins.get(name, 'value')}, got {json_type(given)})"
+            for name, where, message, given in _flatten(exc.messages, values)
+        ]
+        return ERROR, values, "; ".join(problems)
+
+
+def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
+    """Run one mapping and write its ``ActionLog``."""
+    action = registry.actions.get(mapping.action_type)
+    result = None
+    if action is None:
+        status, payload, error = ERROR, None, f"unknown action type {mapping.action_type!r}"
+    else:
+        status, payload, error = check_parameters(action, mapping.action_parameters, scope)
+    if status == SUCCESS:
+        try:
+            with db.atomic():
+                result = action.execute(context, payload)
+        except ActionError as exc:
+            status, error = ERROR, f"{exc.code}: {exc}"
+        except Exception as exc:
+            log.exception("action %s of event %s failed", mapping.action_type, context.event_log.id)
+            status, error = ERROR, f"internal error: {type(exc).__name__}"
+    return ActionLog.create(
+        event_log=context.event_log.id,
+        mapping=mapping.id,
+        action_type=mapping.action_type,
+        action_parameters=mapping.action_parameters,
+        action_payload=payload,
+        action_result=result,
+        status=status,
+        error=error,
+    )
+
+
+def _flatten(messages, values):
+    """Yield ``(field, "[index]" or "", message, offending value)`` from marshmallow errors."""
+    for name, value in messages.items():
+        given = values.get(name, MISSING)
+        if isinstance(value, dict):
+            for index, messages_at in value.items():
+                item = given[index] if isinstance(given, list) and isinstance(index, int) else given
+                for message in _as_list(messages_at):
+                    yield name, f"[{index}]", message, item
+        else:
+            for message in _as_list(value):
+                yield name, "", message, given
+
+
+def _as_list(messages):
+    return messages if isinstance(messages, list) else [messages]

@@ -1,0 +1,75 @@
+"""Flask CLI commands: ``flask init-db``, ``worker``, ``sweep``, ``purge``, ``api-key create``.
+
+Flask finds the app through ``wsgi.py``, so no ``--app`` is needed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+from knock_sources import database, idempotency, jobs, models
+from knock_sources.models import ApiKey, EventLog, utcnow
+from knock_sources.views.api import digest
+
+api_key_cli = AppGroup("api-key", help="Manage JSON API keys.")
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db_command():
+    """Create the database or migrate it to the current schema (safe to re-run)."""
+    version = database.migrate(current_app.config["ENVIRONMENTS"])
+    click.echo(f"Database ready at schema version {version}.", err=True)
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@with_appcontext
+def worker_command(burst):
+    """Run an RQ worker for the event queue; it also sweeps pending events."""
+    if current_app.extensions[jobs.QUEUE_EXTENSION] is None:
+        raise click.UsageError("Set KNOCK_SOURCES_REDIS_URL: without Redis, jobs run in the web process.")
+    jobs.make_worker(current_app).work(burst=burst)
+
+
+@click.command("sweep")
+@with_appcontext
+def sweep_command():
+    """Re-enqueue events still pending after the grace period."""
+    with models.db.connection_context():
+        swept = jobs.sweep()
+    click.echo(f"Re-enqueued {swept} pending events.", err=True)
+
+
+@click.command("purge")
+@with_appcontext
+def purge_command():
+    """Delete logs older than LOG_RETENTION_DAYS and expired idempotency records."""
+    now = utcnow()
+    cutoff = now - timedelta(days=current_app.config["LOG_RETENTION_DAYS"])
+    with models.db.connection_context():
+        logs = EventLog.delete().where(EventLog.received_at < cutoff).execute()
+        keys = idempotency.purge(now)
+    click.echo(f"Deleted {logs} event logs and {keys} idempotency records.", err=True)
+
+
+@api_key_cli.command("create")
+@click.option("--name", default=None, help="A label to remember the key by.")
+@with_appcontext
+def create_api_key(name):
+    """Create an API key and print it (only the key, on stdout); it is not stored in clear."""
+    key = f"ks_{secrets.token_urlsafe(32)}"
+    with models.db.connection_context():
+        ApiKey.create(digest=digest(key), prefix=key[:8], name=name)
+    click.echo(key)
+
+
+def init_app(app):
+    """Register the commands."""
+    for command in (init_db_command, worker_command, sweep_command, purge_command, api_key_cli):
+        app.cli.add_command(command)

@@ -1,0 +1,89 @@
+"""Database connection set-up and schema migrations.
+
+``DATABASE_URL`` chooses the backend: ``sqlite:///path`` (the embedded
+default) or ``postgresql://...`` (pooled, for production). ``migrate()`` is
+what ``flask init-db`` runs: it creates missing tables and applies numbered
+migrations, so it is safe to run any number of times and keeps the data of a
+database created by an older version.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from flask import g
+from peewee import SqliteDatabase
+from playhouse.db_url import parse as parse_db_url
+from playhouse.migrate import SchemaMigrator
+from playhouse.pool import PooledPostgresqlDatabase
+
+from knock_sources import models
+
+#: Migrations after the initial schema, in order: ``(version, function)``
+#: where ``function(migrator, database)`` changes the schema of an existing
+#: database. Tables created fresh already have the latest shape.
+MIGRATIONS: tuple = ()
+CURRENT_VERSION = 1 + len(MIGRATIONS)
+
+
+def make_database(url: str):
+    """Return an unconnected Peewee database for ``url``."""
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        path = url[len("sqlite:///"):] or ":memory:"
+        return SqliteDatabase(
+            path,
+            pragmas={
+                # WAL lets the web process read while a job writes.
+                "journal_mode": "wal",
+                "foreign_keys": 1,
+                "busy_timeout": 10000,
+                "synchronous": "normal",
+            },
+        )
+    if scheme in ("postgres", "postgresql"):
+        params = parse_db_url(url)
+        return PooledPostgresqlDatabase(
+            params.pop("database"),
+            max_connections=params.pop("max_connections", 32),
+            stale_timeout=params.pop("stale_timeout", 300),
+            timeout=params.pop("pool_timeout", 10),
+            **params,
+        )
+    raise ValueError(f"Unsupported DATABASE_URL scheme {scheme!r}: use sqlite:/// or postgresql://")
+
+
+def init_app(app):
+    """Initialise ``models.db`` and manage one connection per request."""
+    models.db.initialize(make_database(app.config["DATABASE_URL"]))
+
+    @app.before_request
+    def _connect():
+        # Close only what this request opened: a CLI command or a test may
+        # already hold the connection in this thread.
+        g.opened_database_connection = models.db.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(exc):
+        if g.pop("opened_database_connection", False) and not models.db.is_closed():
+            models.db.close()
+
+
+def migrate(environments=("development", "production")):
+    """Create or upgrade the schema and make sure ``environments`` exist."""
+    database = models.db
+    with database.connection_context():
+        with database.atomic():
+            database.create_tables(models.MODELS, safe=True)
+            row = models.SchemaVersion.select().first()
+            if row is None:
+                row = models.SchemaVersion.create(version=CURRENT_VERSION)
+            migrator = SchemaMigrator.from_database(database.obj)
+            for version, function in MIGRATIONS:
+                if version > row.version:
+                    function(migrator, database)
+                    row.version = version
+                    row.save()
+            for slug in environments:
+                models.Environment.get_or_create(slug=slug)
+    return row.version

@@ -1,0 +1,88 @@
+"""Source event idempotency with Knock's semantics, race-free.
+
+A key is a string of at most 255 characters found at the environment's
+idempotency key path; anything else is dropped and the event runs normally.
+The scope is key + event type + source environment (which implies the
+environment). A claim is an INSERT into a uniquely indexed table, never a
+check-then-insert (Convoy shipped that race): of concurrent duplicates
+exactly one inserts. Only a fully successful execution is recorded; a failed
+one deletes its claim so that a redelivery runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from peewee import IntegrityError
+
+from knock_sources.models import IdempotencyRecord, db
+
+MAX_KEY_LENGTH = 255
+
+
+def valid_key(value) -> str | None:
+    """Return ``value`` if it is a usable idempotency key, else ``None``."""
+    if isinstance(value, str) and 0 < len(value) <= MAX_KEY_LENGTH:
+        return value
+    return None
+
+
+def claim(
+    source_environment_id: int,
+    event_type: str,
+    key: str,
+    event_log_id: int,
+    *,
+    now: datetime,
+    window: timedelta,
+    lease: timedelta,
+) -> bool:
+    """Claim ``key`` for ``event_log_id``; ``False`` means this event is a duplicate.
+
+    A record that expired (older than the window) or a claim whose worker
+    died (unfinished after ``lease``) no longer blocks the key.
+    """
+    scope = (
+        (IdempotencyRecord.source_environment == source_environment_id)
+        & (IdempotencyRecord.event_type == event_type)
+        & (IdempotencyRecord.key == key)
+    )
+    for _ in range(2):
+        try:
+            with db.atomic():
+                IdempotencyRecord.create(
+                    source_environment=source_environment_id,
+                    event_type=event_type,
+                    key=key,
+                    event_log=event_log_id,
+                    claimed_at=now,
+                    expires_at=now + window,
+                )
+            return True
+        except IntegrityError:
+            stale = (IdempotencyRecord.expires_at <= now) | (
+                (IdempotencyRecord.succeeded == False)  # noqa: E712
+                & (IdempotencyRecord.claimed_at <= now - lease)
+            )
+            if not IdempotencyRecord.delete().where(scope & stale).execute():
+                return False
+    return False
+
+
+def record_success(event_log_id: int, *, now: datetime, window: timedelta) -> None:
+    """Record the claim held by ``event_log_id`` as a successful execution."""
+    IdempotencyRecord.update(succeeded=True, expires_at=now + window).where(
+        IdempotencyRecord.event_log == event_log_id
+    ).execute()
+
+
+def release(event_log_id: int) -> None:
+    """Drop the unsucceeded claim held by ``event_log_id`` so that a redelivery runs."""
+    IdempotencyRecord.delete().where(
+        (IdempotencyRecord.event_log == event_log_id) & (IdempotencyRecord.succeeded == False)  # noqa: E712
+    ).execute()
+
+
+def purge(now: datetime) -> int:
+    """Delete expired records; return how many."""
+    return IdempotencyRecord.delete().where(IdempotencyRecord.expires_at <= now).execute()

@@ -1,0 +1,211 @@
+"""The web-side pipeline (DESIGN.md section 2, steps 1-6).
+
+Look up the source environment by token, check size and content type, parse,
+verify, persist the ``EventLog`` (the durability point), enqueue, answer.
+Everything else happens in the worker. Each refusal is a ``SourcesError``
+carrying its status and is logged as ``rejected`` with its reason code, so no
+input produces a 500 and a misconfigured sender can be debugged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from urllib.parse import parse_qsl
+
+from peewee import DoesNotExist, PeeweeException
+
+from knock_sources import encryption, jobs
+from knock_sources.errors import (
+    LogUnavailable,
+    NotFound,
+    PayloadError,
+    PayloadTooLarge,
+    SignatureError,
+    SourcesError,
+    UnsupportedMediaType,
+)
+from knock_sources.models import PENDING, REJECTED, EventLog, Source, SourceEnvironment, utcnow
+from knock_sources.providers import Envelope
+
+log = logging.getLogger(__name__)
+
+REJECTED_EXCERPT_BYTES = 4096
+JSON_TYPES = ("application/json", "text/plain", "")
+FORM_TYPE = "application/x-www-form-urlencoded"
+# Headers that carry credentials are never stored or shown back.
+REDACTED_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-webhook-secret", "x-api-key"}
+)
+REDACTED = "[redacted]"
+
+
+def find_source_environment(token: str) -> SourceEnvironment:
+    """Return the active source environment for ``token``, or raise ``NotFound``."""
+    try:
+        source_env = (
+            SourceEnvironment.select(SourceEnvironment, Source)
+            .join(Source)
+            .where(SourceEnvironment.token == token, SourceEnvironment.active == True)  # noqa: E712
+            .get()
+        )
+    except DoesNotExist:
+        raise NotFound("No source is configured for this URL.", code="source_missing") from None
+    except PeeweeException as exc:
+        log.error("could not look up a source token: %s", exc)
+        raise LogUnavailable("The event could not be recorded; retry later.") from None
+    return source_env
+
+
+def read_body(stream, content_length: int | None, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; ``PayloadTooLarge`` before reading more."""
+    if content_length is not None and content_length > limit:
+        raise PayloadTooLarge(f"The body is over the {limit}-byte limit.")
+    raw = stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"The body is over the {limit}-byte limit.")
+    return raw
+
+
+def parse_body(raw: bytes, mimetype: str) -> dict:
+    """Parse a JSON or form-encoded body into a dict; raise a ``SourcesError`` otherwise."""
+    if mimetype != FORM_TYPE and mimetype not in JSON_TYPES and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"Content type {mimetype!r} is not supported; send JSON or form-encoded data."
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError("The body is not valid UTF-8.", code="invalid_utf8") from None
+    if mimetype == FORM_TYPE:
+        return _parse_form(text)
+    try:
+        body = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise PayloadError("The JSON body is nested too deeply.", code="too_deep") from None
+    except ValueError as exc:
+        raise PayloadError(f"The body is not valid JSON: {exc}", code="malformed_json") from None
+    if not isinstance(body, dict):
+        raise PayloadError("The JSON body must be an object.", code="not_an_object")
+    return body
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_form(text: str) -> dict:
+    body: dict = {}
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        if key in body:
+            previous = body[key]
+            body[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            body[key] = value
+    return body
+
+
+def verification_config(source_env: SourceEnvironment, secret_key: str, now: datetime) -> dict:
+    """Return what a provider's ``verify`` needs: settings plus unexpired secrets."""
+    secrets = []
+    for entry in source_env.signing_secrets or ():
+        expires_at = entry.get("expires_at")
+        if expires_at and datetime.fromisoformat(expires_at) <= now:
+            continue
+        plaintext = encryption.decrypt(secret_key, entry["secret"])
+        if plaintext is not None:
+            secrets.append(plaintext)
+    return {**source_env.settings, "signing_secrets": secrets}
+
+
+def stored_headers(headers: dict, extra_redacted: str | None = None) -> dict:
+    """Return ``headers`` with credential-bearing ones redacted for storage."""
+    redacted = REDACTED_HEADERS | ({extra_redacted.lower()} if extra_redacted else set())
+    return {name: (REDACTED if name in redacted else value) for name, value in headers.items()}
+
+
+def receive(registry, config: dict, token: str, request) -> EventLog:
+    """Run steps 1-6 for one request and return the persisted ``EventLog``.
+
+    ``request`` is the Werkzeug request; only its stream, headers and
+    metadata are read. Raises a ``SourcesError`` for every refusal, after
+    logging it against the source environment when there is one.
+    """
+    source_env = find_source_environment(token)
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        name = name.lower()
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    raw = b""
+    provider = registry.providers.get(source_env.source.provider)
+    secret_header = source_env.settings.get("secret_header") or getattr(provider, "secret_header", None)
+    try:
+        raw = read_body(request.stream, request.content_length, config["MAX_PAYLOAD_BYTES"])
+        body = parse_body(raw, request.mimetype)
+        received_at = utcnow()
+        envelope = Envelope(headers, raw, body, request.mimetype, request.remote_addr, received_at)
+        verification_status = verify(provider, source_env, envelope, config, received_at)
+    except SourcesError as exc:
+        _log_rejection(source_env, exc, stored_headers(headers, secret_header), raw, request.remote_addr)
+        raise
+    event_log = persist(source_env, envelope, stored_headers(headers, secret_header), verification_status)
+    jobs.enqueue_event(event_log.id)
+    return event_log
+
+
+def verify(provider, source_env, envelope: Envelope, config: dict, now: datetime) -> str | None:
+    """Verify ``envelope`` with the source's provider; return the verification status."""
+    if provider is None:
+        # Fail closed: a source whose provider plugin is gone accepts nothing.
+        raise SignatureError(
+            f"The {source_env.source.provider!r} provider is not installed.", code="provider_missing"
+        )
+    provider_config = verification_config(source_env, config["SECRET_KEY"], now)
+    if not provider.is_verifiable(provider_config):
+        return None
+    try:
+        provider.verify(envelope, provider_config)
+    except SignatureError:
+        raise
+    except Exception:
+        # A verifier bug must not turn into a 500 or, worse, an acceptance.
+        log.exception("the %s verifier failed unexpectedly", provider.slug)
+        raise SignatureError("The request could not be verified.", code="verifier_error") from None
+    return "enforced:verified"
+
+
+def persist(source_env, envelope: Envelope, headers: dict, verification_status: str | None) -> EventLog:
+    """Write the pending ``EventLog``: the durability point. ``LogUnavailable`` if it cannot."""
+    try:
+        return EventLog.create(
+            source_environment=source_env.id,
+            status=PENDING,
+            headers=headers,
+            body=envelope.body,
+            remote_ip=envelope.remote_ip,
+            verification_status=verification_status,
+            received_at=envelope.received_at,
+        )
+    except RecursionError:
+        raise PayloadError("The JSON body is nested too deeply.", code="too_deep") from None
+    except PeeweeException as exc:
+        log.error("could not write the event log for source environment %s: %s", source_env.id, exc)
+        raise LogUnavailable("The event could not be recorded; retry later.") from None
+
+
+def _log_rejection(source_env, error: SourcesError, headers: dict, raw: bytes, remote_ip) -> None:
+    try:
+        EventLog.create(
+            source_environment=source_env.id,
+            status=REJECTED,
+            reason=error.code,
+            error=error.message,
+            headers=headers,
+            raw_excerpt=raw[:REJECTED_EXCERPT_BYTES].decode("utf-8", "replace"),
+            remote_ip=remote_ip,
+            verification_status="enforced:unverified" if isinstance(error, SignatureError) else None,
+        )
+    except PeeweeException as exc:
+        # The caller still gets its 4xx; losing the debug row is the lesser harm.
+        log.error("could not log a rejected request for source environment %s: %s", source_env.id, exc)

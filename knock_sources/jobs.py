@@ -1,0 +1,154 @@
+"""RQ jobs, the queue, the sweeper and the worker.
+
+Job functions live at module level and take IDs only (RQ's own advice);
+everything else is looked up in the database. Without ``REDIS_URL`` there
+is no queue: jobs run in-process right after the event is committed, through
+the same ``process_event`` function.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import redis
+from flask import current_app
+from rq import Queue, Retry, SimpleWorker
+
+from knock_sources import models, processing
+from knock_sources.models import PENDING, PROCESSING, EventLog, utcnow
+from knock_sources.plugins import get_registry
+
+log = logging.getLogger(__name__)
+
+QUEUE_EXTENSION = "knock_sources.queue"
+# Retries cover infrastructure failures (database restarting); action
+# failures are recorded on the event, not retried.
+RETRY = Retry(max=3, interval=[5, 30, 120])
+SWEEP_BATCH = 500
+
+
+def init_app(app):
+    """Create the app's queue, or ``None`` for embedded in-process jobs."""
+    app.extensions[QUEUE_EXTENSION] = make_queue(app.config) if app.config["REDIS_URL"] else None
+
+
+def make_queue(config) -> Queue:
+    """Return the RQ queue for ``config``; Redis errors surface fast, not after minutes."""
+    connection = redis.Redis.from_url(
+        config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+    )
+    return Queue(config["QUEUE_NAME"], connection=connection, default_timeout=config["JOB_TIMEOUT_SECONDS"])
+
+
+def get_queue() -> Queue | None:
+    """Return the current app's queue (``None`` in embedded mode)."""
+    return current_app.extensions[QUEUE_EXTENSION]
+
+
+def enqueue_event(event_log_id: int) -> bool:
+    """Schedule ``process_event``; ``False`` if Redis was unreachable.
+
+    The event is already committed as ``pending``, so a failed enqueue loses
+    nothing: the sweeper picks it up once Redis is back.
+    """
+    queue = get_queue()
+    if queue is None:
+        process_event(event_log_id)
+        return True
+    try:
+        queue.enqueue_call(
+            process_event,
+            args=(event_log_id,),
+            job_id=f"event-{event_log_id}",
+            result_ttl=0,
+            failure_ttl=7 * 86400,
+            retry=RETRY,
+        )
+    except redis.RedisError as exc:
+        log.warning("event %s stays pending, Redis is unreachable: %s", event_log_id, exc)
+        return False
+    return True
+
+
+def process_event(event_log_id: int) -> None:
+    """Process one logged event: resolve, deduplicate, run its actions."""
+    if models.db.is_closed():
+        with models.db.connection_context():
+            processing.process(event_log_id, get_registry(), current_app.config)
+    else:
+        processing.process(event_log_id, get_registry(), current_app.config)
+
+
+def sweep() -> int:
+    """Re-enqueue events still pending after the grace period; return how many.
+
+    Events stuck in ``processing`` beyond the lease (their worker died) are
+    put back to ``pending`` first. Stops at the first enqueue failure.
+    """
+    config = current_app.config
+    now = utcnow()
+    lease_expired = now - timedelta(seconds=config["PROCESSING_LEASE_SECONDS"])
+    EventLog.update(status=PENDING).where(
+        (EventLog.status == PROCESSING) & (EventLog.processing_started_at <= lease_expired)
+    ).execute()
+    grace_expired = now - timedelta(seconds=config["SWEEP_GRACE_SECONDS"])
+    swept = 0
+    last_id = 0
+    while True:
+        ids = [
+            row.id
+            for row in EventLog.select(EventLog.id)
+            .where(
+                (EventLog.status == PENDING)
+                & (EventLog.received_at <= grace_expired)
+                & (EventLog.id > last_id)
+            )
+            .order_by(EventLog.id)
+            .limit(SWEEP_BATCH)
+        ]
+        for event_log_id in ids:
+            if not enqueue_event(event_log_id):
+                return swept
+            swept += 1
+        if len(ids) < SWEEP_BATCH:
+            return swept
+        last_id = ids[-1]
+
+
+class SweepingWorker(SimpleWorker):
+    """An RQ worker that runs jobs in-process and sweeps between them.
+
+    In-process (no fork per job) because forking costs milliseconds per job
+    and would share the parent's database sockets with the child.
+    """
+
+    sweep_interval = 30
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """Wake up at least once per sweep interval even when idle."""
+        return max(1, min(super().dequeue_timeout, self.sweep_interval))
+
+    def run_maintenance_tasks(self):
+        """Run RQ's maintenance, then the sweeper unless another worker just did."""
+        super().run_maintenance_tasks()
+        lock = f"knock_sources:sweep-lock:{self.queues[0].name}"
+        if self.connection.set(lock, self.name, nx=True, ex=max(1, self.sweep_interval - 1)):
+            try:
+                with models.db.connection_context():
+                    swept = sweep()
+                if swept:
+                    log.info("re-enqueued %s pending events", swept)
+            except Exception:
+                log.exception("the sweeper failed; it will run again")
+
+
+def make_worker(app) -> SweepingWorker:
+    """Return a worker for the app's queue, sweeping every ``SWEEP_INTERVAL_SECONDS``."""
+    queue = app.extensions[QUEUE_EXTENSION]
+    worker = SweepingWorker(
+        [queue], connection=queue.connection, maintenance_interval=app.config["SWEEP_INTERVAL_SECONDS"]
+    )
+    worker.sweep_interval = app.config["SWEEP_INTERVAL_SECONDS"]
+    return worker

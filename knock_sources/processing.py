@@ -1,0 +1,196 @@
+"""The worker-side pipeline (DESIGN.md section 2, steps 7-12).
+
+``process(event_log_id)`` claims a pending event, resolves its type,
+timestamp and idempotency key, runs the active mappings in Knock's order and
+records the outcome. Failures are written to the event, never raised into
+the job, except database outages, which RQ retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+from peewee import InterfaceError, OperationalError
+
+from knock_sources import idempotency
+from knock_sources.actions.base import ActionContext
+from knock_sources.actions.runner import run_mappings
+from knock_sources.models import (
+    FAILED,
+    IDEMPOTENT,
+    PENDING,
+    PROCESSED,
+    PROCESSING,
+    SUCCESS,
+    Environment,
+    EventLog,
+    KnownEvent,
+    Mapping,
+    Source,
+    SourceEnvironment,
+    utcnow,
+)
+from knock_sources.paths import MISSING, resolve
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_EVENT_TYPE = "unknown"
+MAX_EVENT_TYPE_LENGTH = 255
+# Unix timestamps above this are taken as milliseconds (year 5138 in seconds).
+MILLISECONDS_THRESHOLD = 10**11
+
+
+def process(event_log_id: int, registry, config) -> None:
+    """Process the event if it is still pending; do nothing otherwise."""
+    now = utcnow()
+    claimed = (
+        EventLog.update(status=PROCESSING, processing_started_at=now)
+        .where((EventLog.id == event_log_id) & (EventLog.status == PENDING))
+        .execute()
+    )
+    if not claimed:
+        return
+    event_log = (
+        EventLog.select(EventLog, SourceEnvironment, Source, Environment)
+        .join(SourceEnvironment)
+        .join(Source)
+        .switch(SourceEnvironment)
+        .join(Environment)
+        .where(EventLog.id == event_log_id)
+        .get()
+    )
+    try:
+        _process(event_log, registry, config, now)
+    except (OperationalError, InterfaceError):
+        # The database went away: hand the event back and let RQ retry.
+        idempotency.release(event_log.id)
+        EventLog.update(status=PENDING).where(EventLog.id == event_log.id).execute()
+        raise
+    except Exception as exc:
+        log.exception("processing event %s failed", event_log.id)
+        idempotency.release(event_log.id)
+        event_log.status = FAILED
+        event_log.error = f"internal error: {type(exc).__name__}"
+        event_log.processed_at = utcnow()
+        event_log.save()
+
+
+def scope_of(event_log) -> dict:
+    """Return the ``{body, headers, preprocess}`` scope that paths resolve against."""
+    return {
+        "body": event_log.body or {},
+        "headers": event_log.headers or {},
+        "preprocess": event_log.preprocess_output or {},
+    }
+
+
+def resolve_event_type(provider, settings: dict, scope: dict) -> str:
+    """Return the event type, or ``unknown`` when the path does not resolve to a string."""
+    path = settings.get("event_type_path")
+    if path:
+        value = resolve(path, scope)
+    else:
+        value = provider.event_type(lambda p: resolve(p, scope) if p else MISSING)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and 0 < len(value) <= MAX_EVENT_TYPE_LENGTH:
+        return value
+    return UNKNOWN_EVENT_TYPE
+
+
+def resolve_timestamp(path: str | None, scope: dict, default: datetime) -> datetime:
+    """Return the event time from ISO-8601 or unix seconds; ``default`` when unusable."""
+    if not path:
+        return default
+    value = resolve(path, scope)
+    try:
+        if isinstance(value, str):
+            if value.strip().lstrip("-").replace(".", "", 1).isdigit():
+                value = float(value)
+            else:
+                parsed = datetime.fromisoformat(value.strip())
+                if parsed.tzinfo is not None:
+                    parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+                return parsed
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if abs(value) >= MILLISECONDS_THRESHOLD:
+                value = value / 1000
+            return datetime.fromtimestamp(value, timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError, OSError):
+        pass
+    return default
+
+
+def _process(event_log, registry, config, now: datetime) -> None:
+    source_env = event_log.source_environment
+    settings = source_env.settings or {}
+    provider = registry.providers.get(source_env.source.provider) or registry.providers["custom_http"]
+    scope = scope_of(event_log)
+    event_log.event_type = resolve_event_type(provider, settings, scope)
+    event_log.occurred_at = resolve_timestamp(settings.get("timestamp_path"), scope, event_log.received_at)
+    if event_log.event_type != UNKNOWN_EVENT_TYPE:
+        _remember_event_type(source_env, event_log, now)
+
+    key = None
+    if settings.get("enforce_idempotency") and settings.get("idempotency_key_path"):
+        key = idempotency.valid_key(resolve(settings["idempotency_key_path"], scope))
+    event_log.idempotency_key = key
+    window = timedelta(seconds=config["IDEMPOTENCY_WINDOW_SECONDS"])
+    if key is not None and not idempotency.claim(
+        source_env.id,
+        event_log.event_type,
+        key,
+        event_log.id,
+        now=now,
+        window=window,
+        lease=timedelta(seconds=config["PROCESSING_LEASE_SECONDS"]),
+    ):
+        _finish(event_log, IDEMPOTENT)
+        return
+
+    mappings = list(
+        Mapping.select()
+        .where(
+            (Mapping.source_environment == source_env.id)
+            & (Mapping.event_type == event_log.event_type)
+            & (Mapping.active == True)  # noqa: E712
+        )
+        .order_by(Mapping.id)
+    )
+    context = ActionContext(environment=source_env.environment, event_log=event_log, registry=registry)
+    action_logs = run_mappings(registry, mappings, scope, context)
+    failures = [entry for entry in action_logs if entry.status != SUCCESS]
+    if failures:
+        idempotency.release(event_log.id)
+        event_log.error = f"{len(failures)} of {len(action_logs)} actions did not succeed"
+        _finish(event_log, FAILED)
+    else:
+        if key is not None:
+            idempotency.record_success(event_log.id, now=utcnow(), window=window)
+        _finish(event_log, PROCESSED)
+
+
+def _finish(event_log, status: str) -> None:
+    event_log.status = status
+    event_log.processed_at = utcnow()
+    event_log.save()
+
+
+def _remember_event_type(source_env, event_log, now: datetime) -> None:
+    sample = {"body": event_log.body, "headers": event_log.headers}
+    KnownEvent.insert(
+        source_environment=source_env.id,
+        event_type=event_log.event_type,
+        count=1,
+        first_received_at=now,
+        last_received_at=now,
+        sample_payload=sample,
+    ).on_conflict(
+        conflict_target=[KnownEvent.source_environment, KnownEvent.event_type],
+        update={
+            KnownEvent.count: KnownEvent.count + 1,
+            KnownEvent.last_received_at: now,
+            KnownEvent.sample_payload: sample,
+        },
+    ).execute()

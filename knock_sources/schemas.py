@@ -1,0 +1,121 @@
+"""marshmallow schemas for JSON API bodies.
+
+Unknown keys are refused (422) rather than ignored, so that a typo such as
+``idempotency_key_pth`` is reported instead of silently doing nothing.
+"""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from knock_sources.models import EVENT_STATUSES
+from knock_sources.paths import InvalidPath, parse_path
+
+
+class Path(fields.String):
+    """A dot-path such as ``body.data.id``; syntax-checked on load."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_path(value)
+        except InvalidPath as exc:
+            raise ValidationError(str(exc)) from None
+        return value
+
+
+class SigningSecretSchema(Schema):
+    """One signing secret with an optional expiry (for rolling secrets)."""
+
+    secret = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    expires_at = fields.DateTime(load_default=None, allow_none=True)
+
+
+class SourceSettingsSchema(Schema):
+    """``environment_settings.<env>.settings`` of ``PUT /v1/sources/{key}``."""
+
+    class Meta:
+        unknown = RAISE
+
+    event_type_path = Path(allow_none=True)
+    timestamp_path = Path(allow_none=True)
+    idempotency_key_path = Path(allow_none=True)
+    enforce_idempotency = fields.Boolean()
+    enforce_verification = fields.Boolean()
+    secret_header = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
+    tolerance_seconds = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=86400))
+    signing_secret = fields.String(load_only=True, validate=validate.Length(min=1, max=1024))
+    signing_secrets = fields.List(fields.Nested(SigningSecretSchema), load_only=True)
+    # Read-only in responses; accepted and ignored so a GET body can be PUT back.
+    endpoint = fields.String(load_only=True)
+
+
+class MappingSchema(Schema):
+    """One event-action mapping."""
+
+    class Meta:
+        unknown = RAISE
+
+    event_type = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    action_type = fields.String(required=True)
+    action_parameters = fields.Dict(keys=fields.String(), load_default=dict, allow_none=True)
+    active = fields.Boolean(load_default=True)
+    is_deleted = fields.Boolean(load_default=False)
+    # Read-only in responses; accepted and ignored.
+    created_at = fields.String(load_only=True)
+    updated_at = fields.String(load_only=True)
+
+
+class EnvironmentSettingsSchema(Schema):
+    """The settings and mappings of a source in one environment."""
+
+    class Meta:
+        unknown = RAISE
+
+    settings = fields.Nested(SourceSettingsSchema, load_default=dict)
+    mappings = fields.List(fields.Nested(MappingSchema), load_default=None, allow_none=True)
+    updated_at = fields.String(load_only=True)
+
+
+class SourceBodySchema(Schema):
+    """``source`` in the body of ``PUT /v1/sources/{key}``."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    description = fields.String(allow_none=True, load_default=None)
+    preconfigured_provider = fields.String(allow_none=True, load_default=None)
+    environment_settings = fields.Dict(
+        keys=fields.String(), values=fields.Nested(EnvironmentSettingsSchema), load_default=dict
+    )
+    # Read-only fields a client may send back from a GET.
+    key = fields.String(load_only=True)
+    provider = fields.String(load_only=True)
+    verified = fields.Boolean(load_only=True)
+    created_at = fields.String(load_only=True)
+    updated_at = fields.String(load_only=True)
+
+
+class WorkflowBodySchema(Schema):
+    """``workflow`` in the body of ``PUT /v1/workflows/{key}``."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=255))
+    active = fields.Boolean(load_default=True)
+
+
+def envelope_schema(name: str, inner: type[Schema]) -> Schema:
+    """Return a schema for ``{name: <inner>}``, the shape Knock's API wraps bodies in."""
+    return Schema.from_dict({name: fields.Nested(inner, required=True)})(unknown=RAISE)
+
+
+class LogQuerySchema(Schema):
+    """Filters of ``GET /v1/sources/{key}/logs``; pagination is read separately."""
+
+    event = fields.String()
+    status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
+    starting_at = fields.DateTime()
+    ending_at = fields.DateTime()

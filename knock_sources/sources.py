@@ -1,0 +1,221 @@
+"""Creating, configuring and describing sources (the service behind the API).
+
+A source is created at account level and gets a ``SourceEnvironment`` with
+its own unguessable token in every environment. A source made from a
+provider template starts with the provider's settings and default mappings
+in each environment. Signing secrets are encrypted and never shown back.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from knock_sources import encryption
+from knock_sources.errors import NotFound, ValidationFailed
+from knock_sources.models import (
+    Environment,
+    Mapping,
+    Source,
+    SourceEnvironment,
+    db,
+    isoformat,
+    to_utc_naive,
+    utcnow,
+)
+from knock_sources.paths import validate_parameter_spec
+
+# 18 random bytes: 144 bits, 24 URL-safe characters.
+TOKEN_BYTES = 18
+
+
+def new_token() -> str:
+    """Return a fresh, unguessable endpoint token."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def endpoint_url(config, token: str) -> str:
+    """Return the full webhook URL for ``token``."""
+    return f"{config['PUBLIC_BASE_URL']}/integrations/receive/{token}"
+
+
+def get_source(key: str) -> Source:
+    """Return source ``key`` or raise ``NotFound``."""
+    source = Source.get_or_none(Source.key == key)
+    if source is None:
+        raise NotFound(f"Source {key!r} does not exist.", code="source_missing")
+    return source
+
+
+def get_source_environment(source: Source, environment: Environment) -> SourceEnvironment:
+    """Return the source's configuration in ``environment``, creating it if the environment is new."""
+    source_env = SourceEnvironment.get_or_none(source=source, environment=environment)
+    if source_env is None:
+        source_env = SourceEnvironment.create(source=source, environment=environment, token=new_token())
+    return source_env
+
+
+def upsert_source(registry, config, key: str, body: dict) -> Source:
+    """Create or update source ``key`` from a validated ``PUT`` body."""
+    environments = {env.slug: env for env in Environment.select()}
+    unknown = sorted(set(body["environment_settings"]) - set(environments))
+    if unknown:
+        raise ValidationFailed({"environment_settings": {slug: ["Unknown environment."] for slug in unknown}})
+    with db.atomic():
+        source = Source.get_or_none(Source.key == key)
+        if source is None:
+            # preconfigured_provider is honoured on creation only, as in Knock.
+            slug = body["preconfigured_provider"] or "custom_http"
+            if slug not in registry.providers:
+                raise ValidationFailed({"preconfigured_provider": [f"No provider {slug!r} is installed."]})
+            source = Source.create(key=key, name=body["name"], description=body["description"], provider=slug)
+            provider = registry.providers[slug]
+            for environment in environments.values():
+                _create_environment(source, environment, provider)
+        else:
+            source.name = body["name"]
+            source.description = body["description"]
+            source.updated_at = utcnow()
+            source.save()
+        for slug, env_body in body["environment_settings"].items():
+            source_env = get_source_environment(source, environments[slug])
+            _apply_environment_settings(registry, config, source_env, env_body)
+    return source
+
+
+def _create_environment(source, environment, provider) -> None:
+    source_env = SourceEnvironment.create(
+        source=source, environment=environment, token=new_token(), settings=provider.default_settings()
+    )
+    for default in provider.default_mappings:
+        Mapping.create(
+            source_environment=source_env,
+            event_type=default.event_type,
+            action_type=default.action_type,
+            action_parameters=default.action_parameters,
+        )
+
+
+def _apply_environment_settings(registry, config, source_env, env_body: dict) -> None:
+    settings = dict(env_body["settings"])
+    settings.pop("endpoint", None)
+    signing_secret = settings.pop("signing_secret", None)
+    signing_secrets = settings.pop("signing_secrets", None)
+    merged = {**(source_env.settings or {}), **settings}
+    source_env.settings = {name: value for name, value in merged.items() if value is not None}
+    if signing_secrets is not None:
+        source_env.signing_secrets = [
+            _encrypted(config, entry["secret"], entry["expires_at"]) for entry in signing_secrets
+        ]
+    elif signing_secret is not None:
+        # The new secret becomes the current one; secrets with a future
+        # expiry stay valid until then, so a rollover needs no downtime.
+        now = utcnow()
+        still_valid = [
+            entry
+            for entry in source_env.signing_secrets or ()
+            if entry.get("expires_at") and datetime.fromisoformat(entry["expires_at"]) > now
+        ]
+        source_env.signing_secrets = [_encrypted(config, signing_secret, None), *still_valid]
+    source_env.updated_at = utcnow()
+    source_env.save()
+    if env_body["mappings"] is not None:
+        _replace_mappings(registry, source_env, env_body["mappings"])
+
+
+def _encrypted(config, secret: str, expires_at) -> dict:
+    expires_at = to_utc_naive(expires_at)
+    return {
+        "secret": encryption.encrypt(config["SECRET_KEY"], secret),
+        "expires_at": expires_at.isoformat() if expires_at else None,
+    }
+
+
+def _replace_mappings(registry, source_env, mappings: list[dict]) -> None:
+    errors = {}
+    for index, mapping in enumerate(mappings):
+        problems = mapping_problems(registry, mapping)
+        if problems:
+            errors[index] = problems
+    if errors:
+        raise ValidationFailed({"mappings": errors})
+    Mapping.delete().where(Mapping.source_environment == source_env).execute()
+    for mapping in mappings:
+        if mapping["is_deleted"]:
+            continue
+        Mapping.create(
+            source_environment=source_env,
+            event_type=mapping["event_type"],
+            action_type=mapping["action_type"],
+            action_parameters=mapping["action_parameters"] or {},
+            active=mapping["active"],
+        )
+
+
+def mapping_problems(registry, mapping: dict) -> dict:
+    """Return field errors of a mapping: unknown action, unknown parameters, bad paths."""
+    action = registry.actions.get(mapping["action_type"])
+    if action is None:
+        return {"action_type": [f"Unknown action type {mapping['action_type']!r}."]}
+    known = set(action.params_schema().fields)
+    problems = {}
+    for name, spec in (mapping["action_parameters"] or {}).items():
+        if name not in known:
+            problems[name] = [f"Unknown parameter for {action.action_type}."]
+            continue
+        issues = validate_parameter_spec(spec, literal=name in action.literal_params)
+        if issues:
+            problems[name] = issues
+    return {"action_parameters": problems} if problems else {}
+
+
+def is_verified(registry, source: Source, source_env: SourceEnvironment) -> bool:
+    """Whether requests to this environment are authenticated beyond the URL token."""
+    provider = registry.providers.get(source.provider)
+    if provider is None:
+        return False
+    return provider.is_verifiable({"signing_secrets": source_env.signing_secrets or []})
+
+
+def serialize_mapping(mapping: Mapping) -> dict:
+    """Return a mapping in Knock's shape."""
+    return {
+        "event_type": mapping.event_type,
+        "action_type": mapping.action_type,
+        "action_parameters": mapping.action_parameters,
+        "active": mapping.active,
+        "is_deleted": False,
+        "created_at": isoformat(mapping.created_at),
+        "updated_at": isoformat(mapping.updated_at),
+    }
+
+
+def serialize_environment(registry, config, source: Source, source_env: SourceEnvironment) -> dict:
+    """Return one environment's settings (secrets summarised, never shown) and mappings."""
+    secrets_info = [{"expires_at": entry.get("expires_at")} for entry in source_env.signing_secrets or ()]
+    return {
+        "settings": {
+            **(source_env.settings or {}),
+            "endpoint": endpoint_url(config, source_env.token),
+            "signing_secrets": {"count": len(secrets_info), "secrets": secrets_info},
+        },
+        "mappings": [serialize_mapping(m) for m in source_env.mappings.order_by(Mapping.id)],
+        "verified": is_verified(registry, source, source_env),
+        "updated_at": isoformat(source_env.updated_at),
+    }
+
+
+def serialize_source(registry, config, source: Source, environment: Environment) -> dict:
+    """Return a source in Knock's shape with ``environment``'s settings."""
+    source_env = get_source_environment(source, environment)
+    return {
+        "key": source.key,
+        "name": source.name,
+        "description": source.description,
+        "provider": source.provider,
+        "created_at": isoformat(source.created_at),
+        "updated_at": isoformat(source.updated_at),
+        "environment_settings": {
+            environment.slug: serialize_environment(registry, config, source, source_env)
+        },
+    }

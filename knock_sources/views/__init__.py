@@ -1,0 +1,50 @@
+"""Blueprints and the error handlers that turn errors into JSON responses."""
+
+import logging
+
+from flask import jsonify
+from marshmallow import ValidationError
+from peewee import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from knock_sources.errors import SourcesError, ValidationFailed
+from knock_sources.views import api, data, health, receive, sources
+
+log = logging.getLogger(__name__)
+
+# Nested once at import: a blueprint cannot gain children after its first registration.
+api.bp.register_blueprint(sources.bp)
+api.bp.register_blueprint(data.bp)
+
+
+def init_app(app):
+    """Register the blueprints and error handlers."""
+    app.register_blueprint(receive.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+
+    @app.errorhandler(SourcesError)
+    def _sources_error(exc):
+        return jsonify(exc.to_dict()), exc.status
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(exc):
+        error = ValidationFailed(exc.messages)
+        return jsonify(error.to_dict()), error.status
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    def _database_unavailable(exc):
+        log.error("database unavailable: %s", exc)
+        body = {"code": "database_unavailable", "message": "The database is unavailable; retry later."}
+        return jsonify(body), 503
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return jsonify({"code": code, "message": exc.description}), exc.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc):
+        log.exception("unhandled error")
+        return jsonify({"code": "internal_error", "message": "An internal error occurred."}), 500

@@ -1,0 +1,91 @@
+"""The ``/v1`` JSON API blueprint: bearer-key authentication and shared helpers.
+
+Shapes follow Knock's Management API. Every call takes ``?environment=``
+(default ``development``); lists use cursor pagination over row ids
+(``after``/``before``/``limit``) and answer ``{"entries", "page_info"}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Blueprint, request
+
+from knock_sources.errors import AuthenticationRequired, NotFound, ValidationFailed
+from knock_sources.models import ApiKey, Environment
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+
+
+def digest(api_key: str) -> str:
+    """Return the stored form of an API key."""
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+@bp.before_request
+def _authenticate():
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationRequired("Send an API key as 'Authorization: Bearer <key>'.", code="api_key_missing")
+    if not ApiKey.select().where(ApiKey.digest == digest(token.strip())).exists():
+        raise AuthenticationRequired("The API key is not valid.")
+
+
+def current_environment() -> Environment:
+    """Return the environment named by ``?environment=`` (default ``development``)."""
+    slug = request.args.get("environment", "development")
+    environment = Environment.get_or_none(Environment.slug == slug)
+    if environment is None:
+        raise NotFound(f"Environment {slug!r} does not exist.", code="environment_missing")
+    return environment
+
+
+def json_body(schema) -> dict:
+    """Load the JSON request body with ``schema``; 422 with field errors if invalid."""
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise ValidationFailed({"_schema": ["The body must be a JSON object."]})
+    return schema.load(payload)
+
+
+def _cursor(name: str) -> int | None:
+    value = request.args.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ValidationFailed({name: ["Not a valid cursor."]})
+    return int(value)
+
+
+def paginate(query, id_field, serialize) -> dict:
+    """Return one page of ``query``, newest first, as ``{"entries", "page_info"}``."""
+    try:
+        limit = min(max(int(request.args.get("limit", DEFAULT_PAGE_SIZE)), 1), MAX_PAGE_SIZE)
+    except ValueError:
+        raise ValidationFailed({"limit": ["Not a valid integer."]}) from None
+    after, before = _cursor("after"), _cursor("before")
+    if before is not None:
+        rows = list(query.where(id_field > before).order_by(id_field.asc()).limit(limit + 1))
+        has_more_newer = len(rows) > limit
+        rows = list(reversed(rows[:limit]))
+        has_more_older = True
+    else:
+        if after is not None:
+            query = query.where(id_field < after)
+        rows = list(query.order_by(id_field.desc()).limit(limit + 1))
+        has_more_older = len(rows) > limit
+        rows = rows[:limit]
+        has_more_newer = after is not None
+    ids = [getattr(row, id_field.name) for row in rows]
+    return {
+        "entries": [serialize(row) for row in rows],
+        "page_info": {
+            "after": str(ids[-1]) if rows and has_more_older else None,
+            "before": str(ids[0]) if rows and has_more_newer else None,
+            "page_size": limit,
+        },
+    }

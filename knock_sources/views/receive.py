@@ -1,0 +1,15 @@
+"""The public ingestion endpoint, authenticated by its unguessable token."""
+
+from flask import Blueprint, current_app, request
+
+from knock_sources import ingest
+from knock_sources.plugins import get_registry
+
+bp = Blueprint("receive", __name__)
+
+
+@bp.post("/integrations/receive/<token>")
+def receive(token):
+    """Accept one event: 204 once it is durably logged (see ``ingest.receive``)."""
+    ingest.receive(get_registry(), current_app.config, token, request)
+    return "", 204

@@ -1,0 +1,197 @@
+"""``/v1/sources``: sources, their known events, logs and status."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, jsonify, request
+
+from knock_sources import sources
+from knock_sources.errors import NotFound
+from knock_sources.models import (
+    REJECTED,
+    ActionLog,
+    EventLog,
+    KnownEvent,
+    Mapping,
+    Source,
+    isoformat,
+    to_utc_naive,
+    utcnow,
+)
+from knock_sources.plugins import get_registry
+from knock_sources.schemas import LogQuerySchema, SourceBodySchema, envelope_schema
+from knock_sources.views.api import current_environment, json_body, paginate
+
+bp = Blueprint("sources", __name__)
+
+source_body_schema = envelope_schema("source", SourceBodySchema)
+log_query_schema = LogQuerySchema()
+STATUS_WINDOW = timedelta(days=30)
+
+
+def _source_environment(key):
+    source = sources.get_source(key)
+    return source, sources.get_source_environment(source, current_environment())
+
+
+@bp.get("/sources")
+def list_sources():
+    """List sources with the requested environment's settings."""
+    environment = current_environment()
+    registry, config = get_registry(), current_app.config
+    return jsonify(
+        paginate(
+            Source.select(),
+            Source.id,
+            lambda source: sources.serialize_source(registry, config, source, environment),
+        )
+    )
+
+
+@bp.get("/sources/<key>")
+def get_source(key):
+    """Return one source."""
+    source = sources.get_source(key)
+    return jsonify(sources.serialize_source(get_registry(), current_app.config, source, current_environment()))
+
+
+@bp.put("/sources/<key>")
+def put_source(key):
+    """Create or update a source (Knock's upsert)."""
+    body = json_body(source_body_schema)["source"]
+    registry, config = get_registry(), current_app.config
+    source = sources.upsert_source(registry, config, key, body)
+    return jsonify(sources.serialize_source(registry, config, source, current_environment()))
+
+
+@bp.delete("/sources/<key>")
+def delete_source(key):
+    """Delete a source with its environments, mappings and logs."""
+    sources.get_source(key).delete_instance(recursive=False)
+    return "", 204
+
+
+@bp.get("/sources/<key>/events")
+def list_events(key):
+    """List the distinct event types this source environment has received."""
+    _, source_env = _source_environment(key)
+    query = KnownEvent.select().where(KnownEvent.source_environment == source_env)
+    return jsonify(paginate(query, KnownEvent.id, serialize_known_event))
+
+
+def serialize_known_event(known: KnownEvent) -> dict:
+    """Return a known event type with its count and last sample payload."""
+    return {
+        "event": known.event_type,
+        "count": known.count,
+        "first_received_at": isoformat(known.first_received_at),
+        "last_received_at": isoformat(known.last_received_at),
+        "sample_payload": known.sample_payload,
+    }
+
+
+@bp.get("/sources/<key>/logs")
+def list_logs(key):
+    """List event logs, newest first, with filters and cursor pagination."""
+    _, source_env = _source_environment(key)
+    filters = log_query_schema.load({name: request.args[name] for name in log_query_schema.fields if name in request.args})
+    query = EventLog.select().where(EventLog.source_environment == source_env)
+    if "event" in filters:
+        query = query.where(EventLog.event_type == filters["event"])
+    if "status" in filters:
+        query = query.where(EventLog.status == filters["status"])
+    if "starting_at" in filters:
+        query = query.where(EventLog.received_at >= to_utc_naive(filters["starting_at"]))
+    if "ending_at" in filters:
+        query = query.where(EventLog.received_at <= to_utc_naive(filters["ending_at"]))
+    with_actions = "actions" in request.args.getlist("include[]")
+    page = paginate(query, EventLog.id, serialize_event_log)
+    if with_actions:
+        _attach_actions(page["entries"])
+    return jsonify(page)
+
+
+@bp.get("/sources/<key>/logs/<int:log_id>")
+def get_log(key, log_id):
+    """Return one event log with its action logs."""
+    _, source_env = _source_environment(key)
+    event_log = EventLog.get_or_none((EventLog.id == log_id) & (EventLog.source_environment == source_env))
+    if event_log is None:
+        raise NotFound(f"Log {log_id} does not exist.", code="log_missing")
+    entry = serialize_event_log(event_log)
+    _attach_actions([entry])
+    return jsonify(entry)
+
+
+@bp.get("/sources/<key>/status")
+def status(key):
+    """Return event counts over the last 30 days and the mapping count."""
+    _, source_env = _source_environment(key)
+    since = utcnow() - STATUS_WINDOW
+    recent = EventLog.select().where(
+        (EventLog.source_environment == source_env) & (EventLog.received_at >= since)
+    )
+    last = (
+        EventLog.select(EventLog.received_at)
+        .where((EventLog.source_environment == source_env) & (EventLog.status != REJECTED))
+        .order_by(EventLog.id.desc())
+        .first()
+    )
+    return jsonify(
+        {
+            "events_count": recent.where(EventLog.status != REJECTED).count(),
+            "rejected_count": recent.where(EventLog.status == REJECTED).count(),
+            "last_event_received": isoformat(last.received_at) if last else None,
+            "mappings_count": Mapping.select().where(Mapping.source_environment == source_env).count(),
+            "mappings_requiring_commit": [],
+        }
+    )
+
+
+def serialize_event_log(event_log: EventLog) -> dict:
+    """Return an event log in Knock's ``SourceLog`` shape plus our debugging fields."""
+    return {
+        "id": str(event_log.id),
+        "event": event_log.event_type,
+        "status": event_log.status,
+        "reason": event_log.reason,
+        "error": event_log.error,
+        "data": event_log.body,
+        "headers": event_log.headers,
+        "raw_excerpt": event_log.raw_excerpt,
+        "idempotency_key": event_log.idempotency_key,
+        "idempotent": event_log.status == "idempotent",
+        "verification_status": event_log.verification_status,
+        "preprocess_output": event_log.preprocess_output,
+        "source": None,
+        "remote_ip": event_log.remote_ip,
+        "inserted_at": isoformat(event_log.received_at),
+        "occurred_at": isoformat(event_log.occurred_at),
+        "processed_at": isoformat(event_log.processed_at),
+    }
+
+
+def serialize_action_log(action_log: ActionLog) -> dict:
+    """Return an action log in Knock's ``SourceLogAction`` shape."""
+    return {
+        "id": str(action_log.id),
+        "action_type": action_log.action_type,
+        "action_parameters": action_log.action_parameters,
+        "action_payload": action_log.action_payload,
+        "action_result": action_log.action_result,
+        "action_status": action_log.status,
+        "error": action_log.error,
+        "inserted_at": isoformat(action_log.inserted_at),
+    }
+
+
+def _attach_actions(entries: list[dict]) -> None:
+    by_log = {entry["id"]: entry for entry in entries}
+    for entry in entries:
+        entry["actions"] = []
+    if not entries:
+        return
+    query = ActionLog.select().where(ActionLog.event_log.in_([int(i) for i in by_log])).order_by(ActionLog.id)
+    for action_log in query:
+        by_log[str(action_log.event_log_id)]["actions"].append(serialize_action_log(action_log))

@@ -1,0 +1,96 @@
+"""Supabase Database Webhooks (unsigned), e.g. a trigger on ``auth.users``.
+
+Database Webhooks carry no signature, timestamp or event id:
+https://supabase.com/docs/guides/database/webhooks. The only protection is a
+static header configured on the webhook, checked here in constant time when
+a secret is set (``Authorization: Bearer <secret>`` by default, or the
+header named by the ``secret_header`` setting).
+"""
+
+from knock_sources import signing
+from knock_sources.hookspecs import hookimpl
+from knock_sources.paths import MISSING
+from knock_sources.providers import DefaultMapping, Provider
+
+SECRET_HEADER = "authorization"
+
+_IDENTIFY = {
+    "id": "body.record.id",
+    "email": "body.record.email",
+    "phone_number": "body.record.phone",
+    "properties": "body.record.raw_user_meta_data",
+}
+_USER = {
+    "id": "8d0fd2b3-9ca7-4d9e-a95f-9e13dded323e",
+    "aud": "authenticated",
+    "role": "authenticated",
+    "email": "grace@example.com",
+    "phone": None,
+    "email_confirmed_at": None,
+    "last_sign_in_at": None,
+    "raw_app_meta_data": {"provider": "email", "providers": ["email"]},
+    "raw_user_meta_data": {"full_name": "Grace Hopper", "plan": "free"},
+    "is_anonymous": False,
+    "created_at": "2024-06-06T15:36:12.301427+00:00",
+    "updated_at": "2024-06-06T15:36:12.301427+00:00",
+}
+_CONFIRMED_USER = {
+    **_USER,
+    "email_confirmed_at": "2024-06-06T15:40:02.118805+00:00",
+    "raw_user_meta_data": {"full_name": "Grace Hopper", "plan": "pro"},
+    "updated_at": "2024-06-06T15:40:02.120113+00:00",
+}
+
+
+def _example(operation, record, old_record):
+    # pg_net posts the trigger's row as JSON with only the headers set on the webhook.
+    body = {"type": operation, "table": "users", "schema": "auth", "record": record, "old_record": old_record}
+    return [{"body": body, "headers": {"content-type": "application/json", "user-agent": "pg_net/0.8.0"}}]
+
+
+class SupabaseProvider(Provider):
+    """Row changes from Supabase Database Webhooks, typed ``{schema}.{table}:{operation}``."""
+
+    slug = "supabase"
+    name = "Supabase"
+    description = "Identify users from inserts and updates on Supabase's auth.users table."
+    categories = ("Database", "Authentication")
+    docs_url = "https://supabase.com/docs/guides/database/webhooks"
+    signed = False
+    # The type is composed from three fields (see event_type), as Knock's
+    # Supabase preprocess script does; there is no single path to it.
+    event_type_path = None
+    # Supabase sends no event id, so idempotency is left to the user (e.g. a
+    # preprocess key built from record.id and record.updated_at).
+    idempotency_key_path = None
+    secret_header = SECRET_HEADER
+    default_mappings = (
+        DefaultMapping("auth.users:INSERT", "users_identify", _IDENTIFY),
+        DefaultMapping("auth.users:UPDATE", "users_identify", _IDENTIFY),
+    )
+    example_payloads = {
+        "auth.users:INSERT": _example("INSERT", _USER, None),
+        "auth.users:UPDATE": _example("UPDATE", _CONFIRMED_USER, _USER),
+    }
+
+    def event_type(self, resolve):
+        """Return ``"{schema}.{table}:{type}"``, e.g. ``"auth.users:INSERT"``, or ``MISSING``."""
+        parts = [resolve(f"body.{name}") for name in ("schema", "table", "type")]
+        if not all(isinstance(part, str) and part for part in parts):
+            return MISSING
+        schema, table, operation = parts
+        return f"{schema}.{table}:{operation}"
+
+    def verify(self, envelope, config):
+        """Check the shared-secret header; raise ``SignatureError`` unless it carries a secret."""
+        signing.verify_shared_secret(envelope, config, self.secret_header)
+
+    def sign(self, raw_body, secret, *, timestamp=None):
+        """Return the ``Authorization: Bearer <secret>`` header a configured webhook sends."""
+        return signing.shared_secret_headers(self.secret_header, secret)
+
+
+@hookimpl
+def register_providers():
+    """Register the Supabase provider."""
+    return [SupabaseProvider()]

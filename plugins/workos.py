@@ -1,0 +1,163 @@
+"""WorkOS webhooks (Directory Sync and SSO), signed with ``WorkOS-Signature``.
+
+Signature scheme: https://workos.com/docs/events/data-syncing/webhooks
+(see "Validating webhooks"; the SDKs' ``webhooks.verify_header``).
+Event payloads: https://workos.com/docs/events
+"""
+
+from knock_sources import signing
+from knock_sources.hookspecs import hookimpl
+from knock_sources.providers import DefaultMapping, Provider
+
+SIGNATURE_HEADER = "WorkOS-Signature"
+#: Directory groups become Knock objects in this collection.
+GROUPS_COLLECTION = "directory_groups"
+
+_USER = {
+    "object": "directory_user",
+    "id": "directory_user_01E1X1B89NH8Z3SDFJR4H7RGX7",
+    "directory_id": "directory_01ECAZ4NV9QMV47GW873HDCX74",
+    "organization_id": "org_01EZTR6WYX1A0DSE2CYMGXQ24Y",
+    "idp_id": "8931",
+    "first_name": "Lela",
+    "last_name": "Block",
+    "email": "lela.block@foo-corp.com",
+    "emails": [{"primary": True, "type": "work", "value": "lela.block@foo-corp.com"}],
+    "job_title": "Software Engineer",
+    "state": "active",
+    "custom_attributes": {"department": "Engineering", "employee_id": "E-1042"},
+    "role": {"slug": "member"},
+    "created_at": "2024-06-06T15:36:12.301Z",
+    "updated_at": "2024-06-06T15:36:12.301Z",
+}
+_GROUP = {
+    "object": "directory_group",
+    "id": "directory_group_01E1X5GPMMXF4T1DCERMVEEPVW",
+    "idp_id": "02grqrue4294w24",
+    "directory_id": "directory_01ECAZ4NV9QMV47GW873HDCX74",
+    "organization_id": "org_01EZTR6WYX1A0DSE2CYMGXQ24Y",
+    "name": "Developers",
+    "created_at": "2024-06-06T15:36:12.301Z",
+    "updated_at": "2024-06-06T15:36:12.301Z",
+}
+_CONNECTION = {
+    "object": "connection",
+    "id": "conn_01EHWNC0FCBHZ3BJ7EGKYXK0E6",
+    "organization_id": "org_01EZTR6WYX1A0DSE2CYMGXQ24Y",
+    "connection_type": "OktaSAML",
+    "name": "Foo Corp",
+    "domains": [{"id": "org_domain_01EHZNVPK2QXHMVWCEDQEKY69A", "object": "connection_domain", "domain": "foo-corp.com"}],
+    "created_at": "2024-06-06T15:36:12.301Z",
+    "updated_at": "2024-06-06T15:36:12.301Z",
+}
+
+
+def _mapping(event_type, action_type, **parameters):
+    return DefaultMapping(event_type, action_type, parameters)
+
+
+def _group_membership(event_type, action_type):
+    return _mapping(
+        event_type, action_type, collection=GROUPS_COLLECTION, id="body.data.group.id", recipients="body.data.user.id"
+    )
+
+
+def _examples(event_type, data, serial):
+    body = {"id": f"event_01HZP4T7W9K2M6Q8R3V5X7B1C{serial}", "event": event_type, "data": data,
+            "created_at": "2024-06-06T15:36:13.001Z"}
+    return [{"body": body, "headers": {"content-type": "application/json", "user-agent": "WorkOS"}}]
+
+
+_USER_IDENTIFY = {
+    "id": "body.data.id",
+    "email": "body.data.email",
+    "properties": "body.data.custom_attributes",
+}
+_GROUP_SET = {
+    "collection": GROUPS_COLLECTION,
+    "id": "body.data.id",
+    "name": "body.data.name",
+    "properties": {"directory_id": "body.data.directory_id", "organization_id": "body.data.organization_id"},
+}
+# A connection belongs to an organization, not a user: the organization id is
+# the recipient and the tenant; point the recipients elsewhere if needed.
+_CONNECTION_TRIGGER = {
+    "recipients": "body.data.organization_id",
+    "tenant": "body.data.organization_id",
+    "data": "body.data",
+}
+
+
+class WorkOSProvider(Provider):
+    """Directory Sync and SSO events from WorkOS, verified with the endpoint's secret."""
+
+    slug = "workos"
+    name = "WorkOS"
+    description = "Sync directory users and groups and react to SSO connection changes from WorkOS."
+    categories = ("Authentication", "Directory Sync")
+    docs_url = "https://workos.com/docs/events/data-syncing/webhooks"
+    event_type_path = "body.event"
+    timestamp_path = "body.created_at"  # ISO-8601
+    idempotency_key_path = "body.id"
+    #: The WorkOS SDKs' default; checked in milliseconds because that is what WorkOS sends.
+    tolerance_seconds = 180
+    timestamp_unit = "ms"
+    default_mappings = (
+        _mapping("dsync.user.created", "users_identify", **_USER_IDENTIFY),
+        _mapping("dsync.user.updated", "users_identify", **_USER_IDENTIFY),
+        _mapping(
+            "dsync.user.deleted", "workflows_trigger", key="directory-user-deleted",
+            recipients="body.data.id", data="body.data",
+        ),
+        _mapping("dsync.group.created", "objects_set", **_GROUP_SET),
+        _mapping("dsync.group.updated", "objects_set", **_GROUP_SET),
+        _mapping("dsync.group.deleted", "objects_delete", collection=GROUPS_COLLECTION, id="body.data.id"),
+        _group_membership("dsync.group.user_added", "objects_subscribe"),
+        _group_membership("dsync.group.user_removed", "objects_unsubscribe"),
+        _mapping("connection.activated", "workflows_trigger", key="sso-connection-activated", **_CONNECTION_TRIGGER),
+        _mapping("connection.deactivated", "workflows_trigger", key="sso-connection-deactivated", **_CONNECTION_TRIGGER),
+    )
+    example_payloads = {
+        "dsync.user.created": _examples("dsync.user.created", _USER, "0"),
+        "dsync.user.updated": _examples("dsync.user.updated", {**_USER, "job_title": "Staff Engineer"}, "1"),
+        "dsync.user.deleted": _examples("dsync.user.deleted", {**_USER, "state": "inactive"}, "2"),
+        "dsync.group.created": _examples("dsync.group.created", _GROUP, "3"),
+        "dsync.group.updated": _examples("dsync.group.updated", {**_GROUP, "name": "Platform Developers"}, "4"),
+        "dsync.group.deleted": _examples("dsync.group.deleted", _GROUP, "5"),
+        "dsync.group.user_added": _examples(
+            "dsync.group.user_added", {"directory_id": _GROUP["directory_id"], "user": _USER, "group": _GROUP}, "6"
+        ),
+        "dsync.group.user_removed": _examples(
+            "dsync.group.user_removed", {"directory_id": _GROUP["directory_id"], "user": _USER, "group": _GROUP}, "7"
+        ),
+        "connection.activated": _examples("connection.activated", {**_CONNECTION, "state": "active"}, "8"),
+        "connection.deactivated": _examples("connection.deactivated", {**_CONNECTION, "state": "inactive"}, "9"),
+    }
+
+    def verify(self, envelope, config):
+        """Raise ``SignatureError`` unless the ``v1`` signature matches a configured secret.
+
+        The header is ``t=<unix ms>, v1=<hex>``. The WorkOS SDK splits on
+        exactly ``", "``; we accept any spacing. The signed content uses the
+        millisecond timestamp exactly as sent.
+        """
+        secrets = signing.signing_secrets(config)
+        header = signing.require_header(envelope, SIGNATURE_HEADER)
+        timestamp, signatures = signing.parse_timestamped_header(header, SIGNATURE_HEADER)
+        message = timestamp.encode("ascii") + b"." + envelope.raw_body
+        signing.check_signatures((signing.hmac_sha256_hex(s, message) for s in secrets), signatures)
+        # Milliseconds on both sides, so a seconds value is rejected as decades stale.
+        tolerance_ms = signing.tolerance_seconds(config, self.tolerance_seconds) * 1000
+        signing.check_tolerance(int(timestamp), tolerance_ms, now=signing.now_seconds() * 1000)
+
+    def sign(self, raw_body, secret, *, timestamp=None):
+        """Return a ``WorkOS-Signature`` header for ``raw_body`` (``timestamp`` in Unix milliseconds)."""
+        timestamp = int(signing.now_seconds() * 1000) if timestamp is None else int(timestamp)
+        digest = signing.hmac_sha256_hex(secret, f"{timestamp}.".encode("ascii") + raw_body)
+        return {SIGNATURE_HEADER: f"t={timestamp}, v1={digest}"}
+
+
+@hookimpl
+def register_providers():
+    """Register the WorkOS provider."""
+    return [WorkOSProvider()]
