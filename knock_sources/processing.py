@@ -129,8 +129,12 @@ def _process(event_log, registry, config, now: datetime) -> None:
     scope = scope_of(event_log)
     event_log.event_type = resolve_event_type(provider, settings, scope)
     event_log.occurred_at = resolve_timestamp(settings.get("timestamp_path"), scope, event_log.received_at)
-    if event_log.event_type != UNKNOWN_EVENT_TYPE:
-        _remember_event_type(source_env, event_log, now)
+    if event_log.event_type == UNKNOWN_EVENT_TYPE:
+        # Logged for debugging, but an unidentified event runs nothing.
+        event_log.error = "the event type path did not resolve to a string"
+        _finish(event_log, PROCESSED)
+        return
+    _remember_event_type(source_env, event_log, now)
 
     key = None
     if settings.get("enforce_idempotency") and settings.get("idempotency_key_path"):

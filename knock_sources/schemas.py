@@ -48,6 +48,7 @@ class SourceSettingsSchema(Schema):
     signing_secrets = fields.List(fields.Nested(SigningSecretSchema), load_only=True)
     # Read-only in responses; accepted and ignored so a GET body can be PUT back.
     endpoint = fields.String(load_only=True)
+    signing_secrets_info = fields.Dict(load_only=True)
 
 
 class MappingSchema(Schema):
@@ -75,6 +76,7 @@ class EnvironmentSettingsSchema(Schema):
     settings = fields.Nested(SourceSettingsSchema, load_default=dict)
     mappings = fields.List(fields.Nested(MappingSchema), load_default=None, allow_none=True)
     updated_at = fields.String(load_only=True)
+    verified = fields.Boolean(load_only=True)
 
 
 class SourceBodySchema(Schema):

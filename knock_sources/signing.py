@@ -192,12 +192,12 @@ def parse_timestamped_header(value: str, header: str, *, scheme: str = "v1") -> 
         raise SignatureError(
             f"the {header} header must carry exactly one timestamp", code="signature_malformed"
         )
+    timestamp = timestamps.pop()
+    parse_timestamp(timestamp, header)
     if not signatures:
         raise SignatureError(
             f"the {header} header has no {scheme} signature", code="signature_missing"
         )
-    timestamp = timestamps.pop()
-    parse_timestamp(timestamp, header)
     return timestamp, signatures
 
 

@@ -99,10 +99,11 @@ def _create_environment(source, environment, provider) -> None:
 def _apply_environment_settings(registry, config, source_env, env_body: dict) -> None:
     settings = dict(env_body["settings"])
     settings.pop("endpoint", None)
+    settings.pop("signing_secrets_info", None)
     signing_secret = settings.pop("signing_secret", None)
     signing_secrets = settings.pop("signing_secrets", None)
-    merged = {**(source_env.settings or {}), **settings}
-    source_env.settings = {name: value for name, value in merged.items() if value is not None}
+    # Settings merge key by key; null clears a path.
+    source_env.settings = {**(source_env.settings or {}), **settings}
     if signing_secrets is not None:
         source_env.signing_secrets = [
             _encrypted(config, entry["secret"], entry["expires_at"]) for entry in signing_secrets
@@ -192,12 +193,13 @@ def serialize_mapping(mapping: Mapping) -> dict:
 
 def serialize_environment(registry, config, source: Source, source_env: SourceEnvironment) -> dict:
     """Return one environment's settings (secrets summarised, never shown) and mappings."""
-    secrets_info = [{"expires_at": entry.get("expires_at")} for entry in source_env.signing_secrets or ()]
+    expiries = [entry.get("expires_at") for entry in source_env.signing_secrets or ()]
     return {
         "settings": {
             **(source_env.settings or {}),
             "endpoint": endpoint_url(config, source_env.token),
-            "signing_secrets": {"count": len(secrets_info), "secrets": secrets_info},
+            # Secrets are write-only: only how many there are and when they expire.
+            "signing_secrets_info": {"count": len(expiries), "expires_at": expiries},
         },
         "mappings": [serialize_mapping(m) for m in source_env.mappings.order_by(Mapping.id)],
         "verified": is_verified(registry, source, source_env),

@@ -39,7 +39,7 @@ from knock_sources.errors import SignatureError
 from knock_sources.providers import Envelope
 
 #: Parameters whose plain strings are configured values, not paths (DESIGN.md section 6).
-LITERAL_PARAMETERS = frozenset({"key", "collection", "audience_key"})
+LITERAL_PARAMETERS = frozenset({"key", "collection"})
 #: Multipliers from seconds to a provider's ``timestamp_unit``.
 UNITS = {"s": 1, "ms": 1000}
 #: Header values that must be rejected wherever a provider reads a header.

@@ -1,0 +1,34 @@
+# knock-sources: `make run` serves the app, `make test` runs the suite.
+# Everything is installed into .venv from pyproject.toml; nothing by hand.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+HOST ?= 127.0.0.1
+# The embedded default: SQLite in instance/, jobs in-process, one process so
+# that nothing else contends for the SQLite file.
+GUNICORN_ARGS ?= --workers 1 --threads 8
+
+.PHONY: run test bench venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: venv
+	$(BIN)/flask init-db
+	$(BIN)/gunicorn --bind $(HOST):$(PORT) $(GUNICORN_ARGS) --access-logfile - wsgi:app
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
