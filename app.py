@@ -4,7 +4,7 @@ import os
 
 from flask import Flask
 
-from knock_sources import cli, config, database, jobs, plugins, views
+from knock_sources import cli, config, database, jobs, plugins, source_cache, views
 
 
 def create_app(test_config=None):
@@ -20,6 +20,7 @@ def create_app(test_config=None):
         app.config["DATABASE_URL"] = f"sqlite:///{os.path.join(app.instance_path, 'knock_sources.db')}"
     config.normalise(app.config)
     database.init_app(app)
+    source_cache.init_app(app)
     plugins.init_app(app)
     jobs.init_app(app)
     views.init_app(app)

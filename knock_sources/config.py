@@ -24,6 +24,9 @@ DEFAULTS = {
     # An event stuck in `processing` this long (its worker died) is retried.
     "PROCESSING_LEASE_SECONDS": 600,
     "JOB_TIMEOUT_SECONDS": 300,
+    # How long a process trusts its cached view of a source's token, settings
+    # and secrets; API writes clear the local cache immediately.
+    "SOURCE_CACHE_SECONDS": 5,
     "LOAD_PLUGIN_ENTRYPOINTS": True,
     # Plugins that must not load: dotted module paths or entry-point names.
     "DISABLED_PLUGINS": [],

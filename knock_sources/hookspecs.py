@@ -19,3 +19,15 @@ def register_providers():
 @hookspec
 def register_actions():
     """Return a list of ``Action`` instances, keyed by their ``action_type``."""
+
+
+@hookspec
+def workflow_run_created(run, event_log):
+    """Act on a new workflow run, for example to deliver it to another system.
+
+    Called once per ``WorkflowRun`` after the trigger that created it has
+    committed; ``event_log`` is the ``EventLog`` that caused it.
+    ``knock_sources.actions.workflows.serialize_run(run)`` gives its JSON
+    shape. Each implementation is called on its own: one that raises is
+    logged, and neither the run nor the other implementations are affected.
+    """

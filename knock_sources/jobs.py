@@ -9,6 +9,7 @@ the same ``process_event`` function.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 import redis
@@ -26,6 +27,11 @@ QUEUE_EXTENSION = "knock_sources.queue"
 # failures are recorded on the event, not retried.
 RETRY = Retry(max=3, interval=[5, 30, 120])
 SWEEP_BATCH = 500
+DRAIN_BATCH = 100
+DRAIN_MAX_SECONDS = 30
+# Longer than a drain job normally waits in the queue; if it expires while
+# the job still waits, the next event merely schedules a second drain.
+DRAIN_FLAG_SECONDS = 60
 
 
 def init_app(app):
@@ -46,29 +52,70 @@ def get_queue() -> Queue | None:
     return current_app.extensions[QUEUE_EXTENSION]
 
 
-def enqueue_event(event_log_id: int) -> bool:
-    """Schedule ``process_event``; ``False`` if Redis was unreachable.
+def pending_key(queue: Queue) -> str:
+    """The Redis list of event ids waiting for a drain job."""
+    return f"knock_sources:{queue.name}:pending"
 
-    The event is already committed as ``pending``, so a failed enqueue loses
-    nothing: the sweeper picks it up once Redis is back.
+
+def drain_flag_key(queue: Queue) -> str:
+    """Set while a drain job is scheduled and has not started yet."""
+    return f"knock_sources:{queue.name}:drain-scheduled"
+
+
+def enqueue_event(event_log_id: int) -> bool:
+    """Schedule ``event_log_id`` for processing; ``False`` if Redis was unreachable.
+
+    The id goes onto a Redis list in one pipelined round trip; an RQ
+    ``drain_pending`` job is enqueued only when none is scheduled yet, so the
+    hot path pays for RQ's job bookkeeping once per batch, not per event
+    (DESIGN.md section 7). The event is already committed as ``pending``,
+    so a failure here loses nothing: the sweeper picks it up.
     """
     queue = get_queue()
     if queue is None:
         process_event(event_log_id)
         return True
     try:
-        queue.enqueue_call(
-            process_event,
-            args=(event_log_id,),
-            job_id=f"event-{event_log_id}",
-            result_ttl=0,
-            failure_ttl=7 * 86400,
-            retry=RETRY,
-        )
+        pipe = queue.connection.pipeline(transaction=False)
+        pipe.rpush(pending_key(queue), event_log_id)
+        pipe.set(drain_flag_key(queue), 1, nx=True, ex=DRAIN_FLAG_SECONDS)
+        _, drain_needed = pipe.execute()
+        if drain_needed:
+            schedule_drain(queue)
     except redis.RedisError as exc:
         log.warning("event %s stays pending, Redis is unreachable: %s", event_log_id, exc)
         return False
     return True
+
+
+def schedule_drain(queue: Queue) -> None:
+    """Enqueue a ``drain_pending`` job."""
+    queue.enqueue_call(drain_pending, result_ttl=0, failure_ttl=7 * 86400, retry=RETRY)
+
+
+def drain_pending() -> int:
+    """Process the event ids waiting in the pending list, in batches; return how many.
+
+    Clears the drain flag first, so that an id pushed while this job runs
+    schedules another drain (which another worker can take). Stops after
+    ``DRAIN_MAX_SECONDS`` and hands the rest to a fresh job, so that a busy
+    queue never runs one job into its timeout.
+    """
+    queue = get_queue()
+    connection = queue.connection
+    connection.delete(drain_flag_key(queue))
+    deadline = time.monotonic() + DRAIN_MAX_SECONDS
+    drained = 0
+    while True:
+        ids = connection.lpop(pending_key(queue), DRAIN_BATCH)
+        if not ids:
+            return drained
+        for event_log_id in ids:
+            process_event(int(event_log_id))
+        drained += len(ids)
+        if time.monotonic() > deadline:
+            schedule_drain(queue)
+            return drained
 
 
 def process_event(event_log_id: int) -> None:

@@ -51,18 +51,25 @@ def _user_mapping(event_type):
     )
 
 
-def _event(event_type, data, msg_id, timestamp_ms):
-    return {
-        "body": {
+def _examples(*events):
+    """Build ``example_payloads`` from ``(event_type, data, svix message id)`` triples."""
+    examples = {}
+    for event_type, data, msg_id in events:
+        body = {
             "data": data,
             "event_attributes": {"http_request": {"client_ip": "203.0.113.7", "user_agent": "Mozilla/5.0"}},
             "instance_id": "ins_2g7np7Hrk0SN6kj5EDMLDaKNL0S",
             "object": "event",
-            "timestamp": timestamp_ms,
+            "timestamp": data.get("updated_at", 1717690000000),
             "type": event_type,
-        },
-        "headers": {"content-type": "application/json", "svix-id": msg_id, "user-agent": "Svix-Webhooks/1.24.0"},
-    }
+        }
+        headers = {
+            "content-type": "application/json",
+            "svix-id": msg_id,
+            "user-agent": "Svix-Webhooks/1.24.0",
+        }
+        examples[event_type] = [{"body": body, "headers": headers}]
+    return examples
 
 
 def _user(updated_at, first_name):
@@ -82,7 +89,11 @@ def _user(updated_at, first_name):
         ],
         "primary_email_address_id": "idn_29w83yL7CwVlJXylYLxcslromF1",
         "phone_numbers": [
-            {"id": "idn_2g7nqHWBMkJ4Qj7YZ1V7Gz0k3Lc", "object": "phone_number", "phone_number": "+14155550199"}
+            {
+                "id": "idn_2g7nqHWBMkJ4Qj7YZ1V7Gz0k3Lc",
+                "object": "phone_number",
+                "phone_number": "+14155550199",
+            }
         ],
         "external_id": None,
         "first_name": first_name,
@@ -112,6 +123,9 @@ def _organization(updated_at, name):
     }
 
 
+_DELETED_ORGANIZATION = {"id": "org_2g7nz3QbPbDZGJnmtsp5TrZJ2Xn", "object": "organization", "deleted": True}
+
+
 class ClerkProvider(Provider):
     """Users and organizations from Clerk, verified with the endpoint's ``whsec_`` secret."""
 
@@ -133,24 +147,13 @@ class ClerkProvider(Provider):
         _tenant_mapping("organization.updated"),
         DefaultMapping("organization.deleted", "tenants_delete", {"id": "body.data.id"}),
     )
-    example_payloads = {
-        "user.created": [_event("user.created", _user(1654012591835, "Ada"), "msg_2g7o1vGQzAVp0lTUPkyB1nL3wXa", 1654012591835)],
-        "user.updated": [_event("user.updated", _user(1717689700000, "Augusta Ada"), "msg_2g7o2Rk1aAbVqL8sTz7uY3cWdPe", 1717689700000)],
-        "organization.created": [
-            _event("organization.created", _organization(1717689000000, "Acme"), "msg_2g7o3Y6dEo8M9fN0pQ1rS2tU3vW", 1717689000000)
-        ],
-        "organization.updated": [
-            _event("organization.updated", _organization(1717689900000, "Acme Inc."), "msg_2g7o4Zt5Hq6Jk7Lm8Nn9Pp0Qr1S", 1717689900000)
-        ],
-        "organization.deleted": [
-            _event(
-                "organization.deleted",
-                {"id": "org_2g7nz3QbPbDZGJnmtsp5TrZJ2Xn", "object": "organization", "deleted": True},
-                "msg_2g7o5Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op",
-                1717690000000,
-            )
-        ],
-    }
+    example_payloads = _examples(
+        ("user.created", _user(1654012591835, "Ada"), "msg_2g7o1vGQzAVp0lTUPkyB1nL3wXa"),
+        ("user.updated", _user(1717689700000, "Augusta Ada"), "msg_2g7o2Rk1aAbVqL8sTz7uY3cWdPe"),
+        ("organization.created", _organization(1717689000000, "Acme"), "msg_2g7o3Y6dEo8M9fN0pQ1rS2tU3vW"),
+        ("organization.updated", _organization(1717689900000, "Acme Inc."), "msg_2g7o4Zt5Hq6Jk7Lm8Nn9Pp0Qr1S"),
+        ("organization.deleted", _DELETED_ORGANIZATION, "msg_2g7o5Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op"),
+    )
 
     def verify(self, envelope, config):
         """Raise ``SignatureError`` unless a ``v1`` signature matches a configured secret.

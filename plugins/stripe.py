@@ -23,10 +23,11 @@ def _invoice_trigger(event_type, workflow_key):
     )
 
 
-def _event(event_id, event_type, created, data_object):
-    """Wrap ``data_object`` in Stripe's event envelope, as Stripe posts it."""
-    return {
-        "body": {
+def _examples(*events):
+    """Build ``example_payloads`` from ``(event id, type, created, object)`` in Stripe's envelope."""
+    examples = {}
+    for event_id, event_type, created, data_object in events:
+        body = {
             "id": event_id,
             "object": "event",
             "api_version": "2024-06-20",
@@ -36,12 +37,33 @@ def _event(event_id, event_type, created, data_object):
             "pending_webhooks": 1,
             "request": {"id": "req_Kf9BQd4sXBoYtW", "idempotency_key": None},
             "type": event_type,
-        },
-        "headers": {
+        }
+        headers = {
             "content-type": "application/json; charset=utf-8",
             "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-        },
-    }
+        }
+        examples[event_type] = [{"body": body, "headers": headers}]
+    return examples
+
+
+_CUSTOMER = {
+    "id": "cus_QH7rNTHwXhmYnB",
+    "object": "customer",
+    "address": None,
+    "balance": 0,
+    "created": 1717689000,
+    "currency": None,
+    "delinquent": False,
+    "description": None,
+    "email": "jenny.rosen@example.com",
+    "invoice_prefix": "8A2B3C4D",
+    "livemode": False,
+    "metadata": {"plan": "pro", "account_id": "acct_42"},
+    "name": "Jenny Rosen",
+    "phone": "+14155550123",
+    "preferred_locales": ["en"],
+    "tax_exempt": "none",
+}
 
 
 def _invoice(status, amount_paid, paid_at):
@@ -117,39 +139,11 @@ class StripeProvider(Provider):
         _invoice_trigger("invoice.created", "invoice-created"),
         _invoice_trigger("invoice.paid", "invoice-paid"),
     )
-    example_payloads = {
-        "customer.created": [
-            _event(
-                "evt_1PQx9aLkdIwHu7ixAbCdEf01",
-                "customer.created",
-                1717689000,
-                {
-                    "id": "cus_QH7rNTHwXhmYnB",
-                    "object": "customer",
-                    "address": None,
-                    "balance": 0,
-                    "created": 1717689000,
-                    "currency": None,
-                    "delinquent": False,
-                    "description": None,
-                    "email": "jenny.rosen@example.com",
-                    "invoice_prefix": "8A2B3C4D",
-                    "livemode": False,
-                    "metadata": {"plan": "pro", "account_id": "acct_42"},
-                    "name": "Jenny Rosen",
-                    "phone": "+14155550123",
-                    "preferred_locales": ["en"],
-                    "tax_exempt": "none",
-                },
-            )
-        ],
-        "invoice.created": [
-            _event("evt_1PQxDoLkdIwHu7ixAbCdEf02", "invoice.created", 1717689601, _invoice("draft", 0, None))
-        ],
-        "invoice.paid": [
-            _event("evt_1PQxEqLkdIwHu7ixAbCdEf03", "invoice.paid", 1717689666, _invoice("paid", 2000, 1717689665))
-        ],
-    }
+    example_payloads = _examples(
+        ("evt_1PQx9aLkdIwHu7ixAbCdEf01", "customer.created", 1717689000, _CUSTOMER),
+        ("evt_1PQxDoLkdIwHu7ixAbCdEf02", "invoice.created", 1717689601, _invoice("draft", 0, None)),
+        ("evt_1PQxEqLkdIwHu7ixAbCdEf03", "invoice.paid", 1717689666, _invoice("paid", 2000, 1717689665)),
+    )
 
     def verify(self, envelope, config):
         """Raise ``SignatureError`` unless a ``v1`` signature matches a configured secret.

@@ -46,7 +46,9 @@ _CONNECTION = {
     "organization_id": "org_01EZTR6WYX1A0DSE2CYMGXQ24Y",
     "connection_type": "OktaSAML",
     "name": "Foo Corp",
-    "domains": [{"id": "org_domain_01EHZNVPK2QXHMVWCEDQEKY69A", "object": "connection_domain", "domain": "foo-corp.com"}],
+    "domains": [
+        {"id": "org_domain_01EHZNVPK2QXHMVWCEDQEKY69A", "object": "connection_domain", "domain": "foo-corp.com"}
+    ],
     "created_at": "2024-06-06T15:36:12.301Z",
     "updated_at": "2024-06-06T15:36:12.301Z",
 }
@@ -56,16 +58,42 @@ def _mapping(event_type, action_type, **parameters):
     return DefaultMapping(event_type, action_type, parameters)
 
 
-def _group_membership(event_type, action_type):
+def _membership(event_type, action_type):
     return _mapping(
-        event_type, action_type, collection=GROUPS_COLLECTION, id="body.data.group.id", recipients="body.data.user.id"
+        event_type,
+        action_type,
+        collection=GROUPS_COLLECTION,
+        id="body.data.group.id",
+        recipients="body.data.user.id",
     )
 
 
-def _examples(event_type, data, serial):
-    body = {"id": f"event_01HZP4T7W9K2M6Q8R3V5X7B1C{serial}", "event": event_type, "data": data,
-            "created_at": "2024-06-06T15:36:13.001Z"}
-    return [{"body": body, "headers": {"content-type": "application/json", "user-agent": "WorkOS"}}]
+def _connection_trigger(event_type, workflow_key):
+    # A connection belongs to an organization, not a user: the organization id
+    # is the recipient and the tenant. Point the recipients elsewhere if needed.
+    return _mapping(
+        event_type,
+        "workflows_trigger",
+        key=workflow_key,
+        recipients="body.data.organization_id",
+        tenant="body.data.organization_id",
+        data="body.data",
+    )
+
+
+def _examples(*events):
+    """Build ``example_payloads`` from ``(event_type, data)`` pairs in WorkOS's event envelope."""
+    examples = {}
+    for serial, (event_type, data) in enumerate(events):
+        body = {
+            "id": f"event_01HZP4T7W9K2M6Q8R3V5X7B1C{serial}",
+            "event": event_type,
+            "data": data,
+            "created_at": "2024-06-06T15:36:13.001Z",
+        }
+        headers = {"content-type": "application/json", "user-agent": "WorkOS"}
+        examples[event_type] = [{"body": body, "headers": headers}]
+    return examples
 
 
 _USER_IDENTIFY = {
@@ -79,13 +107,7 @@ _GROUP_SET = {
     "name": "body.data.name",
     "properties": {"directory_id": "body.data.directory_id", "organization_id": "body.data.organization_id"},
 }
-# A connection belongs to an organization, not a user: the organization id is
-# the recipient and the tenant; point the recipients elsewhere if needed.
-_CONNECTION_TRIGGER = {
-    "recipients": "body.data.organization_id",
-    "tenant": "body.data.organization_id",
-    "data": "body.data",
-}
+_MEMBERSHIP = {"directory_id": _GROUP["directory_id"], "user": _USER, "group": _GROUP}
 
 
 class WorkOSProvider(Provider):
@@ -106,33 +128,32 @@ class WorkOSProvider(Provider):
         _mapping("dsync.user.created", "users_identify", **_USER_IDENTIFY),
         _mapping("dsync.user.updated", "users_identify", **_USER_IDENTIFY),
         _mapping(
-            "dsync.user.deleted", "workflows_trigger", key="directory-user-deleted",
-            recipients="body.data.id", data="body.data",
+            "dsync.user.deleted",
+            "workflows_trigger",
+            key="directory-user-deleted",
+            recipients="body.data.id",
+            data="body.data",
         ),
         _mapping("dsync.group.created", "objects_set", **_GROUP_SET),
         _mapping("dsync.group.updated", "objects_set", **_GROUP_SET),
         _mapping("dsync.group.deleted", "objects_delete", collection=GROUPS_COLLECTION, id="body.data.id"),
-        _group_membership("dsync.group.user_added", "objects_subscribe"),
-        _group_membership("dsync.group.user_removed", "objects_unsubscribe"),
-        _mapping("connection.activated", "workflows_trigger", key="sso-connection-activated", **_CONNECTION_TRIGGER),
-        _mapping("connection.deactivated", "workflows_trigger", key="sso-connection-deactivated", **_CONNECTION_TRIGGER),
+        _membership("dsync.group.user_added", "objects_subscribe"),
+        _membership("dsync.group.user_removed", "objects_unsubscribe"),
+        _connection_trigger("connection.activated", "sso-connection-activated"),
+        _connection_trigger("connection.deactivated", "sso-connection-deactivated"),
     )
-    example_payloads = {
-        "dsync.user.created": _examples("dsync.user.created", _USER, "0"),
-        "dsync.user.updated": _examples("dsync.user.updated", {**_USER, "job_title": "Staff Engineer"}, "1"),
-        "dsync.user.deleted": _examples("dsync.user.deleted", {**_USER, "state": "inactive"}, "2"),
-        "dsync.group.created": _examples("dsync.group.created", _GROUP, "3"),
-        "dsync.group.updated": _examples("dsync.group.updated", {**_GROUP, "name": "Platform Developers"}, "4"),
-        "dsync.group.deleted": _examples("dsync.group.deleted", _GROUP, "5"),
-        "dsync.group.user_added": _examples(
-            "dsync.group.user_added", {"directory_id": _GROUP["directory_id"], "user": _USER, "group": _GROUP}, "6"
-        ),
-        "dsync.group.user_removed": _examples(
-            "dsync.group.user_removed", {"directory_id": _GROUP["directory_id"], "user": _USER, "group": _GROUP}, "7"
-        ),
-        "connection.activated": _examples("connection.activated", {**_CONNECTION, "state": "active"}, "8"),
-        "connection.deactivated": _examples("connection.deactivated", {**_CONNECTION, "state": "inactive"}, "9"),
-    }
+    example_payloads = _examples(
+        ("dsync.user.created", _USER),
+        ("dsync.user.updated", {**_USER, "job_title": "Staff Engineer"}),
+        ("dsync.user.deleted", {**_USER, "state": "inactive"}),
+        ("dsync.group.created", _GROUP),
+        ("dsync.group.updated", {**_GROUP, "name": "Platform"}),
+        ("dsync.group.deleted", _GROUP),
+        ("dsync.group.user_added", _MEMBERSHIP),
+        ("dsync.group.user_removed", _MEMBERSHIP),
+        ("connection.activated", {**_CONNECTION, "state": "active"}),
+        ("connection.deactivated", {**_CONNECTION, "state": "inactive"}),
+    )
 
     def verify(self, envelope, config):
         """Raise ``SignatureError`` unless the ``v1`` signature matches a configured secret.

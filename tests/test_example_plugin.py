@@ -6,6 +6,7 @@ installed copy is already current, then the tests find it through the
 """
 
 import importlib
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -35,10 +36,14 @@ def installed_is_current():
 
 
 @pytest.fixture(scope="session")
-def github_installed():
-    """Install the example plugin (a regular, non-editable install) when needed."""
+def github_installed(tmp_path_factory):
+    """Install the example plugin (a regular, non-editable install) when needed.
+
+    pip builds from a copy so that no build artefacts land in the checkout.
+    """
     if not installed_is_current():
-        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(EXAMPLE)]
+        copy = shutil.copytree(EXAMPLE, tmp_path_factory.mktemp("build") / EXAMPLE.name)
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(copy)]
         result = subprocess.run(command, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         importlib.invalidate_caches()
@@ -94,35 +99,34 @@ def test_default_mappings_validate_on_the_examples(pm, github):
             assert check_parameters(action, mapping.action_parameters, scope)[::2] == ("success", None)
 
 
-class TestThroughTheApp:
-    """The plugin verified and mapped end to end, in an app that loads installed plugins."""
+@pytest.fixture
+def app_config(github_installed):
+    """Let the app under test load installed plugins."""
+    return {"LOAD_PLUGIN_ENTRYPOINTS": True}
 
-    @pytest.fixture
-    def app_config(self, github_installed):
-        """Let the app load entry points."""
-        return {"LOAD_PLUGIN_ENTRYPOINTS": True}
 
-    def test_a_signed_issue_event_triggers_the_workflow(self, client, api, github):
-        secret = make_secret()
-        api.create_source("repo-events", provider="github", settings={"signing_secret": secret})
-        api.create_workflow("github-issue")
-        example = github.example_payloads["issues"][0]
-        raw = raw_json(example["body"])
-        headers = {**example["headers"], **github.sign(raw, secret)}
-        headers.pop("content-type")
-        response = client.post(api.endpoint("repo-events"), data=raw, headers=headers, content_type="application/json")
-        assert response.status_code == 204
-        [entry] = api.logs("repo-events")
-        assert (entry["event"], entry["status"], entry["idempotency_key"]) == (
-            "issues", "processed", example["headers"]["x-github-delivery"]
-        )
-        assert [action["action_status"] for action in entry["actions"]] == ["success"]
+def test_a_signed_issue_event_triggers_the_workflow(client, api, github):
+    secret = make_secret()
+    api.create_source("repo-events", provider="github", settings={"signing_secret": secret})
+    api.create_workflow("github-issue")
+    example = github.example_payloads["issues"][0]
+    raw = raw_json(example["body"])
+    headers = {**example["headers"], **github.sign(raw, secret)}
+    headers.pop("content-type")
+    response = client.post(api.endpoint("repo-events"), data=raw, headers=headers, content_type="application/json")
+    assert response.status_code == 204
+    [entry] = api.logs("repo-events")
+    assert (entry["event"], entry["status"], entry["idempotency_key"]) == (
+        "issues", "processed", example["headers"]["x-github-delivery"]
+    )
+    assert [action["action_status"] for action in entry["actions"]] == ["success"]
 
-    def test_a_forged_delivery_is_401(self, client, api, github):
-        api.create_source("repo-events", provider="github", settings={"signing_secret": make_secret()})
-        raw = raw_json(github.example_payloads["issues"][0]["body"])
-        response = client.post(
-            api.endpoint("repo-events"), data=raw, headers=github.sign(raw, make_secret()), content_type="application/json"
-        )
-        assert response.status_code == 401
-        assert response.get_json()["code"] == "signature_mismatch"
+
+def test_a_forged_delivery_is_401(client, api, github):
+    api.create_source("repo-events", provider="github", settings={"signing_secret": make_secret()})
+    raw = raw_json(github.example_payloads["issues"][0]["body"])
+    response = client.post(
+        api.endpoint("repo-events"), data=raw, headers=github.sign(raw, make_secret()), content_type="application/json"
+    )
+    assert response.status_code == 401
+    assert response.get_json()["code"] == "signature_mismatch"

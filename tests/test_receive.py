@@ -6,6 +6,7 @@ import pytest
 from peewee import OperationalError
 
 from app import create_app
+from knock_sources import models
 from knock_sources.models import EventLog
 from tests.conftest import free_port
 
@@ -129,10 +130,14 @@ def test_body_at_the_limit_is_accepted(app, client, api, endpoint):
 
 
 def test_log_that_cannot_be_written_is_503(client, api, endpoint, monkeypatch):
-    def fail(*args, **kwargs):
-        raise OperationalError("disk full")
+    execute_sql = models.db.obj.execute_sql
 
-    monkeypatch.setattr(EventLog, "create", fail)
+    def failing_event_log_insert(sql, *args, **kwargs):
+        if sql.startswith('INSERT INTO "ks_event_log"'):
+            raise OperationalError("could not extend file: No space left on device")
+        return execute_sql(sql, *args, **kwargs)
+
+    monkeypatch.setattr(models.db.obj, "execute_sql", failing_event_log_insert)
     response = client.post(endpoint, json={"type": "x"})
     assert response.status_code == 503
     assert response.get_json()["code"] == "log_unavailable"

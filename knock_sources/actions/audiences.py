@@ -1,23 +1,40 @@
-"""Audience actions: add and remove members of a static audience."""
+"""Audience actions: add and remove members of a static audience.
+
+As Knock's ``/v1/audiences/{key}/members`` with ``create_audience=true``:
+each member is a user (an id or an inline user, identified first) with an
+optional tenant, at most 1,000 per call.
+"""
 
 from __future__ import annotations
 
 from marshmallow import Schema
 
 from knock_sources.actions.base import Action
-from knock_sources.actions.fields import Text, UserList, inline_attributes
-from knock_sources.actions.users import upsert_user
-from knock_sources.models import Audience, AudienceMember
+from knock_sources.actions.fields import MAX_KEY_LENGTH, Identifier, Text, UserList, inline_attributes
+from knock_sources.actions.users import find_user, serialize_user, upsert_user
+from knock_sources.models import Audience, AudienceMember, isoformat
 
 MAX_MEMBERS = 1000
+
+
+def serialize_member(member: AudienceMember, environment) -> dict:
+    """Return an audience member in Knock's API shape, with the user when it exists."""
+    user = find_user(environment, member.user_id)
+    return {
+        "__typename": "AudienceMember",
+        "user_id": member.user_id,
+        "user": serialize_user(user) if user else None,
+        "tenant": member.tenant or None,
+        "added_at": isoformat(member.created_at),
+    }
 
 
 class AudienceMembersSchema(Schema):
     """Parameters of ``audiences_add_member`` and ``audiences_remove_member``."""
 
-    key = Text(required=True)
+    key = Text(required=True, max_length=MAX_KEY_LENGTH)
     users = UserList(required=True, max_items=MAX_MEMBERS)
-    tenant = Text(allow_none=True)
+    tenant = Identifier(allow_none=True)
 
 
 class AddAudienceMember(Action):
@@ -31,12 +48,19 @@ class AddAudienceMember(Action):
     def execute(self, context, params):
         """Identify each user (as Knock's members API does) and add the membership."""
         environment = context.environment
+        created = Audience.get_or_none(environment=environment, key=params["key"]) is None
         audience = Audience.get_or_create_row(environment=environment, key=params["key"])
         tenant = params.get("tenant") or ""
+        added, already = [], []
         for user in params["users"]:
             upsert_user(environment, user["id"], inline_attributes(user))
-            AudienceMember.get_or_create_row(audience=audience, user_id=user["id"], tenant=tenant)
-        return {"key": audience.key, "added": [user["id"] for user in params["users"]]}
+            keys = {"audience": audience, "user_id": user["id"], "tenant": tenant}
+            if AudienceMember.get_or_none(**keys):
+                already.append(user["id"])
+            else:
+                AudienceMember.get_or_create_row(**keys)
+                added.append(user["id"])
+        return {"key": audience.key, "audience_created": created, "added": added, "already_members": already}
 
 
 class RemoveAudienceMember(Action):
@@ -48,7 +72,7 @@ class RemoveAudienceMember(Action):
     literal_params = frozenset({"key"})
 
     def execute(self, context, params):
-        """Delete the memberships; report how many existed."""
+        """Delete the memberships (within ``tenant`` when given); report how many existed."""
         audience = Audience.get_or_none(environment=context.environment, key=params["key"])
         if audience is None:
             return {"key": params["key"], "removed": 0, "note": "audience did not exist"}

@@ -66,6 +66,13 @@ class Action:
         """Perform the action with validated ``params``; raise ``ActionError`` on failure."""
         raise NotImplementedError
 
+    def after_commit(self, context: ActionContext, result: Any) -> None:
+        """Act once ``execute``'s changes are committed, e.g. call plugin hooks.
+
+        Runs outside the action's transaction, so a failure here cannot undo
+        them: the runner logs it and the action still counts as a success.
+        """
+
     def describe(self) -> dict:
         """Return the action's type, name and parameters for the API."""
         schema = self.params_schema()

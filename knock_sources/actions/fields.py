@@ -1,18 +1,30 @@
 """marshmallow fields for action parameters, with errors that name JSON types.
 
 Resolved values come from arbitrary payloads, so each field states what it
-expected and what it got ("expected a string id, got object"); the runner
-adds the path the value came from.
+expected ("expected a string id"); the runner adds the path the value came
+from and the JSON type it actually had. Lengths are checked here because the
+database columns are bounded and PostgreSQL, unlike SQLite, refuses longer
+values.
 """
 
 from __future__ import annotations
 
 from marshmallow import ValidationError, fields
 
+from knock_sources.models import Object, Tenant, User
 from knock_sources.paths import json_type
 
 USERS_COLLECTION = "$users"
 MAX_ID_LENGTH = 255
+MAX_KEY_LENGTH = 255
+
+#: Reserved user fields and the longest value each column holds.
+USER_FIELD_LENGTHS = {
+    name: getattr(getattr(User, name), "max_length", None)
+    for name in ("name", "email", "phone_number", "avatar", "locale", "timezone")
+}
+TENANT_NAME_LENGTH = Tenant.name.max_length
+OBJECT_NAME_LENGTH = Object.name.max_length
 
 
 def to_identifier(value, what: str = "id") -> str:
@@ -22,8 +34,20 @@ def to_identifier(value, what: str = "id") -> str:
     if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH:
         return value
     if isinstance(value, str):
-        raise ValidationError(f"expected a {what} of 1 to {MAX_ID_LENGTH} characters")
-    raise ValidationError(f"expected a string {what}, got {json_type(value)}")
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ValidationError(f"expected {article} {what} of 1 to {MAX_ID_LENGTH} characters")
+    raise ValidationError(f"expected a string {what}")
+
+
+def to_text(value, max_length: int | None = None, what: str = "a string") -> str:
+    """Return ``value`` as text (numbers are accepted) of at most ``max_length`` characters."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValidationError(f"expected {what}")
+    if max_length is not None and len(value) > max_length:
+        raise ValidationError(f"expected {what} of at most {max_length} characters, got {len(value)}")
+    return value
 
 
 class Identifier(fields.Field):
@@ -36,12 +60,12 @@ class Identifier(fields.Field):
 class Text(fields.Field):
     """A string; numbers are accepted and turned into text."""
 
+    def __init__(self, *, max_length: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_length = max_length
+
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ValidationError(f"expected a string, got {json_type(value)}")
+        return to_text(value, self.max_length)
 
 
 class JSONObject(fields.Field):
@@ -49,8 +73,26 @@ class JSONObject(fields.Field):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, dict):
-            raise ValidationError(f"expected an object, got {json_type(value)}")
+            raise ValidationError("expected an object")
         return value
+
+
+def _check_nested_text(label: str, value, max_length: int | None) -> str:
+    """Return a string nested inside a parameter; the error names it and its own type."""
+    try:
+        return to_text(value, max_length, what=f"{label} to be a string")
+    except ValidationError as exc:
+        detail = "" if isinstance(value, str) else f", got {json_type(value)}"
+        raise ValidationError(f"{exc.messages[0]}{detail}") from None
+
+
+def _nested_identifier(owner: str, value) -> str:
+    """Return the ``id`` inside an inline object; the message gives the id's own type."""
+    try:
+        return to_identifier(value, f"{owner} id")
+    except ValidationError as exc:
+        detail = "" if isinstance(value, str) else f", got {json_type(value)}"
+        raise ValidationError(f"{exc.messages[0]} in the {owner} object{detail}") from None
 
 
 def to_recipient(value) -> dict:
@@ -64,10 +106,17 @@ def to_recipient(value) -> dict:
             raise ValidationError("expected a recipient object with an id")
         recipient = {key: item for key, item in value.items() if key not in ("id", "collection")}
         collection = value.get("collection", USERS_COLLECTION)
-        if not isinstance(collection, str) or not collection:
-            raise ValidationError(f"expected a string collection, got {json_type(collection)}")
+        collection = _check_nested_text("the recipient's collection", collection, MAX_KEY_LENGTH)
+        if not collection:
+            raise ValidationError("expected the recipient's collection to be a non-empty string")
+        if collection == USERS_COLLECTION:
+            for name, max_length in USER_FIELD_LENGTHS.items():
+                if recipient.get(name) is not None:
+                    _check_nested_text(f"the inline user's {name}", recipient[name], max_length)
+        elif recipient.get("name") is not None:
+            _check_nested_text("the inline object's name", recipient["name"], OBJECT_NAME_LENGTH)
         recipient["collection"] = collection
-        recipient["id"] = to_identifier(value["id"], "recipient id")
+        recipient["id"] = _nested_identifier("recipient", value["id"])
         return recipient
     return {"collection": USERS_COLLECTION, "id": to_identifier(value, "recipient id")}
 
@@ -75,6 +124,19 @@ def to_recipient(value) -> dict:
 def inline_attributes(recipient: dict) -> dict:
     """Return the inline-identify attributes of a normalised recipient."""
     return {key: value for key, value in recipient.items() if key not in ("id", "collection")}
+
+
+def unique_recipients(recipients: list[dict]) -> list[dict]:
+    """Drop repeated recipients, keeping the first position and merging inline attributes.
+
+    A payload listing the same user twice must not start two runs or count
+    as two subscriptions.
+    """
+    merged: dict[tuple[str, str], dict] = {}
+    for recipient in recipients:
+        key = (recipient["collection"], recipient["id"])
+        merged[key] = {**merged.get(key, {}), **recipient}
+    return list(merged.values())
 
 
 class Recipient(fields.Field):
@@ -102,23 +164,31 @@ class RecipientList(fields.Field):
         recipients, errors = [], {}
         for index, item in enumerate(items):
             try:
-                recipients.append(to_recipient(item))
+                recipients.append(self.check(to_recipient(item)))
             except ValidationError as exc:
                 errors[index] = exc.messages
         if errors:
             raise ValidationError(errors)
-        return recipients
+        return unique_recipients(recipients)
+
+    def check(self, recipient: dict) -> dict:
+        """Return ``recipient`` if this list accepts it; subclasses narrow what is accepted."""
+        return recipient
 
 
 class TenantRef(fields.Field):
     """A tenant id, or an inline tenant object with an ``id``."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, dict):
-            if "id" not in value:
-                raise ValidationError("expected a tenant object with an id")
-            return {**value, "id": to_identifier(value["id"], "tenant id")}
-        return to_identifier(value, "tenant id")
+        if not isinstance(value, dict):
+            return to_identifier(value, "tenant id")
+        if "id" not in value:
+            raise ValidationError("expected a tenant object with an id")
+        if value.get("name") is not None:
+            _check_nested_text("the tenant's name", value["name"], TENANT_NAME_LENGTH)
+        if value.get("settings") is not None and not isinstance(value["settings"], dict):
+            raise ValidationError(f"expected the tenant settings to be an object, got {json_type(value['settings'])}")
+        return {**value, "id": _nested_identifier("tenant", value["id"])}
 
 
 class UserList(RecipientList):
@@ -126,13 +196,8 @@ class UserList(RecipientList):
 
     noun = "users"
 
-    def _deserialize(self, value, attr, data, **kwargs):
-        users = super()._deserialize(value, attr, data, **kwargs)
-        errors = {
-            index: ["expected a user, got an object recipient"]
-            for index, user in enumerate(users)
-            if user["collection"] != USERS_COLLECTION
-        }
-        if errors:
-            raise ValidationError(errors)
-        return users
+    def check(self, recipient: dict) -> dict:
+        """Accept users only: audiences hold users, not objects."""
+        if recipient["collection"] != USERS_COLLECTION:
+            raise ValidationError("expected a user, got an object recipient")
+        return recipient

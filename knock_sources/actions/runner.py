@@ -80,6 +80,8 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
         except Exception as exc:
             log.exception("action %s of event %s failed", mapping.action_type, context.event_log.id)
             status, error = ERROR, f"internal error: {type(exc).__name__}"
+        else:
+            _after_commit(action, context, result)
     return ActionLog.create(
         event_log=context.event_log.id,
         mapping=mapping.id,
@@ -90,6 +92,13 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
         status=status,
         error=error,
     )
+
+
+def _after_commit(action, context, result) -> None:
+    try:
+        action.after_commit(context, result)
+    except Exception:
+        log.exception("after-commit step of %s for event %s failed", action.action_type, context.event_log.id)
 
 
 def _flatten(messages, values):

@@ -1,14 +1,31 @@
-"""Subscription actions: subscribe and unsubscribe recipients to an object."""
+"""Subscription actions: subscribe and unsubscribe recipients to an object.
+
+As Knock's ``/v1/objects/{collection}/{id}/subscriptions``: at most 100
+recipients per call, inline identification of recipients, and subscribing
+again updates the existing subscription's properties.
+"""
 
 from __future__ import annotations
 
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import JSONObject, RecipientList
-from knock_sources.actions.objects import ObjectSchema, find_object, set_object
+from knock_sources.actions.objects import ObjectSchema, find_object, serialize_object
 from knock_sources.actions.recipients import ensure_recipient, reference
-from knock_sources.models import Subscription, utcnow
+from knock_sources.models import Object, Subscription, isoformat, utcnow
 
 MAX_SUBSCRIBERS = 100
+
+
+def serialize_subscription(subscription: Subscription) -> dict:
+    """Return a subscription in Knock's API shape (recipient as a reference)."""
+    return {
+        "__typename": "Subscription",
+        "object": serialize_object(subscription.object),
+        "recipient": {"collection": subscription.recipient_collection, "id": subscription.recipient_id},
+        "properties": subscription.properties or {},
+        "inserted_at": isoformat(subscription.created_at),
+        "updated_at": isoformat(subscription.updated_at),
+    }
 
 
 class SubscribeSchema(ObjectSchema):
@@ -35,24 +52,26 @@ class Subscribe(Action):
     def execute(self, context, params):
         """Create or update one subscription per known or inline-identified recipient."""
         environment = context.environment
-        obj = set_object(environment, params["collection"], params["id"], {})
-        subscribed, skipped = [], []
+        obj = Object.get_or_create_row(environment=environment, collection=params["collection"], external_id=params["id"])
+        properties = params.get("properties")
+        subscribed, updated, skipped = [], [], []
         for recipient in params["recipients"]:
             if not ensure_recipient(environment, recipient):
                 skipped.append({**reference(recipient), "reason": "not identified"})
                 continue
-            subscription = Subscription.get_or_create_row(
-                environment=environment,
-                object=obj,
-                recipient_collection=recipient["collection"],
-                recipient_id=recipient["id"],
-            )
-            if params.get("properties") is not None:
-                subscription.properties = params["properties"]
+            keys = {
+                "object": obj,
+                "recipient_collection": recipient["collection"],
+                "recipient_id": recipient["id"],
+            }
+            existing = Subscription.get_or_none(**keys)
+            subscription = existing or Subscription.get_or_create_row(environment=environment, **keys)
+            if properties is not None:
+                subscription.properties = properties
             subscription.updated_at = utcnow()
             subscription.save()
-            subscribed.append(reference(recipient))
-        return {"subscribed": subscribed, "skipped_recipients": skipped}
+            (updated if existing else subscribed).append(reference(recipient))
+        return {"subscribed": subscribed, "updated": updated, "skipped_recipients": skipped}
 
 
 class Unsubscribe(Action):
@@ -64,15 +83,20 @@ class Unsubscribe(Action):
     literal_params = frozenset({"collection"})
 
     def execute(self, context, params):
-        """Delete the subscriptions; report how many existed."""
+        """Delete the subscriptions; report which existed (none is a success, as in Knock)."""
         obj = find_object(context.environment, params["collection"], params["id"])
         if obj is None:
-            return {"unsubscribed": 0, "note": "object did not exist"}
-        removed = 0
+            return {"unsubscribed": [], "note": "object did not exist"}
+        unsubscribed = []
         for recipient in params["recipients"]:
-            removed += Subscription.delete().where(
+            removed = Subscription.delete().where(
                 (Subscription.object == obj)
                 & (Subscription.recipient_collection == recipient["collection"])
                 & (Subscription.recipient_id == recipient["id"])
             ).execute()
-        return {"unsubscribed": removed}
+            if removed:
+                unsubscribed.append(reference(recipient))
+        result = {"unsubscribed": unsubscribed}
+        if len(unsubscribed) < len(params["recipients"]):
+            result["note"] = "some recipients were not subscribed"
+        return result

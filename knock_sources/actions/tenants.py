@@ -5,27 +5,59 @@ from __future__ import annotations
 from marshmallow import Schema
 
 from knock_sources.actions.base import Action
-from knock_sources.actions.fields import Identifier, JSONObject, Text
-from knock_sources.models import Tenant, utcnow
+from knock_sources.actions.fields import TENANT_NAME_LENGTH, Identifier, JSONObject, Text
+from knock_sources.models import Tenant, isoformat, utcnow
 
 
-def set_tenant(environment, tenant_id: str, attributes: dict) -> Tenant:
-    """Create or update a tenant; ``name`` and ``settings`` are fields, the rest properties."""
-    tenant = Tenant.get_or_create_row(environment=environment, external_id=tenant_id)
-    properties = dict(tenant.properties or {})
-    for key, value in attributes.items():
-        if value is None or key == "id":
-            continue
-        if key == "name":
-            tenant.name = value if isinstance(value, str) else str(value)
-        elif key == "settings" and isinstance(value, dict):
-            tenant.settings = {**(tenant.settings or {}), **value}
+def merge(stored: dict, changes: dict) -> dict:
+    """Merge ``changes`` into ``stored`` recursively, so ``settings.branding`` keeps unsent keys."""
+    merged = dict(stored)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
         else:
-            properties[key] = value
-    tenant.properties = properties
+            merged[key] = value
+    return merged
+
+
+def set_tenant(environment, tenant_id: str, *, name=None, properties=None, settings=None) -> Tenant:
+    """Create or update a tenant, merging ``name``, ``properties`` and ``settings``."""
+    tenant = Tenant.get_or_create_row(environment=environment, external_id=tenant_id)
+    if name is None and not properties and not settings:
+        return tenant
+    if name is not None:
+        tenant.name = name
+    tenant.properties = {**(tenant.properties or {}), **(properties or {})}
+    tenant.settings = merge(tenant.settings or {}, settings or {})
     tenant.updated_at = utcnow()
     tenant.save()
     return tenant
+
+
+def set_inline_tenant(environment, tenant: dict) -> Tenant:
+    """Set a tenant given inline (``{"id", "name", "settings", ...custom properties}``)."""
+    custom = {key: value for key, value in tenant.items() if key not in ("id", "name", "settings") and value is not None}
+    name = tenant.get("name")
+    return set_tenant(
+        environment,
+        tenant["id"],
+        name=None if name is None else str(name),
+        properties=custom,
+        settings=tenant.get("settings"),
+    )
+
+
+def serialize_tenant(tenant: Tenant) -> dict:
+    """Return a tenant in Knock's API shape: custom properties at the top level."""
+    return {
+        **(tenant.properties or {}),
+        "__typename": "Tenant",
+        "id": tenant.external_id,
+        "name": tenant.name,
+        "settings": tenant.settings or {},
+        "created_at": isoformat(tenant.created_at),
+        "updated_at": isoformat(tenant.updated_at),
+    }
 
 
 class TenantSchema(Schema):
@@ -37,7 +69,7 @@ class TenantSchema(Schema):
 class SetTenantSchema(TenantSchema):
     """Parameters of ``tenants_set``."""
 
-    name = Text(allow_none=True)
+    name = Text(allow_none=True, max_length=TENANT_NAME_LENGTH)
     properties = JSONObject(allow_none=True)
     settings = JSONObject(allow_none=True)
 
@@ -50,10 +82,16 @@ class SetTenant(Action):
     params_schema = SetTenantSchema
 
     def execute(self, context, params):
-        """Merge the tenant's name, properties and settings."""
-        attributes = {**(params.get("properties") or {}), "name": params.get("name"), "settings": params.get("settings")}
-        tenant = set_tenant(context.environment, params["id"], attributes)
-        return {"id": tenant.external_id}
+        """Merge the tenant's name, properties and settings (branding, preference set)."""
+        created = Tenant.get_or_none(environment=context.environment, external_id=params["id"]) is None
+        tenant = set_tenant(
+            context.environment,
+            params["id"],
+            name=params.get("name"),
+            properties=params.get("properties"),
+            settings=params.get("settings"),
+        )
+        return {"id": tenant.external_id, "created": created}
 
 
 class DeleteTenant(Action):
@@ -64,8 +102,11 @@ class DeleteTenant(Action):
     params_schema = TenantSchema
 
     def execute(self, context, params):
-        """Delete the tenant; one that does not exist is a success with a note."""
+        """Delete the tenant; one that does not exist is a success with a note (Knock: 204)."""
         deleted = Tenant.delete().where(
             (Tenant.environment == context.environment) & (Tenant.external_id == params["id"])
         ).execute()
-        return {"id": params["id"], "deleted": bool(deleted), **({} if deleted else {"note": "tenant did not exist"})}
+        result = {"id": params["id"], "deleted": bool(deleted)}
+        if not deleted:
+            result["note"] = "tenant did not exist"
+        return result

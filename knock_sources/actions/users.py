@@ -1,18 +1,35 @@
-"""User actions: identify (merge upsert, as Knock's ``PUT /v1/users/{id}``)."""
+"""User actions: identify (merge upsert, as Knock's ``PUT /v1/users/{id}``) and delete."""
 
 from __future__ import annotations
 
 import json
 
-from marshmallow import Schema
+from marshmallow import Schema, ValidationError
 
 from knock_sources.actions.base import Action
-from knock_sources.actions.fields import USERS_COLLECTION, Identifier, JSONObject, Text
+from knock_sources.actions.fields import (
+    USER_FIELD_LENGTHS,
+    USERS_COLLECTION,
+    Identifier,
+    JSONObject,
+    Text,
+    to_text,
+)
 from knock_sources.errors import ActionError
 from knock_sources.models import Audience, AudienceMember, Subscription, User, isoformat, utcnow
 
-RESERVED_USER_FIELDS = ("name", "email", "phone_number", "avatar", "locale", "timezone")
+RESERVED_USER_FIELDS = tuple(USER_FIELD_LENGTHS)
 MAX_PROPERTIES_BYTES = 256 * 1024
+
+
+def properties_size(properties: dict) -> int:
+    """Return the size of ``properties`` in bytes, as compact UTF-8 JSON."""
+    return len(json.dumps(properties, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def find_user(environment, user_id: str) -> User | None:
+    """Return the user or ``None``."""
+    return User.get_or_none(environment=environment, external_id=user_id)
 
 
 def upsert_user(environment, user_id: str, attributes: dict) -> User:
@@ -20,25 +37,38 @@ def upsert_user(environment, user_id: str, attributes: dict) -> User:
 
     Reserved keys (name, email, ...) set the user's fields; every other key is
     a custom property merged at the top level. ``None`` values are ignored.
+    The merged custom properties may not exceed 256 KiB (Knock answers 422).
     """
     user = User.get_or_create_row(environment=environment, external_id=user_id)
+    changes = {key: value for key, value in attributes.items() if value is not None and key not in ("id", "collection")}
+    if not changes:
+        return user
     properties = dict(user.properties or {})
-    for key, value in attributes.items():
-        if value is None or key in ("id", "collection"):
-            continue
+    for key, value in changes.items():
         if key in RESERVED_USER_FIELDS:
-            setattr(user, key, value if isinstance(value, str) else str(value))
+            setattr(user, key, _reserved_value(user_id, key, value))
         else:
             properties[key] = value
-    if len(json.dumps(properties)) > MAX_PROPERTIES_BYTES:
+    size = properties_size(properties)
+    if size > MAX_PROPERTIES_BYTES:
         raise ActionError(
-            f"user {user_id!r}: custom properties would exceed {MAX_PROPERTIES_BYTES // 1024} KiB",
+            f"user {user_id!r}: custom properties would be {size} bytes, "
+            f"over the {MAX_PROPERTIES_BYTES // 1024} KiB limit",
             code="invalid_params",
         )
     user.properties = properties
     user.updated_at = utcnow()
     user.save()
     return user
+
+
+def _reserved_value(user_id: str, key: str, value) -> str:
+    # Reserved keys may also arrive inside ``properties``, which no schema
+    # checked; the column must still get bounded text.
+    try:
+        return to_text(value, USER_FIELD_LENGTHS[key], what=f"{key} to be a string")
+    except ValidationError as exc:
+        raise ActionError(f"user {user_id!r}: {exc.messages[0]}", code="invalid_params") from None
 
 
 def serialize_user(user: User) -> dict:
@@ -57,12 +87,12 @@ class IdentifyUserSchema(Schema):
     """Parameters of ``users_identify``."""
 
     id = Identifier(required=True)
-    name = Text(allow_none=True)
-    email = Text(allow_none=True)
-    phone_number = Text(allow_none=True)
-    avatar = Text(allow_none=True)
-    locale = Text(allow_none=True)
-    timezone = Text(allow_none=True)
+    name = Text(allow_none=True, max_length=USER_FIELD_LENGTHS["name"])
+    email = Text(allow_none=True, max_length=USER_FIELD_LENGTHS["email"])
+    phone_number = Text(allow_none=True, max_length=USER_FIELD_LENGTHS["phone_number"])
+    avatar = Text(allow_none=True, max_length=USER_FIELD_LENGTHS["avatar"])
+    locale = Text(allow_none=True, max_length=USER_FIELD_LENGTHS["locale"])
+    timezone = Text(allow_none=True, max_length=USER_FIELD_LENGTHS["timezone"])
     properties = JSONObject(allow_none=True)
 
 
@@ -75,10 +105,11 @@ class IdentifyUser(Action):
 
     def execute(self, context, params):
         """Merge the user's fields and custom properties."""
+        created = find_user(context.environment, params["id"]) is None
         attributes = {**(params.get("properties") or {})}
         attributes.update({key: params[key] for key in RESERVED_USER_FIELDS if params.get(key) is not None})
         user = upsert_user(context.environment, params["id"], attributes)
-        return {"id": user.external_id}
+        return {"id": user.external_id, "created": created}
 
 
 class DeleteUserSchema(Schema):
@@ -95,16 +126,24 @@ class DeleteUser(Action):
     params_schema = DeleteUserSchema
 
     def execute(self, context, params):
-        """Delete the user; deleting a user that does not exist succeeds, as in Knock."""
+        """Delete the user; deleting a user that does not exist succeeds, as in Knock (204)."""
         environment, user_id = context.environment, params["id"]
         deleted = User.delete().where((User.environment == environment) & (User.external_id == user_id)).execute()
-        Subscription.delete().where(
+        subscriptions = Subscription.delete().where(
             (Subscription.environment == environment)
             & (Subscription.recipient_collection == USERS_COLLECTION)
             & (Subscription.recipient_id == user_id)
         ).execute()
         audiences = Audience.select(Audience.id).where(Audience.environment == environment)
-        AudienceMember.delete().where(
+        memberships = AudienceMember.delete().where(
             (AudienceMember.audience.in_(audiences)) & (AudienceMember.user_id == user_id)
         ).execute()
-        return {"id": user_id, "deleted": bool(deleted), **({} if deleted else {"note": "user did not exist"})}
+        result = {
+            "id": user_id,
+            "deleted": bool(deleted),
+            "subscriptions_removed": subscriptions,
+            "audience_memberships_removed": memberships,
+        }
+        if not deleted:
+            result["note"] = "user did not exist"
+        return result

@@ -1,26 +1,36 @@
-"""Workflow actions: trigger, with Knock's ``POST /v1/workflows/{key}/trigger`` semantics.
+"""Workflow actions: trigger and cancel, with Knock's ``/v1/workflows/{key}`` semantics.
 
 Recipients and the actor may be user ids, inline users (identified first) or
 objects (``{"id", "collection", ...}``, set first). A user id that was never
 identified gets no run, and the action result names it, as Knock does.
+Each new run is announced to plugins through ``workflow_run_created`` once
+the trigger's transaction has committed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 
 from marshmallow import Schema
 
 from knock_sources.actions.base import Action
-from knock_sources.actions.fields import JSONObject, Recipient, RecipientList, TenantRef, Text
+from knock_sources.actions.fields import MAX_KEY_LENGTH, JSONObject, Recipient, RecipientList, TenantRef, Text
 from knock_sources.actions.recipients import ensure_recipient, reference
-from knock_sources.actions.tenants import set_tenant
+from knock_sources.actions.tenants import set_inline_tenant
 from knock_sources.errors import ActionError
-from knock_sources.models import RUN_CANCELLED, RUN_TRIGGERED, Workflow, WorkflowRun, utcnow
+from knock_sources.models import RUN_CANCELLED, RUN_COMPLETED, RUN_TRIGGERED, Workflow, WorkflowRun, isoformat, utcnow
+
+log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 1000
 MAX_DATA_BYTES = 10 * 1024 * 1024
+CANCELLATION_KEY_LENGTH = WorkflowRun.cancellation_key.max_length
+RUN_STATUSES = (RUN_TRIGGERED, RUN_CANCELLED, RUN_COMPLETED)
+# Bounds the ids per IN (...) clause when reloading runs: well under
+# SQLite's and PostgreSQL's limits on bound parameters.
+RELOAD_BATCH = 500
 
 
 def find_workflow(environment, key: str) -> Workflow:
@@ -33,15 +43,66 @@ def find_workflow(environment, key: str) -> Workflow:
     return workflow
 
 
+def serialize_workflow(workflow: Workflow) -> dict:
+    """Return a workflow."""
+    return {
+        "key": workflow.key,
+        "name": workflow.name,
+        "active": workflow.active,
+        "created_at": isoformat(workflow.created_at),
+        "updated_at": isoformat(workflow.updated_at),
+    }
+
+
+def serialize_run(run: WorkflowRun) -> dict:
+    """Return a workflow run: what a plugin delivering runs elsewhere would send."""
+    return {
+        "id": run.run_id,
+        "workflow": run.workflow.key,
+        "recipient": {"collection": run.recipient_collection, "id": run.recipient_id},
+        "actor": run.actor,
+        "tenant": run.tenant,
+        "data": run.data,
+        "cancellation_key": run.cancellation_key,
+        "status": run.status,
+        "source_log_id": str(run.event_log_id) if run.event_log_id else None,
+        "inserted_at": isoformat(run.created_at),
+        "updated_at": isoformat(run.updated_at),
+    }
+
+
+def announce_runs(pm, runs, event_log) -> None:
+    """Call ``workflow_run_created`` for each run, each implementation on its own.
+
+    One failing plugin is logged and neither stops the others nor undoes the
+    run, which is already committed.
+    """
+    hook = pm.hook.workflow_run_created
+    implementers = list(dict.fromkeys(impl.plugin for impl in hook.get_hookimpls()))
+    callers = [
+        (
+            pm.get_name(plugin),
+            pm.subset_hook_caller("workflow_run_created", [other for other in implementers if other is not plugin]),
+        )
+        for plugin in implementers
+    ]
+    for run in runs:
+        for name, caller in callers:
+            try:
+                caller(run=run, event_log=event_log)
+            except Exception:
+                log.exception("plugin %s failed in workflow_run_created for run %s", name, run.run_id)
+
+
 class TriggerWorkflowSchema(Schema):
     """Parameters of ``workflows_trigger``."""
 
-    key = Text(required=True)
+    key = Text(required=True, max_length=MAX_KEY_LENGTH)
     recipients = RecipientList(required=True, max_items=MAX_RECIPIENTS)
     actor = Recipient(allow_none=True)
     data = JSONObject(allow_none=True)
     tenant = TenantRef(allow_none=True)
-    cancellation_key = Text(allow_none=True)
+    cancellation_key = Text(allow_none=True, max_length=CANCELLATION_KEY_LENGTH)
 
 
 class TriggerWorkflow(Action):
@@ -57,19 +118,20 @@ class TriggerWorkflow(Action):
         environment = context.environment
         workflow = find_workflow(environment, params["key"])
         data = params.get("data")
-        if data is not None and len(json.dumps(data)) > MAX_DATA_BYTES:
+        if data is not None and len(json.dumps(data).encode("utf-8")) > MAX_DATA_BYTES:
             raise ActionError("workflow data is over the 10 MB limit", code="invalid_params")
         tenant = params.get("tenant")
         if isinstance(tenant, dict):
-            tenant = set_tenant(environment, tenant["id"], tenant).external_id
+            tenant = set_inline_tenant(environment, tenant).external_id
         actor = params.get("actor")
         if actor is not None and not ensure_recipient(environment, actor):
             raise ActionError(f"actor {actor['id']!r} has not been identified", code="actor_missing")
-        runs, skipped = [], []
+        runs, triggered, skipped = [], [], []
         for recipient in params["recipients"]:
             if not ensure_recipient(environment, recipient):
                 skipped.append({**reference(recipient), "reason": "not identified"})
                 continue
+            triggered.append(reference(recipient))
             runs.append(
                 WorkflowRun.create(
                     run_id=str(uuid.uuid4()),
@@ -86,16 +148,28 @@ class TriggerWorkflow(Action):
             )
         return {
             "workflow_run_ids": [run.run_id for run in runs],
-            "recipients": [reference(recipient) for recipient in params["recipients"]],
+            "recipients": triggered,
             "skipped_recipients": skipped,
         }
+
+    def after_commit(self, context, result):
+        """Announce the committed runs to plugins."""
+        run_ids = result["workflow_run_ids"]
+        if not run_ids or not context.registry.pm.hook.workflow_run_created.get_hookimpls():
+            return
+        runs = []
+        for start in range(0, len(run_ids), RELOAD_BATCH):
+            batch = run_ids[start : start + RELOAD_BATCH]
+            query = WorkflowRun.select(WorkflowRun, Workflow).join(Workflow).where(WorkflowRun.run_id.in_(batch))
+            runs.extend(query.order_by(WorkflowRun.id))
+        announce_runs(context.registry.pm, runs, context.event_log)
 
 
 class CancelWorkflowSchema(Schema):
     """Parameters of ``workflows_cancel``."""
 
-    key = Text(required=True)
-    cancellation_key = Text(required=True)
+    key = Text(required=True, max_length=MAX_KEY_LENGTH)
+    cancellation_key = Text(required=True, max_length=CANCELLATION_KEY_LENGTH)
     recipients = RecipientList(allow_none=True, max_items=MAX_RECIPIENTS)
 
 
@@ -108,7 +182,7 @@ class CancelWorkflow(Action):
     literal_params = frozenset({"key"})
 
     def execute(self, context, params):
-        """Mark matching triggered runs as cancelled and report how many."""
+        """Mark matching runs that have not finished as cancelled and report how many."""
         workflow = Workflow.get_or_none(environment=context.environment, key=params["key"])
         if workflow is None:
             raise ActionError(f"workflow {params['key']!r} does not exist", code="workflow_missing")
@@ -119,12 +193,18 @@ class CancelWorkflow(Action):
         )
         recipients = params.get("recipients")
         if recipients:
-            matches_any = None
+            # One IN (...) per collection: a chain of 1,000 ORs would exceed
+            # SQLite's expression depth limit.
+            by_collection: dict[str, list[str]] = {}
             for recipient in recipients:
-                match = (WorkflowRun.recipient_collection == recipient["collection"]) & (
-                    WorkflowRun.recipient_id == recipient["id"]
-                )
-                matches_any = match if matches_any is None else matches_any | match
-            condition &= matches_any
+                by_collection.setdefault(recipient["collection"], []).append(recipient["id"])
+            matches = None
+            for collection, ids in by_collection.items():
+                match = (WorkflowRun.recipient_collection == collection) & WorkflowRun.recipient_id.in_(ids)
+                matches = match if matches is None else matches | match
+            condition &= matches
         cancelled = WorkflowRun.update(status=RUN_CANCELLED, updated_at=utcnow()).where(condition).execute()
-        return {"cancelled_runs": cancelled}
+        result = {"key": workflow.key, "cancellation_key": params["cancellation_key"], "cancelled_runs": cancelled}
+        if not cancelled:
+            result["note"] = "no unfinished runs matched"
+        return result

@@ -1,12 +1,30 @@
-"""``/v1`` data-plane endpoints: workflows, their runs, and users."""
+"""``/v1`` data-plane endpoints: workflows and their runs, and the records actions write.
+
+Every read is scoped to ``?environment=`` and answers 404 with a JSON error
+(``user_missing``, ``object_missing``, ...) for what does not exist there.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from knock_sources.actions.users import serialize_user
-from knock_sources.errors import NotFound
-from knock_sources.models import User, Workflow, WorkflowRun, isoformat, utcnow
+from knock_sources.actions.audiences import serialize_member
+from knock_sources.actions.objects import find_object, serialize_object
+from knock_sources.actions.subscriptions import serialize_subscription
+from knock_sources.actions.tenants import serialize_tenant
+from knock_sources.actions.users import find_user, serialize_user
+from knock_sources.actions.workflows import RUN_STATUSES, serialize_run, serialize_workflow
+from knock_sources.errors import NotFound, ValidationFailed
+from knock_sources.models import (
+    Audience,
+    AudienceMember,
+    Object,
+    Subscription,
+    Tenant,
+    Workflow,
+    WorkflowRun,
+    utcnow,
+)
 from knock_sources.schemas import WorkflowBodySchema, envelope_schema
 from knock_sources.views.api import current_environment, json_body, paginate
 
@@ -15,37 +33,10 @@ bp = Blueprint("data", __name__)
 workflow_body_schema = envelope_schema("workflow", WorkflowBodySchema)
 RUN_FILTERS = {
     "recipient": WorkflowRun.recipient_id,
+    "recipient_collection": WorkflowRun.recipient_collection,
     "status": WorkflowRun.status,
     "cancellation_key": WorkflowRun.cancellation_key,
 }
-
-
-def serialize_workflow(workflow: Workflow) -> dict:
-    """Return a workflow."""
-    return {
-        "key": workflow.key,
-        "name": workflow.name,
-        "active": workflow.active,
-        "created_at": isoformat(workflow.created_at),
-        "updated_at": isoformat(workflow.updated_at),
-    }
-
-
-def serialize_run(run: WorkflowRun) -> dict:
-    """Return a workflow run."""
-    return {
-        "id": run.run_id,
-        "workflow": run.workflow.key,
-        "recipient": {"collection": run.recipient_collection, "id": run.recipient_id},
-        "actor": run.actor,
-        "tenant": run.tenant,
-        "data": run.data,
-        "cancellation_key": run.cancellation_key,
-        "status": run.status,
-        "source_log_id": str(run.event_log_id) if run.event_log_id else None,
-        "inserted_at": isoformat(run.created_at),
-        "updated_at": isoformat(run.updated_at),
-    }
 
 
 def _workflow(key) -> Workflow:
@@ -76,9 +67,12 @@ def put_workflow(key):
 
 @bp.get("/workflows/<key>/runs")
 def list_runs(key):
-    """List a workflow's runs; filter by recipient, status or cancellation key."""
+    """List a workflow's runs, newest first; filter by recipient, status or cancellation key."""
     workflow = _workflow(key)
-    query = WorkflowRun.select().where(WorkflowRun.workflow == workflow)
+    status = request.args.get("status")
+    if status is not None and status not in RUN_STATUSES:
+        raise ValidationFailed({"status": [f"Must be one of: {', '.join(RUN_STATUSES)}."]})
+    query = WorkflowRun.select(WorkflowRun, Workflow).join(Workflow).where(WorkflowRun.workflow == workflow)
     for name, column in RUN_FILTERS.items():
         if name in request.args:
             query = query.where(column == request.args[name])
@@ -88,7 +82,50 @@ def list_runs(key):
 @bp.get("/users/<user_id>")
 def get_user(user_id):
     """Return one user."""
-    user = User.get_or_none(environment=current_environment(), external_id=user_id)
+    user = find_user(current_environment(), user_id)
     if user is None:
         raise NotFound(f"User {user_id!r} does not exist.", code="user_missing")
     return jsonify(serialize_user(user))
+
+
+def _object(collection, object_id):
+    obj = find_object(current_environment(), collection, object_id)
+    if obj is None:
+        raise NotFound(f"Object {object_id!r} does not exist in {collection!r}.", code="object_missing")
+    return obj
+
+
+@bp.get("/objects/<collection>/<object_id>")
+def get_object(collection, object_id):
+    """Return one object."""
+    return jsonify(serialize_object(_object(collection, object_id)))
+
+
+@bp.get("/objects/<collection>/<object_id>/subscriptions")
+def list_subscriptions(collection, object_id):
+    """List an object's subscribers, newest first."""
+    obj = _object(collection, object_id)
+    query = Subscription.select(Subscription, Object).join(Object).where(Subscription.object == obj)
+    return jsonify(paginate(query, Subscription.id, serialize_subscription))
+
+
+@bp.get("/tenants/<tenant_id>")
+def get_tenant(tenant_id):
+    """Return one tenant."""
+    tenant = Tenant.get_or_none(environment=current_environment(), external_id=tenant_id)
+    if tenant is None:
+        raise NotFound(f"Tenant {tenant_id!r} does not exist.", code="tenant_missing")
+    return jsonify(serialize_tenant(tenant))
+
+
+@bp.get("/audiences/<key>/members")
+def list_members(key):
+    """List an audience's members, newest first; filter by ``tenant``."""
+    environment = current_environment()
+    audience = Audience.get_or_none(environment=environment, key=key)
+    if audience is None:
+        raise NotFound(f"Audience {key!r} does not exist.", code="audience_missing")
+    query = AudienceMember.select().where(AudienceMember.audience == audience)
+    if "tenant" in request.args:
+        query = query.where(AudienceMember.tenant == request.args["tenant"])
+    return jsonify(paginate(query, AudienceMember.id, lambda member: serialize_member(member, environment)))

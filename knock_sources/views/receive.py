@@ -4,6 +4,7 @@ from flask import Blueprint, current_app, request
 
 from knock_sources import ingest
 from knock_sources.plugins import get_registry
+from knock_sources.source_cache import get_cache
 
 bp = Blueprint("receive", __name__)
 
@@ -11,5 +12,5 @@ bp = Blueprint("receive", __name__)
 @bp.post("/integrations/receive/<token>")
 def receive(token):
     """Accept one event: 204 once it is durably logged (see ``ingest.receive``)."""
-    ingest.receive(get_registry(), current_app.config, token, request)
+    ingest.receive(get_registry(), current_app.config, get_cache(), token, request)
     return "", 204

@@ -20,6 +20,7 @@ from knock_sources.models import (
     utcnow,
 )
 from knock_sources.plugins import get_registry
+from knock_sources.source_cache import get_cache
 from knock_sources.schemas import LogQuerySchema, SourceBodySchema, envelope_schema
 from knock_sources.views.api import current_environment, json_body, paginate
 
@@ -62,6 +63,7 @@ def put_source(key):
     body = json_body(source_body_schema)["source"]
     registry, config = get_registry(), current_app.config
     source = sources.upsert_source(registry, config, key, body)
+    get_cache().clear()
     return jsonify(sources.serialize_source(registry, config, source, current_environment()))
 
 
@@ -69,6 +71,7 @@ def put_source(key):
 def delete_source(key):
     """Delete a source with its environments, mappings and logs."""
     sources.get_source(key).delete_instance(recursive=False)
+    get_cache().clear()
     return "", 204
 
 

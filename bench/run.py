@@ -1,0 +1,189 @@
+"""``make bench``: ingest throughput against a bare Flask endpoint, side by side.
+
+Needs PostgreSQL (127.0.0.1:5432, database ``test``) and Redis
+(127.0.0.1:6379). Both apps run under gunicorn with the settings the README
+recommends (``GUNICORN_ARGS`` overrides); the ingest endpoint belongs to a
+Stripe source and every request carries a distinct event id signed with
+Stripe's scheme. Prints requests/s, the ratio and latencies, and writes
+them to ``bench/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg2
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.loadgen import build_request, run_client  # noqa: E402
+
+GUNICORN_ARGS = os.environ.get("GUNICORN_ARGS", "--workers 4 --worker-class gthread --threads 4 --keep-alive 30")
+DURATION = float(os.environ.get("BENCH_SECONDS", "10"))
+WARMUP = float(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "2"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
+REQUESTS_PER_CLIENT = int(os.environ.get("BENCH_REQUESTS", "40000"))
+SIGNING_SECRET = "whsec_" + "b" * 32
+SCHEMA = "ks_bench"
+QUEUE = "ks-bench"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+
+
+def postgres_url() -> str:
+    """Create a fresh schema for the run and return a URL using it."""
+    for user in ("postgres", "root"):
+        try:
+            connection = psycopg2.connect(host="127.0.0.1", dbname="test", user=user, connect_timeout=3)
+        except psycopg2.OperationalError:
+            continue
+        connection.autocommit = True
+        connection.cursor().execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
+        connection.close()
+        return f"postgresql://{user}@127.0.0.1:5432/test?options=-csearch_path%3D{SCHEMA}"
+    sys.exit("The benchmark needs PostgreSQL at 127.0.0.1:5432 (database test).")
+
+
+def app_env(database_url: str) -> dict:
+    """The environment of the benchmarked app's processes."""
+    return {
+        **os.environ,
+        "KNOCK_SOURCES_DATABASE_URL": database_url,
+        "KNOCK_SOURCES_REDIS_URL": REDIS_URL,
+        "KNOCK_SOURCES_QUEUE_NAME": QUEUE,
+        "KNOCK_SOURCES_SECRET_KEY": "bench-secret-key",
+        "KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS": "false",
+    }
+
+
+def create_stripe_source(env: dict) -> str:
+    """Migrate the schema and create a Stripe source; return its token."""
+    os.environ.update(env)
+    from app import create_app
+    from knock_sources import database, models, sources
+
+    app = create_app()
+    with app.app_context():
+        database.migrate(app.config["ENVIRONMENTS"])
+        with models.db.connection_context():
+            body = {
+                "name": "Stripe",
+                "description": None,
+                "preconfigured_provider": "stripe",
+                "environment_settings": {
+                    "development": {"settings": {"signing_secret": SIGNING_SECRET}, "mappings": None}
+                },
+            }
+            source = sources.upsert_source(app.extensions["knock_sources"], app.config, "stripe", body)
+            return models.SourceEnvironment.get(source=source, environment=models.Environment.get(slug="development")).token
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(module: str, env: dict) -> tuple[subprocess.Popen, int]:
+    """Start gunicorn for ``module`` and wait until it accepts connections."""
+    port = free_port()
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    command = [gunicorn, "--bind", f"127.0.0.1:{port}", *shlex.split(GUNICORN_ARGS), module]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return process, port
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            sys.exit(f"gunicorn did not start for {module}")
+        time.sleep(0.1)
+
+
+def stripe_requests(path: str, count: int, seed: str) -> list[bytes]:
+    """Build ``count`` Stripe-signed requests, each with its own event id."""
+    from plugins.stripe import StripeProvider
+
+    provider = StripeProvider()
+    example = provider.example_payloads["invoice.paid"][0]["body"]
+    now = int(time.time())
+    requests = []
+    for index in range(count):
+        body = json.dumps({**example, "id": f"evt_{seed}_{index}", "created": now}).encode()
+        headers = provider.sign(body, SIGNING_SECRET, timestamp=now)
+        requests.append(build_request(path, body, headers, "127.0.0.1"))
+    return requests
+
+
+def client_main(args):
+    """One load-generating process."""
+    port, path, seed = args
+    requests = stripe_requests(path, REQUESTS_PER_CLIENT, seed)
+    return run_client("127.0.0.1", port, requests, CONNECTIONS, DURATION, WARMUP)
+
+
+def measure(port: int, path: str) -> dict:
+    """Load the server at ``port`` from ``CLIENTS`` processes; return rps and latencies."""
+    with multiprocessing.Pool(CLIENTS) as pool:
+        results = pool.map(client_main, [(port, path, uuid.uuid4().hex[:8]) for _ in range(CLIENTS)])
+    latencies = sorted(latency for result in results for latency in result[0])
+    errors = [status for result in results for status in result[1]]
+    if errors:
+        sys.exit(f"{len(errors)} requests failed, e.g. HTTP {errors[0]}")
+    quantiles = statistics.quantiles(latencies, n=100)
+    return {"rps": len(latencies) / DURATION, "p50_ms": quantiles[49] * 1000, "p99_ms": quantiles[98] * 1000}
+
+
+def main():
+    """Run the ingest benchmark and report."""
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.RedisError:
+        sys.exit("The benchmark needs Redis at 127.0.0.1:6379.")
+    env = app_env(postgres_url())
+    token = create_stripe_source(env)
+    path = f"/integrations/receive/{token}"
+    results = {}
+    for name, module in (("baseline", "bench.bare_app:app"), ("ingest", "wsgi:app")):
+        process, port = serve(module, env)
+        try:
+            results[name] = measure(port, path)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    redis.Redis.from_url(REDIS_URL).delete(f"rq:queue:{QUEUE}")
+    report = {
+        "ingest_rps": round(results["ingest"]["rps"], 1),
+        "baseline_rps": round(results["baseline"]["rps"], 1),
+        "ratio": round(results["ingest"]["rps"] / results["baseline"]["rps"], 3),
+        "p50_ms": round(results["ingest"]["p50_ms"], 2),
+        "p99_ms": round(results["ingest"]["p99_ms"], 2),
+        "baseline_p50_ms": round(results["baseline"]["p50_ms"], 2),
+        "baseline_p99_ms": round(results["baseline"]["p99_ms"], 2),
+        "gunicorn_args": GUNICORN_ARGS,
+        "clients": CLIENTS,
+        "connections_per_client": CONNECTIONS,
+        "seconds": DURATION,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    for key, value in report.items():
+        print(f"{key:>24}: {value}")
+
+
+if __name__ == "__main__":
+    main()

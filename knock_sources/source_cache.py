@@ -1,0 +1,111 @@
+"""A per-process cache of what the ingest path needs to know about a token.
+
+The ingest endpoint is the hot path: looking the source environment up (a
+join) and decrypting its secrets on every request costs more than the rest
+of the request. A snapshot is kept for ``SOURCE_CACHE_SECONDS``; writes
+through the API clear this process's cache at once, and other processes
+see a change within the TTL. A request racing a deleted source fails its
+insert on the foreign key and is answered 404.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from peewee import DoesNotExist
+
+from knock_sources import encryption
+from knock_sources.models import Source, SourceEnvironment
+
+CACHE_EXTENSION = "knock_sources.source_cache"
+
+
+@dataclass(frozen=True)
+class ReceivingEnvironment:
+    """An immutable snapshot of a source environment, for the ingest path."""
+
+    id: int
+    source_key: str
+    provider: str
+    settings: dict
+    #: ``(plaintext, expires_at or None)`` pairs.
+    secrets: tuple
+
+    def verification_config(self, now: datetime) -> dict:
+        """Return what a provider's ``verify`` needs: settings plus unexpired secrets."""
+        secrets = [secret for secret, expires_at in self.secrets if expires_at is None or expires_at > now]
+        return {**self.settings, "signing_secrets": secrets}
+
+
+def snapshot(source_env: SourceEnvironment, secret_key: str) -> ReceivingEnvironment:
+    """Build the snapshot of ``source_env`` (its ``source`` joined)."""
+    secrets = []
+    for entry in source_env.signing_secrets or ():
+        plaintext = encryption.decrypt(secret_key, entry["secret"])
+        if plaintext is not None:
+            expires_at = entry.get("expires_at")
+            secrets.append((plaintext, datetime.fromisoformat(expires_at) if expires_at else None))
+    return ReceivingEnvironment(
+        id=source_env.id,
+        source_key=source_env.source.key,
+        provider=source_env.source.provider,
+        settings=dict(source_env.settings or {}),
+        secrets=tuple(secrets),
+    )
+
+
+class SourceCache:
+    """Token -> ``ReceivingEnvironment`` (or ``None`` for unknown tokens), with a TTL."""
+
+    def __init__(self, ttl_seconds: float, secret_key: str):
+        self.ttl = ttl_seconds
+        self.secret_key = secret_key
+        self._entries: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> ReceivingEnvironment | None:
+        """Return the active source environment for ``token``, or ``None``."""
+        now = time.monotonic()
+        entry = self._entries.get(token)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        found = self._load(token)
+        if self.ttl > 0:
+            with self._lock:
+                if len(self._entries) > 10_000:
+                    # Unknown tokens are cached too; bound what scanners can fill.
+                    self._entries.clear()
+                self._entries[token] = (now + self.ttl, found)
+        return found
+
+    def clear(self) -> None:
+        """Forget everything (after a write through this process's API)."""
+        with self._lock:
+            self._entries.clear()
+
+    def _load(self, token: str) -> ReceivingEnvironment | None:
+        try:
+            source_env = (
+                SourceEnvironment.select(SourceEnvironment, Source)
+                .join(Source)
+                .where((SourceEnvironment.token == token) & (SourceEnvironment.active == True))  # noqa: E712
+                .get()
+            )
+        except DoesNotExist:
+            return None
+        return snapshot(source_env, self.secret_key)
+
+
+def init_app(app):
+    """Attach the app's source cache."""
+    app.extensions[CACHE_EXTENSION] = SourceCache(app.config["SOURCE_CACHE_SECONDS"], app.config["SECRET_KEY"])
+
+
+def get_cache() -> SourceCache:
+    """Return the current app's source cache."""
+    from flask import current_app
+
+    return current_app.extensions[CACHE_EXTENSION]

@@ -1,0 +1,1 @@
+"""Provider plugin tests: one module per provider, the contract, and end to end."""
