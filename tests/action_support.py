@@ -28,6 +28,11 @@ def path_parameters(values: dict, literals: dict) -> dict:
     return {**literals, **{name: f"body.{name}" for name in values}}
 
 
+def by_type(entry: dict) -> dict:
+    """Return the actions of a log entry keyed by action type."""
+    return {action["action_type"]: action for action in entry["actions"]}
+
+
 class EventSource:
     """A custom HTTP source in one environment, with the mappings a test gives it."""
 
