@@ -36,15 +36,28 @@ class CustomHttpProvider(Provider):
         ),
     )
 
+    example_payloads = {
+        "user.identified": [
+            {
+                "body": {
+                    "type": "user.identified",
+                    "user_id": "user_2f9a",
+                    "name": "Ada Lovelace",
+                    "email": "ada@example.com",
+                    "metadata": {"plan": "pro", "company": "Analytical Engines"},
+                },
+                "headers": {"content-type": "application/json"},
+            }
+        ]
+    }
+
     def verify(self, envelope, config):
         """Check the shared-secret header against any configured secret."""
-        signing.check_shared_secret(
-            envelope, config.get("secret_header") or self.secret_header, config["signing_secrets"]
-        )
+        signing.verify_shared_secret(envelope, config, self.secret_header)
 
     def sign(self, raw_body, secret, *, timestamp=None):
         """Return the shared-secret header."""
-        return {self.secret_header: secret}
+        return signing.shared_secret_headers(self.secret_header, secret)
 
     def default_settings(self):
         """Custom sources start without idempotency, as in Knock."""

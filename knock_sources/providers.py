@@ -72,7 +72,13 @@ class Provider:
     #: Whether the provider signs requests cryptographically. Unsigned
     #: providers may still be protected by a shared-secret header.
     signed: bool = True
-    event_type_path: str = "body.type"
+    #: Replay window for signed timestamps (``tolerance_seconds`` setting overrides).
+    tolerance_seconds: int | None = None
+    #: Unit of the signed timestamp: ``"s"`` or ``"ms"`` (WorkOS).
+    timestamp_unit: str = "s"
+    #: Header carrying a shared secret, for providers checked that way.
+    secret_header: str | None = None
+    event_type_path: str | None = "body.type"
     timestamp_path: str | None = None
     idempotency_key_path: str | None = None
     default_mappings: tuple[DefaultMapping, ...] = ()
@@ -120,6 +126,11 @@ class Provider:
                 "webhook_docs_url": self.docs_url,
             },
             "signed": self.signed,
+            "verification": {
+                "tolerance_seconds": self.tolerance_seconds,
+                "timestamp_unit": self.timestamp_unit,
+                "secret_header": self.secret_header,
+            },
             "default_settings": self.default_settings(),
             "default_action_mappings": [m.to_dict() for m in self.default_mappings],
             "example_payloads": dict(self.example_payloads),

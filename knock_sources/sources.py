@@ -24,6 +24,7 @@ from knock_sources.models import (
     utcnow,
 )
 from knock_sources.paths import validate_parameter_spec
+from knock_sources.source_cache import snapshot
 
 # 18 random bytes: 144 bits, 24 URL-safe characters.
 TOKEN_BYTES = 18
@@ -170,12 +171,17 @@ def mapping_problems(registry, mapping: dict) -> dict:
     return {"action_parameters": problems} if problems else {}
 
 
-def is_verified(registry, source: Source, source_env: SourceEnvironment) -> bool:
-    """Whether requests to this environment are authenticated beyond the URL token."""
+def is_verified(registry, source: Source, source_env: SourceEnvironment, secret_key: str) -> bool:
+    """Whether requests to this environment are authenticated beyond the URL token.
+
+    Counts only the secrets verification would use now: unexpired and non-blank.
+    """
     provider = registry.providers.get(source.provider)
     if provider is None:
         return False
-    return provider.is_verifiable({"signing_secrets": source_env.signing_secrets or []})
+    config = snapshot(source_env, secret_key).verification_config(utcnow())
+    config["signing_secrets"] = [secret for secret in config["signing_secrets"] if secret.strip()]
+    return provider.is_verifiable(config)
 
 
 def serialize_mapping(mapping: Mapping) -> dict:
@@ -202,7 +208,7 @@ def serialize_environment(registry, config, source: Source, source_env: SourceEn
             "signing_secrets_info": {"count": len(expiries), "expires_at": expiries},
         },
         "mappings": [serialize_mapping(m) for m in source_env.mappings.order_by(Mapping.id)],
-        "verified": is_verified(registry, source, source_env),
+        "verified": is_verified(registry, source, source_env, config["SECRET_KEY"]),
         "updated_at": isoformat(source_env.updated_at),
     }
 

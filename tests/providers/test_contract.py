@@ -11,7 +11,7 @@ from knock_sources.actions.runner import check_parameters
 from knock_sources.hookspecs import hookimpl
 from knock_sources.plugins import DEFAULT_PLUGINS, Registry, make_plugin_manager
 from knock_sources.providers import Provider
-from knock_sources.testing import CONTRACT_CHECKS, check_example_payloads
+from knock_sources.testing import CONTRACT_CHECKS
 
 BUILT_IN = {"custom_http", "stripe", "clerk", "workos", "supabase", "posthog"}
 PROVIDERS = sorted(
@@ -19,17 +19,10 @@ PROVIDERS = sorted(
      for provider in provided),
     key=lambda provider: provider.slug,
 )
-# custom_http (core-owned) declares a default mapping but no example payload for it yet.
-KNOWN_GAPS = {("custom_http", check_example_payloads)}
-
-
 def contract_cases():
     for provider in PROVIDERS:
         for check in CONTRACT_CHECKS:
-            marks = ()
-            if (provider.slug, check) in KNOWN_GAPS:
-                marks = pytest.mark.xfail(strict=True, reason="custom_http has no example for user.identified")
-            yield pytest.param(provider, check, id=f"{provider.slug}-{check.__name__}", marks=marks)
+            yield pytest.param(provider, check, id=f"{provider.slug}-{check.__name__}")
 
 
 def mapping_cases():
