@@ -132,14 +132,26 @@ def test_inline_recipients_are_identified_and_set_before_the_runs(source):
 def test_unidentified_recipient_gets_no_run_and_is_named(source):
     source.configure(identify_mapping(), mapping("workflows_trigger", **TRIGGER))
     source.identify("ann")
-    action = source.run({"to": ["ann", "ghost", {"id": "nowhere", "collection": "projects"}]})
+    action = source.run({"to": ["ann", "ghost"]})
     assert action["action_status"] == "success"
     assert action["action_result"]["skipped_recipients"] == [
         {"collection": "$users", "id": "ghost", "reason": "not identified"},
-        {"collection": "projects", "id": "nowhere", "reason": "not identified"},
     ]
     assert [run["recipient"]["id"] for run in runs(source)] == ["ann"]
     source.get("/v1/users/ghost", expect=404)
+
+
+@pytest.mark.parametrize(
+    ("recipient", "path"),
+    [({"id": "newcomer"}, "/v1/users/newcomer"), ({"id": "p9", "collection": "projects"}, "/v1/objects/projects/p9")],
+)
+def test_recipient_given_as_an_object_is_identified_inline_even_with_only_an_id(source, recipient, path):
+    # Knock's inline identification needs only an id: an object is never a bare reference.
+    source.configure(mapping("workflows_trigger", **TRIGGER))
+    action = source.run({"to": [recipient]})
+    assert action["action_result"]["skipped_recipients"] == []
+    assert [run["recipient"]["id"] for run in runs(source)] == [recipient["id"]]
+    assert source.get(path)["id"] == recipient["id"]
 
 
 def test_a_recipient_listed_twice_gets_one_run(source):

@@ -184,7 +184,7 @@ def test_log_actions_are_only_included_on_request(posted):
     assert action["action_type"] == "workflows_trigger"
     assert action["action_status"] == "success"
     assert action["action_parameters"] == TRIGGER["action_parameters"]
-    assert action["action_payload"]["recipients"] == [{"collection": "$users", "id": "u1", "name": "Ada"}]
+    assert action["action_payload"]["recipients"] == [{"collection": "$users", "id": "u1", "inline": {"name": "Ada"}}]
     assert len(action["action_result"]["workflow_run_ids"]) == 1
 
 
@@ -243,3 +243,23 @@ def test_api_keys_are_independent(app, client, api):
     runner = app.test_cli_runner()
     other = Api(client, runner.invoke(args=["api-key", "create"]).stdout.strip())
     assert other.get("/v1/sources").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("settings", "verified"),
+    [
+        ({}, False),
+        ({"signing_secret": "shared"}, True),
+        ({"signing_secrets": [{"secret": "old", "expires_at": "2000-01-01T00:00:00Z"}]}, False),
+        ({"signing_secrets": [{"secret": "next", "expires_at": "2999-01-01T00:00:00Z"}]}, True),
+    ],
+)
+def test_unsigned_source_is_flagged_unverified_without_a_usable_secret(api, settings, verified):
+    body = api.create_source(settings=settings)
+    assert body["environment_settings"]["development"]["verified"] is verified
+
+
+def test_signed_provider_is_verified_even_before_a_secret_is_set(api):
+    # It fails closed (401) until a secret is set, so it never accepts unverified events.
+    body = api.create_source("billing", provider="stripe")
+    assert body["environment_settings"]["development"]["verified"] is True

@@ -53,7 +53,7 @@ class AddAudienceMember(Action):
         tenant = params.get("tenant") or ""
         added, already = [], []
         for user in params["users"]:
-            upsert_user(environment, user["id"], inline_attributes(user))
+            upsert_user(environment, user["id"], inline_attributes(user) or {})
             keys = {"audience": audience, "user_id": user["id"], "tenant": tenant}
             if AudienceMember.get_or_none(**keys):
                 already.append(user["id"])

@@ -96,10 +96,12 @@ def _nested_identifier(owner: str, value) -> str:
 
 
 def to_recipient(value) -> dict:
-    """Normalise one recipient to ``{"collection", "id", ...inline attributes}``.
+    """Normalise one recipient to ``{"collection", "id"[, "inline": {...}]}``.
 
-    A string is a user id; an object with ``collection`` is an object
-    recipient; any other object with ``id`` is an inline user.
+    A string is a reference to a user id, who must already exist. An object
+    is inline identification, as in Knock's API (only ``id`` is required):
+    with ``collection`` it is an object recipient, otherwise a user, and it
+    is created or merged with the attributes under ``inline``.
     """
     if isinstance(value, dict):
         if "id" not in value:
@@ -115,15 +117,17 @@ def to_recipient(value) -> dict:
                     _check_nested_text(f"the inline user's {name}", recipient[name], max_length)
         elif recipient.get("name") is not None:
             _check_nested_text("the inline object's name", recipient["name"], OBJECT_NAME_LENGTH)
-        recipient["collection"] = collection
-        recipient["id"] = _nested_identifier("recipient", value["id"])
-        return recipient
+        return {
+            "collection": collection,
+            "id": _nested_identifier("recipient", value["id"]),
+            "inline": recipient,
+        }
     return {"collection": USERS_COLLECTION, "id": to_identifier(value, "recipient id")}
 
 
-def inline_attributes(recipient: dict) -> dict:
-    """Return the inline-identify attributes of a normalised recipient."""
-    return {key: value for key, value in recipient.items() if key not in ("id", "collection")}
+def inline_attributes(recipient: dict) -> dict | None:
+    """Return the inline-identify attributes of a normalised recipient; ``None`` for a reference."""
+    return recipient.get("inline")
 
 
 def unique_recipients(recipients: list[dict]) -> list[dict]:
@@ -135,7 +139,10 @@ def unique_recipients(recipients: list[dict]) -> list[dict]:
     merged: dict[tuple[str, str], dict] = {}
     for recipient in recipients:
         key = (recipient["collection"], recipient["id"])
-        merged[key] = {**merged.get(key, {}), **recipient}
+        previous = merged.get(key)
+        if previous is not None and "inline" in previous:
+            recipient = {**recipient, "inline": {**previous["inline"], **recipient.get("inline", {})}}
+        merged[key] = recipient
     return list(merged.values())
 
 

@@ -9,16 +9,20 @@ from knock_sources.models import Object, User
 
 
 def ensure_recipient(environment, recipient: dict) -> bool:
-    """Identify or set an inline recipient; return whether the recipient exists."""
+    """Identify or set an inline recipient; return whether the recipient exists.
+
+    An inline recipient (given as an object) is created or merged; a
+    reference (a bare user id) must already exist: Knock runs nothing for it.
+    """
     attributes = inline_attributes(recipient)
     if recipient["collection"] == USERS_COLLECTION:
-        if attributes:
+        if attributes is not None:
             upsert_user(environment, recipient["id"], attributes)
             return True
         return User.select().where(
             (User.environment == environment) & (User.external_id == recipient["id"])
         ).exists()
-    if attributes:
+    if attributes is not None:
         set_object(environment, recipient["collection"], recipient["id"], attributes)
         return True
     return Object.select().where(

@@ -52,7 +52,9 @@ class Subscribe(Action):
     def execute(self, context, params):
         """Create or update one subscription per known or inline-identified recipient."""
         environment = context.environment
-        obj = Object.get_or_create_row(environment=environment, collection=params["collection"], external_id=params["id"])
+        obj = Object.get_or_create_row(
+            environment=environment, collection=params["collection"], external_id=params["id"]
+        )
         properties = params.get("properties")
         subscribed, updated, skipped = [], [], []
         for recipient in params["recipients"]:

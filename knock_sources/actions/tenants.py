@@ -36,7 +36,9 @@ def set_tenant(environment, tenant_id: str, *, name=None, properties=None, setti
 
 def set_inline_tenant(environment, tenant: dict) -> Tenant:
     """Set a tenant given inline (``{"id", "name", "settings", ...custom properties}``)."""
-    custom = {key: value for key, value in tenant.items() if key not in ("id", "name", "settings") and value is not None}
+    custom = {
+        key: value for key, value in tenant.items() if key not in ("id", "name", "settings") and value is not None
+    }
     name = tenant.get("name")
     return set_tenant(
         environment,
