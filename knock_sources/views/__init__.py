@@ -8,13 +8,14 @@ from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import SourcesError, ValidationFailed
-from knock_sources.views import api, data, health, receive, sources
+from knock_sources.views import api, data, health, providers, receive, sources
 
 log = logging.getLogger(__name__)
 
 # Nested once at import: a blueprint cannot gain children after its first registration.
 api.bp.register_blueprint(sources.bp)
 api.bp.register_blueprint(data.bp)
+api.bp.register_blueprint(providers.bp)
 
 
 def init_app(app):
