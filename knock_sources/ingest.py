@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from functools import lru_cache, partial
 from urllib.parse import parse_qsl
 
+from flask import current_app
 from peewee import IntegrityError, InterfaceError, OperationalError, PeeweeException
 
 from knock_sources import jobs
@@ -26,9 +28,10 @@ from knock_sources.errors import (
     SourcesError,
     UnsupportedMediaType,
 )
-from knock_sources.models import PENDING, REJECTED, EventLog, db, utcnow
+from knock_sources.models import PENDING, REJECTED, EventLog, SourceEnvironment, db, utcnow
 from knock_sources.providers import Envelope
 from knock_sources.source_cache import ReceivingEnvironment, SourceCache
+from knock_sources.writer import EventWriter
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ REDACTED_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-webhook-secret", "x-api-key"}
 )
 REDACTED = "[redacted]"
+WRITER_EXTENSION = "knock_sources.writer"
 
 
 def find_source_environment(cache: SourceCache, token: str) -> ReceivingEnvironment:
@@ -136,7 +140,9 @@ def receive(registry, config: dict, cache: SourceCache, token: str, request) -> 
     # JSON, and re-serialising it would cost more than the insert.
     body_text = raw.decode("utf-8") if request.mimetype != FORM_TYPE else None
     event_log_id = persist(receiving, envelope, stored_headers(headers, secret_header), verification_status, body_text)
-    jobs.enqueue_event(event_log_id)
+    if jobs.get_queue() is None:
+        # Embedded mode: no workers, so the event is processed right here.
+        jobs.process_event(event_log_id)
     return event_log_id
 
 
@@ -162,22 +168,42 @@ def verify(provider, receiving: ReceivingEnvironment, envelope: Envelope, now: d
 _PERSISTED_COLUMNS = ("source_environment", "status", "headers", "body", "remote_ip", "verification_status", "received_at")
 
 
-def _insert_sql() -> str:
-    """The one INSERT of the hot path, built once: the ORM's query builder costs more than the write."""
+@lru_cache(maxsize=64)
+def _insert_sql(rows: int, param: str) -> str:
+    """The hot path's INSERT for ``rows`` rows, built once: the ORM's query builder costs more than the write."""
     fields = [EventLog._meta.fields[name] for name in _PERSISTED_COLUMNS]
     columns = ", ".join(f'"{field.column_name}"' for field in fields)
-    params = ", ".join([db.param] * len(fields))
-    return f'INSERT INTO "{EventLog._meta.table_name}" ({columns}) VALUES ({params}) RETURNING "id"'
+    row = "(" + ", ".join([param] * len(fields)) + ")"
+    return f'INSERT INTO "{EventLog._meta.table_name}" ({columns}) VALUES {", ".join([row] * rows)} RETURNING "id"'
+
+
+def insert_rows(rows: list[list]) -> list[int]:
+    """Insert event rows in one statement, committed when it returns (autocommit).
+
+    Pooled connections are not pinged when checked out, so one the server
+    dropped is only found here: reconnect once and retry.
+    """
+    params = [value for row in rows for value in row]
+    for attempt in (1, 2):
+        try:
+            with db.connection_context():
+                return [row[0] for row in db.execute_sql(_insert_sql(len(rows), db.param), params).fetchall()]
+        except (InterfaceError, OperationalError):
+            if attempt == 2:
+                raise
+            db.close()
+    raise AssertionError("unreachable")
 
 
 def persist(
     receiving: ReceivingEnvironment, envelope: Envelope, headers: dict, verification_status, body_text=None
 ) -> int:
-    """Write the pending ``EventLog`` (the durability point) and return its id.
+    """Commit the pending ``EventLog`` (the durability point) and return its id.
 
-    ``body_text`` is the body's JSON text when it is already at hand.
-    Raises ``LogUnavailable`` when the database cannot take it, so that the
-    sender retries, and ``NotFound`` when the source was deleted meanwhile.
+    ``body_text`` is the body's JSON text when it is already at hand. The
+    row goes through this process's ``EventWriter`` (group commit). Raises
+    ``LogUnavailable`` when the database cannot take it, so that the sender
+    retries, and ``NotFound`` when the source was deleted meanwhile.
     """
     values = (receiving.id, PENDING, headers, envelope.body, envelope.remote_ip, verification_status, envelope.received_at)
     fields = EventLog._meta.fields
@@ -188,29 +214,23 @@ def persist(
         ]
     except RecursionError:
         raise PayloadError("The JSON body is nested too deeply.", code="too_deep") from None
-    for attempt in (1, 2):
-        try:
-            # One statement in autocommit mode: committed (durably) when it returns.
-            return db.execute_sql(_insert_sql(), params).fetchone()[0]
-        except IntegrityError:
-            raise NotFound("No source is configured for this URL.", code="source_missing") from None
-        except (InterfaceError, OperationalError) as exc:
-            if attempt == 1 and _reconnect():
-                continue
-            log.error("could not write the event log for source environment %s: %s", receiving.id, exc)
-        except PeeweeException as exc:
-            log.error("could not write the event log for source environment %s: %s", receiving.id, exc)
-        raise LogUnavailable("The event could not be recorded; retry later.")
-
-
-def _reconnect() -> bool:
-    """Replace a connection the server dropped (pooled ones are checked lazily)."""
     try:
-        db.close()
-        db.connect()
-    except PeeweeException:
-        return False
-    return True
+        return current_app.extensions[WRITER_EXTENSION].write(params)
+    except IntegrityError as exc:
+        if not SourceEnvironment.select().where(SourceEnvironment.id == receiving.id).exists():
+            # Deleted since this process cached its token.
+            raise NotFound("No source is configured for this URL.", code="source_missing") from None
+        log.error("could not write the event log for source environment %s: %s", receiving.id, exc)
+    except PeeweeException as exc:
+        log.error("could not write the event log for source environment %s: %s", receiving.id, exc)
+    raise LogUnavailable("The event could not be recorded; retry later.")
+
+
+def init_app(app):
+    """Give the app its event writer, which hands committed ids to the queue if there is one."""
+    queue = app.extensions[jobs.QUEUE_EXTENSION]
+    hand_over = partial(jobs.push_pending, queue) if queue is not None else None
+    app.extensions[WRITER_EXTENSION] = EventWriter(insert_rows, hand_over)
 
 
 def _log_rejection(receiving: ReceivingEnvironment, error: SourcesError, headers: dict, raw: bytes, remote_ip) -> None:

@@ -62,30 +62,14 @@ def drain_flag_key(queue: Queue) -> str:
     return f"knock_sources:{queue.name}:drain-scheduled"
 
 
-def enqueue_event(event_log_id: int) -> bool:
-    """Schedule ``event_log_id`` for processing; ``False`` if Redis was unreachable.
-
-    The id goes onto a Redis list in one pipelined round trip; an RQ
-    ``drain_pending`` job is enqueued only when none is scheduled yet, so the
-    hot path pays for RQ's job bookkeeping once per batch, not per event
-    (DESIGN.md section 7). The event is already committed as ``pending``,
-    so a failure here loses nothing: the sweeper picks it up.
-    """
-    queue = get_queue()
-    if queue is None:
-        process_event(event_log_id)
-        return True
-    try:
-        pipe = queue.connection.pipeline(transaction=False)
-        pipe.rpush(pending_key(queue), event_log_id)
-        pipe.set(drain_flag_key(queue), 1, nx=True, ex=DRAIN_FLAG_SECONDS)
-        _, drain_needed = pipe.execute()
-        if drain_needed:
-            schedule_drain(queue)
-    except redis.RedisError as exc:
-        log.warning("event %s stays pending, Redis is unreachable: %s", event_log_id, exc)
-        return False
-    return True
+def push_pending(queue: Queue, ids: list) -> None:
+    """Append ``ids`` to the pending list and schedule a drain if none is; one round trip."""
+    pipe = queue.connection.pipeline(transaction=False)
+    pipe.rpush(pending_key(queue), *ids)
+    pipe.set(drain_flag_key(queue), 1, nx=True, ex=DRAIN_FLAG_SECONDS)
+    _, drain_needed = pipe.execute()
+    if drain_needed:
+        schedule_drain(queue)
 
 
 def schedule_drain(queue: Queue) -> None:
@@ -131,7 +115,8 @@ def sweep() -> int:
     """Re-enqueue events still pending after the grace period; return how many.
 
     Events stuck in ``processing`` beyond the lease (their worker died) are
-    put back to ``pending`` first. Stops at the first enqueue failure.
+    put back to ``pending`` first. Stops at the first Redis failure; the
+    next sweep carries on.
     """
     config = current_app.config
     now = utcnow()
@@ -140,6 +125,7 @@ def sweep() -> int:
         (EventLog.status == PROCESSING) & (EventLog.processing_started_at <= lease_expired)
     ).execute()
     grace_expired = now - timedelta(seconds=config["SWEEP_GRACE_SECONDS"])
+    queue = get_queue()
     swept = 0
     last_id = 0
     while True:
@@ -154,12 +140,18 @@ def sweep() -> int:
             .order_by(EventLog.id)
             .limit(SWEEP_BATCH)
         ]
-        for event_log_id in ids:
-            if not enqueue_event(event_log_id):
-                return swept
-            swept += 1
-        if len(ids) < SWEEP_BATCH:
+        if not ids:
             return swept
+        if queue is None:
+            for event_log_id in ids:
+                process_event(event_log_id)
+        else:
+            try:
+                push_pending(queue, ids)
+            except redis.RedisError as exc:
+                log.warning("the sweeper stops, Redis is unreachable: %s", exc)
+                return swept
+        swept += len(ids)
         last_id = ids[-1]
 
 

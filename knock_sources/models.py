@@ -238,6 +238,32 @@ class IdempotencyRecord(BaseModel):
         indexes = ((("source_environment", "event_type", "key"), True),)
 
 
+class Variable(BaseModel):
+    """An account-level variable scripts read through ``vars``.
+
+    ``value`` is the default; ``VariableValue`` rows override it per
+    environment. Values of secret variables are encrypted at rest.
+    """
+
+    key = CharField(max_length=255, unique=True)
+    secret = BooleanField(default=False)
+    value = TextField(null=True)
+    description = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class VariableValue(BaseModel):
+    """A variable's value in one environment, overriding its default."""
+
+    variable = ForeignKeyField(Variable, backref="values", on_delete="CASCADE")
+    environment = ForeignKeyField(Environment, on_delete="CASCADE")
+    value = TextField()
+
+    class Meta:
+        indexes = ((("variable", "environment"), True),)
+
+
 class ApiKey(BaseModel):
     """A JSON API key; only its SHA-256 digest is stored."""
 
@@ -384,6 +410,8 @@ MODELS = (
     EventLog,
     ActionLog,
     IdempotencyRecord,
+    Variable,
+    VariableValue,
     ApiKey,
     User,
     Object,

@@ -121,3 +121,17 @@ class LogQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
     starting_at = fields.DateTime()
     ending_at = fields.DateTime()
+
+
+class VariableBodySchema(Schema):
+    """``variable`` in the body of ``PUT /v1/variables/{key}``; absent fields are kept."""
+
+    class Meta:
+        unknown = RAISE
+
+    value = fields.String(allow_none=True, validate=validate.Length(max=65536))
+    secret = fields.Boolean()
+    description = fields.String(allow_none=True, validate=validate.Length(max=1024))
+    environment_values = fields.Dict(
+        keys=fields.String(), values=fields.String(allow_none=True, validate=validate.Length(max=65536))
+    )

@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 
 from app import create_app
-from knock_sources import database, models
+from knock_sources import database, ingest, models
 
 POSTGRES_HOST = os.environ.get("KNOCK_SOURCES_TEST_POSTGRES_HOST", "127.0.0.1")
 POSTGRES_DB = os.environ.get("KNOCK_SOURCES_TEST_POSTGRES_DB", "test")
@@ -80,6 +80,11 @@ def make_app(database_url, **overrides):
     return app
 
 
+def stop_writer(app):
+    """End the app's event-writer thread so that threads do not pile up over the suite."""
+    app.extensions[ingest.WRITER_EXTENSION].stop()
+
+
 def reset_database():
     """Empty every table (PostgreSQL keeps its schema between tests) and close connections."""
     database_obj = models.db.obj
@@ -103,6 +108,7 @@ def app(database_url, app_config):
     """The app under test, in embedded mode (jobs run in-process)."""
     app = make_app(database_url, **app_config)
     yield app
+    stop_writer(app)
     reset_database()
 
 

@@ -8,7 +8,7 @@ from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import SourcesError, ValidationFailed
-from knock_sources.views import api, data, health, providers, receive, sources
+from knock_sources.views import api, data, health, providers, receive, sources, variables
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 api.bp.register_blueprint(sources.bp)
 api.bp.register_blueprint(data.bp)
 api.bp.register_blueprint(providers.bp)
+api.bp.register_blueprint(variables.bp)
 
 
 def init_app(app):
