@@ -4,7 +4,7 @@ import os
 
 from flask import Flask
 
-from knock_sources import cli, config, database, ingest, jobs, plugins, source_cache, views
+from knock_sources import cli, config, database, ingest, jobs, plugins, source_cache, source_scripts, views
 
 
 def create_app(test_config=None):
@@ -21,6 +21,7 @@ def create_app(test_config=None):
     config.normalise(app.config)
     database.init_app(app)
     source_cache.init_app(app)
+    source_scripts.init_app(app)
     plugins.init_app(app)
     jobs.init_app(app)
     ingest.init_app(app)

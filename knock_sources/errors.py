@@ -12,9 +12,11 @@ class SourcesError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message, *, code=None, status=None):
+    def __init__(self, message, *, code=None, status=None, detail=None):
         super().__init__(message)
         self.message = message
+        #: More than the sender is told, for the event log (never a secret).
+        self.detail = detail
         if code is not None:
             self.code = code
         if status is not None:

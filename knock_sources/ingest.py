@@ -31,6 +31,7 @@ from knock_sources.errors import (
 from knock_sources.models import PENDING, REJECTED, EventLog, SourceEnvironment, db, utcnow
 from knock_sources.providers import Envelope
 from knock_sources.source_cache import ReceivingEnvironment, SourceCache
+from knock_sources.source_scripts import RUNNER_EXTENSION, build_context, run_script, script_source
 from knock_sources.writer import EventWriter
 
 log = logging.getLogger(__name__)
@@ -133,13 +134,30 @@ def receive(registry, config: dict, cache: SourceCache, token: str, request) -> 
         received_at = utcnow()
         envelope = Envelope(headers, raw, body, request.mimetype, request.remote_addr, received_at)
         verification_status = verify(provider, receiving, envelope, received_at)
+        preprocess_output, script_error = None, None
+        source = script_source(receiving.settings)
+        if source:
+            ctx = build_context(envelope, cache.variables(receiving.environment_id))
+            enforce = bool(receiving.settings.get("enforce_verification"))
+            # Keyed by token: unique per source environment, even across databases.
+            verdict = run_script(current_app.extensions[RUNNER_EXTENSION], receiving.token, source, ctx, enforce)
+            verification_status, preprocess_output = verdict.verification_status, verdict.preprocess_output
+            script_error = f"script {verdict.error.kind}: {verdict.error}" if verdict.error else None
     except SourcesError as exc:
         _log_rejection(receiving, exc, stored_headers(headers, secret_header), raw, request.remote_addr)
         raise
     # A JSON body is stored as the text received: it parsed, so it is valid
     # JSON, and re-serialising it would cost more than the insert.
     body_text = raw.decode("utf-8") if request.mimetype != FORM_TYPE else None
-    event_log_id = persist(receiving, envelope, stored_headers(headers, secret_header), verification_status, body_text)
+    event_log_id = persist(
+        receiving,
+        envelope,
+        stored_headers(headers, secret_header),
+        verification_status,
+        body_text=body_text,
+        preprocess_output=preprocess_output,
+        error=script_error,
+    )
     if jobs.get_queue() is None:
         # Embedded mode: no workers, so the event is processed right here.
         jobs.process_event(event_log_id)
@@ -165,7 +183,17 @@ def verify(provider, receiving: ReceivingEnvironment, envelope: Envelope, now: d
     return "enforced:verified"
 
 
-_PERSISTED_COLUMNS = ("source_environment", "status", "headers", "body", "remote_ip", "verification_status", "received_at")
+_PERSISTED_COLUMNS = (
+    "source_environment",
+    "status",
+    "headers",
+    "body",
+    "remote_ip",
+    "verification_status",
+    "received_at",
+    "preprocess_output",
+    "error",
+)
 
 
 @lru_cache(maxsize=64)
@@ -196,7 +224,14 @@ def insert_rows(rows: list[list]) -> list[int]:
 
 
 def persist(
-    receiving: ReceivingEnvironment, envelope: Envelope, headers: dict, verification_status, body_text=None
+    receiving: ReceivingEnvironment,
+    envelope: Envelope,
+    headers: dict,
+    verification_status,
+    *,
+    body_text=None,
+    preprocess_output=None,
+    error=None,
 ) -> int:
     """Commit the pending ``EventLog`` (the durability point) and return its id.
 
@@ -205,7 +240,17 @@ def persist(
     ``LogUnavailable`` when the database cannot take it, so that the sender
     retries, and ``NotFound`` when the source was deleted meanwhile.
     """
-    values = (receiving.id, PENDING, headers, envelope.body, envelope.remote_ip, verification_status, envelope.received_at)
+    values = (
+        receiving.id,
+        PENDING,
+        headers,
+        envelope.body,
+        envelope.remote_ip,
+        verification_status,
+        envelope.received_at,
+        preprocess_output,
+        error,
+    )
     fields = EventLog._meta.fields
     try:
         params = [
@@ -239,7 +284,7 @@ def _log_rejection(receiving: ReceivingEnvironment, error: SourcesError, headers
             source_environment=receiving.id,
             status=REJECTED,
             reason=error.code,
-            error=error.message,
+            error=error.detail or error.message,
             headers=headers,
             raw_excerpt=raw[:REJECTED_EXCERPT_BYTES].decode("utf-8", "replace"),
             remote_ip=remote_ip,

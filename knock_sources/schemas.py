@@ -31,6 +31,16 @@ class SigningSecretSchema(Schema):
     expires_at = fields.DateTime(load_default=None, allow_none=True)
 
 
+class ScriptSchema(Schema):
+    """A source environment's script: JavaScript defining ``main(ctx)``."""
+
+    class Meta:
+        unknown = RAISE
+
+    language = fields.String(load_default="javascript", validate=validate.OneOf(["javascript"]))
+    source = fields.String(required=True, validate=validate.Length(min=1, max=65536))
+
+
 class SourceSettingsSchema(Schema):
     """``environment_settings.<env>.settings`` of ``PUT /v1/sources/{key}``."""
 
@@ -44,6 +54,7 @@ class SourceSettingsSchema(Schema):
     enforce_verification = fields.Boolean()
     secret_header = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
     tolerance_seconds = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=86400))
+    preprocess_script = fields.Nested(ScriptSchema, allow_none=True)
     signing_secret = fields.String(load_only=True, validate=validate.Length(min=1, max=1024))
     signing_secrets = fields.List(fields.Nested(SigningSecretSchema), load_only=True)
     # Read-only in responses; accepted and ignored so a GET body can be PUT back.
@@ -135,3 +146,33 @@ class VariableBodySchema(Schema):
     environment_values = fields.Dict(
         keys=fields.String(), values=fields.String(allow_none=True, validate=validate.Length(max=65536))
     )
+
+
+class SamplePayloadSchema(Schema):
+    """A sample request: ``{"body", "headers"}``, optionally the exact ``raw_body`` text."""
+
+    class Meta:
+        unknown = RAISE
+
+    body = fields.Dict(load_default=dict)
+    headers = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
+    raw_body = fields.String(load_default=None, allow_none=True)
+
+
+class RehearseBodySchema(Schema):
+    """Body of ``POST /v1/sources/{key}/rehearse``."""
+
+    class Meta:
+        unknown = RAISE
+
+    payload = fields.Nested(SamplePayloadSchema, required=True)
+
+
+class ScriptTestBodySchema(Schema):
+    """Body of ``POST /v1/sources/{key}/scripts/test``; without ``script`` the saved one runs."""
+
+    class Meta:
+        unknown = RAISE
+
+    script = fields.Nested(ScriptSchema, load_default=None, allow_none=True)
+    payload = fields.Nested(SamplePayloadSchema, load_default=dict)

@@ -1,4 +1,5 @@
-"""A per-process cache of what the ingest path needs to know about a token.
+"""A per-process cache of what the ingest path needs to know about a token
+(and of the variables its scripts read).
 
 The ingest endpoint is the hot path: looking the source environment up (a
 join) and decrypting its secrets on every request costs more than the rest
@@ -17,7 +18,7 @@ from datetime import datetime
 
 from peewee import DoesNotExist
 
-from knock_sources import encryption
+from knock_sources import encryption, variables
 from knock_sources.models import Source, SourceEnvironment
 
 CACHE_EXTENSION = "knock_sources.source_cache"
@@ -28,6 +29,8 @@ class ReceivingEnvironment:
     """An immutable snapshot of a source environment, for the ingest path."""
 
     id: int
+    token: str
+    environment_id: int
     source_key: str
     provider: str
     settings: dict
@@ -50,6 +53,8 @@ def snapshot(source_env: SourceEnvironment, secret_key: str) -> ReceivingEnviron
             secrets.append((plaintext, datetime.fromisoformat(expires_at) if expires_at else None))
     return ReceivingEnvironment(
         id=source_env.id,
+        token=source_env.token,
+        environment_id=source_env.environment_id,
         source_key=source_env.source.key,
         provider=source_env.source.provider,
         settings=dict(source_env.settings or {}),
@@ -79,6 +84,19 @@ class SourceCache:
                     # Unknown tokens are cached too; bound what scanners can fill.
                     self._entries.clear()
                 self._entries[token] = (now + self.ttl, found)
+        return found
+
+    def variables(self, environment_id: int) -> dict:
+        """Return the parsed variables scripts see in an environment (cached like tokens)."""
+        now = time.monotonic()
+        key = ("variables", environment_id)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        found = variables.values_for(environment_id, self.secret_key)
+        if self.ttl > 0:
+            with self._lock:
+                self._entries[key] = (now + self.ttl, found)
         return found
 
     def clear(self) -> None:

@@ -24,6 +24,7 @@ from knock_sources.models import (
     utcnow,
 )
 from knock_sources.paths import validate_parameter_spec
+from knock_sources.scripting import ScriptError, check_script
 from knock_sources.source_cache import snapshot
 
 # 18 random bytes: 144 bits, 24 URL-safe characters.
@@ -99,6 +100,8 @@ def _create_environment(source, environment, provider) -> None:
 
 def _apply_environment_settings(registry, config, source_env, env_body: dict) -> None:
     settings = dict(env_body["settings"])
+    if settings.get("preprocess_script"):
+        _check_script(config, source_env, settings["preprocess_script"]["source"])
     settings.pop("endpoint", None)
     settings.pop("signing_secrets_info", None)
     signing_secret = settings.pop("signing_secret", None)
@@ -123,6 +126,18 @@ def _apply_environment_settings(registry, config, source_env, env_body: dict) ->
     source_env.save()
     if env_body["mappings"] is not None:
         _replace_mappings(registry, source_env, env_body["mappings"])
+
+
+def _check_script(config, source_env, source: str) -> None:
+    """Refuse a script that does not compile or defines no ``main`` (422, with the engine's message)."""
+    try:
+        check_script(source, timeout_ms=config["SCRIPT_TIMEOUT_MS"], memory_mb=config["SCRIPT_MEMORY_MB"])
+    except ScriptError as error:
+        slug = source_env.environment.slug
+        raise ValidationFailed(
+            {"environment_settings": {slug: {"settings": {"preprocess_script": [str(error)]}}}},
+            message=f"The script does not compile: {error}",
+        ) from None
 
 
 def _encrypted(config, secret: str, expires_at) -> dict:

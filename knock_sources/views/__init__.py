@@ -8,7 +8,7 @@ from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import SourcesError, ValidationFailed
-from knock_sources.views import api, data, health, providers, receive, sources, variables
+from knock_sources.views import api, data, health, providers, receive, scripts, sources, variables
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,7 @@ api.bp.register_blueprint(sources.bp)
 api.bp.register_blueprint(data.bp)
 api.bp.register_blueprint(providers.bp)
 api.bp.register_blueprint(variables.bp)
+api.bp.register_blueprint(scripts.bp)
 
 
 def init_app(app):

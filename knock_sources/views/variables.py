@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, jsonify
 from knock_sources import variables
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.models import Variable
+from knock_sources.source_cache import get_cache
 from knock_sources.schemas import VariableBodySchema, envelope_schema
 from knock_sources.views.api import json_body, paginate
 
@@ -30,6 +31,7 @@ def put_variable(key):
         raise ValidationFailed({"key": ["Use letters, digits and underscores, not starting with a digit."]})
     body = json_body(variable_body_schema)["variable"]
     variable = variables.upsert_variable(current_app.config["SECRET_KEY"], key, body)
+    get_cache().clear()
     return jsonify(variables.serialize_variable(variable))
 
 
@@ -40,4 +42,5 @@ def delete_variable(key):
     if variable is None:
         raise NotFound(f"Variable {key!r} does not exist.", code="variable_missing")
     variable.delete_instance(recursive=True)
+    get_cache().clear()
     return "", 204

@@ -1,0 +1,46 @@
+"""``/v1/sources/{key}/scripts/test`` and ``/v1/sources/{key}/rehearse``: dry runs that write nothing."""
+
+from flask import Blueprint, current_app, jsonify
+
+from knock_sources import rehearsal, sources
+from knock_sources.errors import ValidationFailed
+from knock_sources.plugins import get_registry
+from knock_sources.schemas import RehearseBodySchema, ScriptTestBodySchema
+from knock_sources.source_cache import get_cache, snapshot
+from knock_sources.source_scripts import RUNNER_EXTENSION, script_source
+from knock_sources.views.api import current_environment, json_body
+
+bp = Blueprint("scripts", __name__)
+
+rehearse_body_schema = RehearseBodySchema()
+script_test_body_schema = ScriptTestBodySchema()
+
+
+def _target(key):
+    environment = current_environment()
+    source_env = sources.get_source_environment(sources.get_source(key), environment)
+    return source_env, snapshot(source_env, current_app.config["SECRET_KEY"])
+
+
+@bp.post("/sources/<key>/scripts/test")
+def test_script(key):
+    """Run the environment's script (or the one given) on a sample; return output or error."""
+    body = json_body(script_test_body_schema)
+    source_env, receiving = _target(key)
+    source = body["script"]["source"] if body["script"] else script_source(receiving.settings)
+    if not source:
+        raise ValidationFailed({"script": ["This environment has no script; send one to test."]})
+    variables = get_cache().variables(receiving.environment_id)
+    envelope = rehearsal.sample_envelope(body["payload"])
+    return jsonify(rehearsal.try_script(current_app.extensions[RUNNER_EXTENSION], source, envelope, variables))
+
+
+@bp.post("/sources/<key>/rehearse")
+def rehearse(key):
+    """Run verification, the script and mapping resolution on a sample payload."""
+    body = json_body(rehearse_body_schema)
+    source_env, receiving = _target(key)
+    variables = get_cache().variables(receiving.environment_id)
+    envelope = rehearsal.sample_envelope(body["payload"])
+    runner = current_app.extensions[RUNNER_EXTENSION]
+    return jsonify(rehearsal.rehearse(get_registry(), runner, receiving, source_env, envelope, variables))
