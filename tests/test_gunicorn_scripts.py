@@ -1,0 +1,82 @@
+"""Runaway scripts under a real gunicorn worker: the worker survives and keeps serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, port_is_open
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RUNAWAY = {
+    "loop": "function main() { while (true) {} }",
+    "bomb": "function main() { const a = []; while (true) { a.push('x'.repeat(4096) + a.length); } }",
+    "async-loop": "async function main() { await null; for (;;) {} }",
+}
+
+
+def call(url, method="POST", body=None, headers=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """gunicorn serving the app on SQLite, one worker; yields (base url, api headers, worker pid)."""
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "KNOCK_SOURCES_DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}",
+        "KNOCK_SOURCES_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS": "false",
+    }
+    subprocess.run([str(BIN / "flask"), "init-db"], cwd=ROOT, env=env, check=True, capture_output=True)
+    key = subprocess.run([str(BIN / "flask"), "api-key", "create"], cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.strip()
+    process = subprocess.Popen(
+        [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2", "--timeout", "30", "wsgi:app"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not port_is_open("127.0.0.1", port):
+        assert process.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+        time.sleep(0.1)
+    workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    yield f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}, workers
+    process.terminate()
+    process.communicate(timeout=30)
+
+
+def create_source(base, headers, key, script):
+    settings = {"preprocess_script": {"language": "javascript", "source": script}, "enforce_verification": True}
+    status, body = call(f"{base}/v1/sources/{key}", "PUT", {"source": {"name": key, "environment_settings": {"development": {"settings": settings}}}}, headers)
+    assert status == 200, body
+    return json.loads(body)["environment_settings"]["development"]["settings"]["endpoint"]
+
+
+@pytest.mark.parametrize("kind", RUNAWAY)
+def test_runaway_script_is_stopped_and_the_worker_keeps_serving(server, kind):
+    base, headers, workers = server
+    runaway = create_source(base, headers, "runaway", RUNAWAY[kind])
+    healthy = create_source(base, headers, "healthy", "export function main() { return { verified: true }; }")
+    for _ in range(2):
+        started = time.monotonic()
+        status, body = call(runaway, body={"type": "x"})
+        assert status == 401, body
+        assert time.monotonic() - started < 10
+        assert call(healthy, body={"type": "x"})[0] == 204
+    after = subprocess.run(["pgrep", "-f", "gunicorn"], capture_output=True, text=True).stdout.split()
+    assert set(workers) <= set(after), "the worker process was replaced"
