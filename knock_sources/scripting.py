@@ -24,8 +24,14 @@ heap ceiling, aborts the whole process: V8 treats that as fatal by design. Keep
 script authors trusted, or run the web workers under a supervisor that
 restarts them, as gunicorn does.
 
-Isolates do not survive ``fork()``: a forked child (a gunicorn worker of a
-``preload_app`` master) abandons the ones it inherited and rebuilds them.
+Every V8 operation of the process is serialised and isolates are created on
+one long-lived thread: mini-racer 0.14 crashes otherwise (see ``_v8_lock``
+and ``_v8_call``). A script stopped at its time limit therefore delays the
+other scripts of its process by up to that limit.
+
+V8 does not survive ``fork()``: a process forked after it ran a script gets
+a RuntimeError from the runner, so run no script in a gunicorn master. A
+process forked before any script ran is unaffected.
 """
 
 from __future__ import annotations
@@ -177,6 +183,7 @@ _SCRIPT_FRAME = re.compile(re.escape(SCRIPT_URL) + r":(\d+):(\d+)")
 
 _loop_lock = threading.Lock()
 _loop_state: tuple[int, asyncio.AbstractEventLoop, threading.Thread] | None = None
+_started_before_fork = False
 _live_engines: weakref.WeakSet[_Engine] = weakref.WeakSet()
 
 # With mini-racer 0.14 (V8 14.4), creating an isolate while another isolate
@@ -187,7 +194,8 @@ _live_engines: weakref.WeakSet[_Engine] = weakref.WeakSet()
 # evaluations themselves, which the lock below serialises. Serialising costs
 # nothing in one thread and little under gunicorn's threads, which share the
 # GIL anyway; the price is that a script stopped at its time limit delays the
-# other scripts of the process by that long.
+# other scripts of the process by that long. Each of the three measures was
+# needed for tests/test_scripting.py's thread test to stop crashing.
 V8_FLAGS = (*DEFAULT_V8_FLAGS, "--no-incremental-marking", "--no-memory-reducer")
 _v8_lock = threading.RLock()
 
@@ -216,6 +224,11 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     """
     global _loop_state
     with _loop_lock:
+        if _started_before_fork:
+            raise RuntimeError(
+                "V8 was started before this process was forked and cannot be used here: run no script "
+                "in a gunicorn master (preload_app) or any process before it forks"
+            )
         if _loop_state is None:
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name="knock-sources-scripting", daemon=True)
@@ -232,9 +245,11 @@ def _forget_parent_engines() -> None:
     """In a forked child, drop the parent's isolates and loop: their threads did not survive.
 
     The engines are marked closed without being freed (freeing would wait
-    for threads that do not exist here), so runners rebuild them on next use.
+    for threads that do not exist here). V8 itself cannot be used again: it
+    must create isolates on the thread that started it, which is gone.
     """
-    global _loop_state, _live_engines, _v8_lock
+    global _loop_state, _live_engines, _v8_lock, _started_before_fork
+    _started_before_fork = _started_before_fork or _loop_state is not None
     for engine in list(_live_engines):
         engine.abandon()
     _live_engines = weakref.WeakSet()
