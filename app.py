@@ -4,7 +4,7 @@ import os
 
 from flask import Flask
 
-from knock_sources import cli, config, database, ingest, jobs, plugins, source_cache, source_scripts, views
+from knock_sources import cli, config, database, jobs, plugins, source_cache, source_scripts, views
 
 
 def create_app(test_config=None):
@@ -24,7 +24,6 @@ def create_app(test_config=None):
     source_scripts.init_app(app)
     plugins.init_app(app)
     jobs.init_app(app)
-    ingest.init_app(app)
     views.init_app(app)
     cli.init_app(app)
     return app

@@ -17,6 +17,7 @@ from knock_sources.models import ApiKey, EventLog, utcnow
 from knock_sources.views.api import digest
 
 api_key_cli = AppGroup("api-key", help="Manage JSON API keys.")
+PURGE_BATCH = 5000
 
 
 @click.command("init-db")
@@ -53,9 +54,26 @@ def purge_command():
     now = utcnow()
     cutoff = now - timedelta(days=current_app.config["LOG_RETENTION_DAYS"])
     with models.db.connection_context():
-        logs = EventLog.delete().where(EventLog.received_at < cutoff).execute()
+        logs = purge_event_logs(cutoff)
         keys = idempotency.purge(now)
     click.echo(f"Deleted {logs} event logs and {keys} idempotency records.", err=True)
+
+
+def purge_event_logs(cutoff) -> int:
+    """Delete event logs received before ``cutoff``, oldest first, in batches.
+
+    Walking the primary key finds old rows first (ids grow with time), so no
+    index on ``received_at`` is needed; such an index would cost every insert.
+    """
+    deleted = 0
+    while True:
+        batch = [
+            row.id
+            for row in EventLog.select(EventLog.id).where(EventLog.received_at < cutoff).order_by(EventLog.id).limit(PURGE_BATCH)
+        ]
+        if not batch:
+            return deleted
+        deleted += EventLog.delete().where(EventLog.id.in_(batch)).execute()
 
 
 @api_key_cli.command("create")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from functools import lru_cache, partial
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from flask import current_app
@@ -32,7 +32,6 @@ from knock_sources.models import PENDING, REJECTED, EventLog, SourceEnvironment,
 from knock_sources.providers import Envelope
 from knock_sources.source_cache import ReceivingEnvironment, SourceCache
 from knock_sources.source_scripts import RUNNER_EXTENSION, build_context, run_script, script_source
-from knock_sources.writer import EventWriter
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ REDACTED_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "x-webhook-secret", "x-api-key"}
 )
 REDACTED = "[redacted]"
-WRITER_EXTENSION = "knock_sources.writer"
 
 
 def find_source_environment(cache: SourceCache, token: str) -> ReceivingEnvironment:
@@ -158,9 +156,7 @@ def receive(registry, config: dict, cache: SourceCache, token: str, request) -> 
         preprocess_output=preprocess_output,
         error=script_error,
     )
-    if jobs.get_queue() is None:
-        # Embedded mode: no workers, so the event is processed right here.
-        jobs.process_event(event_log_id)
+    jobs.hand_over(event_log_id)
     return event_log_id
 
 
@@ -196,30 +192,29 @@ _PERSISTED_COLUMNS = (
 )
 
 
-@lru_cache(maxsize=64)
-def _insert_sql(rows: int, param: str) -> str:
-    """The hot path's INSERT for ``rows`` rows, built once: the ORM's query builder costs more than the write."""
+@lru_cache(maxsize=4)
+def _insert_sql(param: str) -> str:
+    """The hot path's INSERT, built once: the ORM's query builder costs more than the write."""
     fields = [EventLog._meta.fields[name] for name in _PERSISTED_COLUMNS]
     columns = ", ".join(f'"{field.column_name}"' for field in fields)
-    row = "(" + ", ".join([param] * len(fields)) + ")"
-    return f'INSERT INTO "{EventLog._meta.table_name}" ({columns}) VALUES {", ".join([row] * rows)} RETURNING "id"'
+    params = ", ".join([param] * len(fields))
+    return f'INSERT INTO "{EventLog._meta.table_name}" ({columns}) VALUES ({params}) RETURNING "id"'
 
 
-def insert_rows(rows: list[list]) -> list[int]:
-    """Insert event rows in one statement, committed when it returns (autocommit).
+def insert_row(params: list) -> int:
+    """Insert one event row, committed when it returns (autocommit), and return its id.
 
     Pooled connections are not pinged when checked out, so one the server
     dropped is only found here: reconnect once and retry.
     """
-    params = [value for row in rows for value in row]
     for attempt in (1, 2):
         try:
-            with db.connection_context():
-                return [row[0] for row in db.execute_sql(_insert_sql(len(rows), db.param), params).fetchall()]
+            return db.execute_sql(_insert_sql(db.param), params).fetchone()[0]
         except (InterfaceError, OperationalError):
             if attempt == 2:
                 raise
             db.close()
+            db.connect()
     raise AssertionError("unreachable")
 
 
@@ -235,8 +230,7 @@ def persist(
 ) -> int:
     """Commit the pending ``EventLog`` (the durability point) and return its id.
 
-    ``body_text`` is the body's JSON text when it is already at hand. The
-    row goes through this process's ``EventWriter`` (group commit). Raises
+    ``body_text`` is the body's JSON text when it is already at hand. Raises
     ``LogUnavailable`` when the database cannot take it, so that the sender
     retries, and ``NotFound`` when the source was deleted meanwhile.
     """
@@ -260,7 +254,7 @@ def persist(
     except RecursionError:
         raise PayloadError("The JSON body is nested too deeply.", code="too_deep") from None
     try:
-        return current_app.extensions[WRITER_EXTENSION].write(params)
+        return insert_row(params)
     except IntegrityError as exc:
         if not SourceEnvironment.select().where(SourceEnvironment.id == receiving.id).exists():
             # Deleted since this process cached its token.
@@ -269,13 +263,6 @@ def persist(
     except PeeweeException as exc:
         log.error("could not write the event log for source environment %s: %s", receiving.id, exc)
     raise LogUnavailable("The event could not be recorded; retry later.")
-
-
-def init_app(app):
-    """Give the app its event writer, which hands committed ids to the queue if there is one."""
-    queue = app.extensions[jobs.QUEUE_EXTENSION]
-    hand_over = partial(jobs.push_pending, queue) if queue is not None else None
-    app.extensions[WRITER_EXTENSION] = EventWriter(insert_rows, hand_over)
 
 
 def _log_rejection(receiving: ReceivingEnvironment, error: SourcesError, headers: dict, raw: bytes, remote_ip) -> None:

@@ -11,18 +11,21 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from functools import partial
 
 import redis
 from flask import current_app
 from rq import Queue, Retry, SimpleWorker
 
 from knock_sources import models, processing
+from knock_sources.dispatch import Dispatcher
 from knock_sources.models import PENDING, PROCESSING, EventLog, utcnow
 from knock_sources.plugins import get_registry
 
 log = logging.getLogger(__name__)
 
 QUEUE_EXTENSION = "knock_sources.queue"
+DISPATCHER_EXTENSION = "knock_sources.dispatcher"
 # Retries cover infrastructure failures (database restarting); action
 # failures are recorded on the event, not retried.
 RETRY = Retry(max=3, interval=[5, 30, 120])
@@ -35,8 +38,10 @@ DRAIN_FLAG_SECONDS = 60
 
 
 def init_app(app):
-    """Create the app's queue, or ``None`` for embedded in-process jobs."""
-    app.extensions[QUEUE_EXTENSION] = make_queue(app.config) if app.config["REDIS_URL"] else None
+    """Create the app's queue and dispatcher, or ``None`` for embedded in-process jobs."""
+    queue = make_queue(app.config) if app.config["REDIS_URL"] else None
+    app.extensions[QUEUE_EXTENSION] = queue
+    app.extensions[DISPATCHER_EXTENSION] = Dispatcher(partial(push_pending, queue)) if queue else None
 
 
 def make_queue(config) -> Queue:
@@ -60,6 +65,21 @@ def pending_key(queue: Queue) -> str:
 def drain_flag_key(queue: Queue) -> str:
     """Set while a drain job is scheduled and has not started yet."""
     return f"knock_sources:{queue.name}:drain-scheduled"
+
+
+def hand_over(event_log_id: int) -> None:
+    """Get a committed event processed.
+
+    In embedded mode it is processed right here. Otherwise the id goes to
+    this process's dispatcher, which pushes ids onto a Redis list in batches;
+    ``drain_pending`` jobs process that list, so RQ's job bookkeeping is paid
+    per batch, not per event (DESIGN.md section 7). The event is committed
+    as ``pending``, so nothing is lost if Redis is down: the sweeper picks it up.
+    """
+    if get_queue() is None:
+        process_event(event_log_id)
+    else:
+        current_app.extensions[DISPATCHER_EXTENSION].submit(event_log_id)
 
 
 def push_pending(queue: Queue, ids: list) -> None:

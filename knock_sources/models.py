@@ -182,7 +182,8 @@ class EventLog(BaseModel):
     """
 
     id = AutoField()
-    source_environment = ForeignKeyField(SourceEnvironment, on_delete="CASCADE")
+    # No single-column index: ``(source_environment, id)`` below serves it.
+    source_environment = ForeignKeyField(SourceEnvironment, on_delete="CASCADE", index=False)
     status = CharField(max_length=16, default=PENDING)
     #: Machine-readable rejection reason, e.g. ``verification_failed``.
     reason = CharField(max_length=64, null=True)
@@ -197,14 +198,16 @@ class EventLog(BaseModel):
     preprocess_output = JSONField(null=True)
     error = TextField(null=True)
     occurred_at = DateTimeField(null=True)
-    received_at = DateTimeField(default=utcnow, index=True)
+    received_at = DateTimeField(default=utcnow)
     processing_started_at = DateTimeField(null=True)
     processed_at = DateTimeField(null=True)
 
     class Meta:
+        # Every index costs each ingest insert; these two serve the log list
+        # (newest first per source environment) and the sweeper (pending by id).
         indexes = (
-            (("source_environment", "received_at"), False),
-            (("status", "received_at"), False),
+            (("source_environment", "id"), False),
+            (("status", "id"), False),
         )
 
 

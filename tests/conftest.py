@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 
 from app import create_app
-from knock_sources import database, ingest, models
+from knock_sources import database, jobs, models
 
 POSTGRES_HOST = os.environ.get("KNOCK_SOURCES_TEST_POSTGRES_HOST", "127.0.0.1")
 POSTGRES_DB = os.environ.get("KNOCK_SOURCES_TEST_POSTGRES_DB", "test")
@@ -80,9 +80,11 @@ def make_app(database_url, **overrides):
     return app
 
 
-def stop_writer(app):
-    """End the app's event-writer thread so that threads do not pile up over the suite."""
-    app.extensions[ingest.WRITER_EXTENSION].stop()
+def stop_dispatcher(app):
+    """End the app's dispatcher thread so that threads do not pile up over the suite."""
+    dispatcher = app.extensions[jobs.DISPATCHER_EXTENSION]
+    if dispatcher is not None:
+        dispatcher.stop()
 
 
 def reset_database():
@@ -108,7 +110,7 @@ def app(database_url, app_config):
     """The app under test, in embedded mode (jobs run in-process)."""
     app = make_app(database_url, **app_config)
     yield app
-    stop_writer(app)
+    stop_dispatcher(app)
     reset_database()
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from knock_sources import ingest
+from knock_sources import jobs
 from knock_sources.models import EventLog, WorkflowRun, db as database
-from tests.conftest import Api, free_port, make_app, port_is_open, reset_database, stop_writer
+from tests.conftest import Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = str(Path(sys.executable).with_name("flask"))
@@ -42,7 +42,7 @@ def worker_env(app, **overrides):
 
 def start_workers(app, count=1, burst=True, **overrides):
     """Start ``count`` real worker processes, once this process has handed over its events."""
-    assert app.extensions[ingest.WRITER_EXTENSION].flush()
+    assert app.extensions[jobs.DISPATCHER_EXTENSION].flush()
     command = [FLASK, "worker"] + (["--burst"] if burst else [])
     return [
         subprocess.Popen(command, cwd=ROOT, env=worker_env(app, **overrides), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -62,7 +62,7 @@ def queue_app(postgres_url, redis_url):
     """An app on PostgreSQL with a private queue on the real Redis."""
     app = make_app(postgres_url, REDIS_URL=redis_url, QUEUE_NAME=f"ks-test-{uuid.uuid4().hex[:8]}")
     yield app
-    stop_writer(app)
+    stop_dispatcher(app)
     reset_database()
 
 
@@ -146,7 +146,7 @@ def redis_down(postgres_url):
     for server in servers:
         server.terminate()
         server.wait(timeout=10)
-    stop_writer(app)
+    stop_dispatcher(app)
     reset_database()
 
 
