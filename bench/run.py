@@ -4,12 +4,16 @@ Needs PostgreSQL (127.0.0.1:5432, database ``test``) and Redis
 (127.0.0.1:6379). Both apps run under gunicorn with the settings the README
 recommends (``GUNICORN_ARGS`` overrides); the ingest endpoint belongs to a
 Stripe source and every request carries a distinct event id signed with
-Stripe's scheme. Prints requests/s, the ratio and latencies, and writes
-them to ``bench/results/latest.json``.
+Stripe's scheme. A second case sends one request at a time to a custom
+source with and without a typical HMAC-verifying script; the p50 difference
+is the script's overhead. Prints requests/s, the ratio and latencies, and
+writes them to ``bench/results/latest.json``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import multiprocessing
 import os
@@ -69,26 +73,49 @@ def app_env(database_url: str) -> dict:
     }
 
 
-def create_stripe_source(env: dict) -> str:
-    """Migrate the schema and create a Stripe source; return its token."""
+# A typical custom-source script: HMAC-SHA256 of the raw body, secret in vars.
+HMAC_SCRIPT = """
+export async function main({ headers, rawBody, vars }) {
+  const expected = crypto.createHmac("sha256", vars.BENCH_SECRET).update(rawBody).digest("hex");
+  const given = headers["x-signature"] || "";
+  return { verified: given.length === expected.length &&
+    crypto.timingSafeEqual(Buffer.from(given), Buffer.from(expected)) };
+}
+"""
+
+
+def create_sources(env: dict) -> dict:
+    """Migrate the schema; create a Stripe source and two custom ones (with and without a script).
+
+    Returns their tokens by name.
+    """
     os.environ.update(env)
     from app import create_app
-    from knock_sources import database, models, sources
+    from knock_sources import database, models, sources, variables
 
     app = create_app()
+    registry = app.extensions["knock_sources"]
     with app.app_context():
         database.migrate(app.config["ENVIRONMENTS"])
         with models.db.connection_context():
-            body = {
-                "name": "Stripe",
-                "description": None,
-                "preconfigured_provider": "stripe",
-                "environment_settings": {
-                    "development": {"settings": {"signing_secret": SIGNING_SECRET}, "mappings": None}
-                },
-            }
-            source = sources.upsert_source(app.extensions["knock_sources"], app.config, "stripe", body)
-            return models.SourceEnvironment.get(source=source, environment=models.Environment.get(slug="development")).token
+            variables.upsert_variable(app.config["SECRET_KEY"], "BENCH_SECRET", {"value": SIGNING_SECRET, "secret": True})
+            script = {"preprocess_script": {"language": "javascript", "source": HMAC_SCRIPT}, "enforce_verification": True}
+            tokens = {}
+            for key, provider, settings in (
+                ("stripe", "stripe", {"signing_secret": SIGNING_SECRET}),
+                ("plain", None, {}),
+                ("scripted", None, script),
+            ):
+                body = {
+                    "name": key,
+                    "description": None,
+                    "preconfigured_provider": provider,
+                    "environment_settings": {"development": {"settings": settings, "mappings": None}},
+                }
+                source = sources.upsert_source(registry, app.config, key, body)
+                development = models.Environment.get(slug="development")
+                tokens[key] = models.SourceEnvironment.get(source=source, environment=development).token
+            return tokens
 
 
 def free_port() -> int:
@@ -129,17 +156,28 @@ def stripe_requests(path: str, count: int, seed: str) -> list[bytes]:
     return requests
 
 
+def hmac_requests(path: str, count: int, seed: str) -> list[bytes]:
+    """Build ``count`` requests carrying ``X-Signature``, the hex HMAC of their body."""
+    requests = []
+    for index in range(count):
+        body = json.dumps({"type": "order.paid", "id": f"ord_{seed}_{index}", "amount": 1200}).encode()
+        signature = hmac.new(SIGNING_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        requests.append(build_request(path, body, {"X-Signature": signature}, "127.0.0.1"))
+    return requests
+
+
 def client_main(args):
     """One load-generating process."""
-    port, path, seed = args
-    requests = stripe_requests(path, REQUESTS_PER_CLIENT, seed)
-    return run_client("127.0.0.1", port, requests, CONNECTIONS, DURATION, WARMUP)
+    port, path, seed, build, connections = args
+    requests = build(path, REQUESTS_PER_CLIENT, seed)
+    return run_client("127.0.0.1", port, requests, connections, DURATION, WARMUP)
 
 
-def measure(port: int, path: str) -> dict:
-    """Load the server at ``port`` from ``CLIENTS`` processes; return rps and latencies."""
-    with multiprocessing.Pool(CLIENTS) as pool:
-        results = pool.map(client_main, [(port, path, uuid.uuid4().hex[:8]) for _ in range(CLIENTS)])
+def measure(port: int, path: str, build=stripe_requests, clients=CLIENTS, connections=CONNECTIONS) -> dict:
+    """Load the server at ``port`` from ``clients`` processes; return rps and latencies."""
+    with multiprocessing.Pool(clients) as pool:
+        jobs = [(port, path, uuid.uuid4().hex[:8], build, connections) for _ in range(clients)]
+        results = pool.map(client_main, jobs)
     latencies = sorted(latency for result in results for latency in result[0])
     errors = [status for result in results for status in result[1]]
     if errors:
@@ -155,17 +193,23 @@ def main():
     except redis.RedisError:
         sys.exit("The benchmark needs Redis at 127.0.0.1:6379.")
     env = app_env(postgres_url())
-    token = create_stripe_source(env)
-    path = f"/integrations/receive/{token}"
+    tokens = create_sources(env)
+    path = f"/integrations/receive/{tokens['stripe']}"
     results = {}
     for name, module in (("baseline", "bench.bare_app:app"), ("ingest", "wsgi:app")):
         process, port = serve(module, env)
         try:
             results[name] = measure(port, path)
+            if name == "ingest":
+                # One request at a time, so the p50 difference is the script's own cost.
+                for source in ("plain", "scripted"):
+                    source_path = f"/integrations/receive/{tokens[source]}"
+                    results[source] = measure(port, source_path, hmac_requests, clients=1, connections=1)
         finally:
             process.terminate()
             process.wait(timeout=30)
-    redis.Redis.from_url(REDIS_URL).delete(f"rq:queue:{QUEUE}")
+    connection = redis.Redis.from_url(REDIS_URL)
+    connection.delete(f"rq:queue:{QUEUE}", f"knock_sources:{QUEUE}:pending", f"knock_sources:{QUEUE}:drain-scheduled")
     report = {
         "ingest_rps": round(results["ingest"]["rps"], 1),
         "baseline_rps": round(results["baseline"]["rps"], 1),
@@ -174,6 +218,9 @@ def main():
         "p99_ms": round(results["ingest"]["p99_ms"], 2),
         "baseline_p50_ms": round(results["baseline"]["p50_ms"], 2),
         "baseline_p99_ms": round(results["baseline"]["p99_ms"], 2),
+        "script_overhead_p50_ms": round(results["scripted"]["p50_ms"] - results["plain"]["p50_ms"], 3),
+        "plain_p50_ms": round(results["plain"]["p50_ms"], 3),
+        "scripted_p50_ms": round(results["scripted"]["p50_ms"], 3),
         "gunicorn_args": GUNICORN_ARGS,
         "clients": CLIENTS,
         "connections_per_client": CONNECTIONS,
