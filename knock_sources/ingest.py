@@ -249,7 +249,7 @@ def persist(
     try:
         params = [
             body_text if name == "body" and body_text is not None else fields[name].db_value(value)
-            for name, value in zip(_PERSISTED_COLUMNS, values)
+            for name, value in zip(_PERSISTED_COLUMNS, values, strict=True)
         ]
     except RecursionError:
         raise PayloadError("The JSON body is nested too deeply.", code="too_deep") from None

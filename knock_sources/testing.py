@@ -194,7 +194,7 @@ def check_example_payloads(provider, *, secret_factory=make_secret) -> None:
             assert isinstance(example.get("body"), dict), f"{where}: body must be an object"
             json.dumps(example)
             scope = _scope(example)
-            resolved = provider.event_type(lambda path: paths.resolve(path, scope))
+            resolved = provider.event_type(lambda path, scope=scope: paths.resolve(path, scope))
             assert resolved == event_type, f"{where}: resolves to event type {resolved!r}"
             if provider.idempotency_key_path:
                 key = paths.resolve(provider.idempotency_key_path, scope)

@@ -20,8 +20,8 @@ from knock_sources.models import (
     utcnow,
 )
 from knock_sources.plugins import get_registry
-from knock_sources.source_cache import get_cache
 from knock_sources.schemas import LogQuerySchema, SourceBodySchema, envelope_schema
+from knock_sources.source_cache import get_cache
 from knock_sources.views.api import current_environment, json_body, paginate
 
 bp = Blueprint("sources", __name__)

@@ -7,8 +7,8 @@ from flask import Blueprint, current_app, jsonify
 from knock_sources import variables
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.models import Variable
-from knock_sources.source_cache import get_cache
 from knock_sources.schemas import VariableBodySchema, envelope_schema
+from knock_sources.source_cache import get_cache
 from knock_sources.views.api import json_body, paginate
 
 bp = Blueprint("variables", __name__)
