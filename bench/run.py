@@ -98,8 +98,13 @@ def create_sources(env: dict) -> dict:
     with app.app_context():
         database.migrate(app.config["ENVIRONMENTS"])
         with models.db.connection_context():
-            variables.upsert_variable(app.config["SECRET_KEY"], "BENCH_SECRET", {"value": SIGNING_SECRET, "secret": True})
-            script = {"preprocess_script": {"language": "javascript", "source": HMAC_SCRIPT}, "enforce_verification": True}
+            variables.upsert_variable(
+                app.config["SECRET_KEY"], "BENCH_SECRET", {"value": SIGNING_SECRET, "secret": True}
+            )
+            script = {
+                "preprocess_script": {"language": "javascript", "source": HMAC_SCRIPT},
+                "enforce_verification": True,
+            }
             tokens = {}
             for key, provider, settings in (
                 ("stripe", "stripe", {"signing_secret": SIGNING_SECRET}),

@@ -69,7 +69,10 @@ def purge_event_logs(cutoff) -> int:
     while True:
         batch = [
             row.id
-            for row in EventLog.select(EventLog.id).where(EventLog.received_at < cutoff).order_by(EventLog.id).limit(PURGE_BATCH)
+            for row in EventLog.select(EventLog.id)
+            .where(EventLog.received_at < cutoff)
+            .order_by(EventLog.id)
+            .limit(PURGE_BATCH)
         ]
         if not batch:
             return deleted

@@ -43,7 +43,7 @@ def make_database(url: str):
     """Return an unconnected Peewee database for ``url``."""
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
-        path = url[len("sqlite:///"):] or ":memory:"
+        path = url[len("sqlite:///") :] or ":memory:"
         return SqliteDatabase(
             path,
             pragmas={

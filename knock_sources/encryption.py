@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 @lru_cache(maxsize=8)
 def _fernet(secret_key: str) -> Fernet:
-    key = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"knock-sources secrets at rest"
-    ).derive(secret_key.encode("utf-8"))
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"knock-sources secrets at rest").derive(
+        secret_key.encode("utf-8")
+    )
     return Fernet(base64.urlsafe_b64encode(key))
 
 

@@ -39,9 +39,7 @@ REJECTED_EXCERPT_BYTES = 4096
 JSON_TYPES = ("application/json", "text/plain", "")
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Headers that carry credentials are never stored or shown back.
-REDACTED_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "x-webhook-secret", "x-api-key"}
-)
+REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-webhook-secret", "x-api-key"})
 REDACTED = "[redacted]"
 
 
@@ -70,9 +68,7 @@ def read_body(stream, content_length: int | None, limit: int) -> bytes:
 def parse_body(raw: bytes, mimetype: str) -> dict:
     """Parse a JSON or form-encoded body into a dict; raise a ``SourcesError`` otherwise."""
     if mimetype != FORM_TYPE and mimetype not in JSON_TYPES and not mimetype.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"Content type {mimetype!r} is not supported; send JSON or form-encoded data."
-        )
+        raise UnsupportedMediaType(f"Content type {mimetype!r} is not supported; send JSON or form-encoded data.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -152,11 +152,7 @@ def sweep() -> int:
         ids = [
             row.id
             for row in EventLog.select(EventLog.id)
-            .where(
-                (EventLog.status == PENDING)
-                & (EventLog.received_at <= grace_expired)
-                & (EventLog.id > last_id)
-            )
+            .where((EventLog.status == PENDING) & (EventLog.received_at <= grace_expired) & (EventLog.id > last_id))
             .order_by(EventLog.id)
             .limit(SWEEP_BATCH)
         ]

@@ -89,7 +89,10 @@ def rehearse(registry, runner, receiving, source_env, envelope: Envelope, variab
         "log_id": None,
         "status": "error" if errors else "ok",
         "event": event_type,
-        "occurred_at": processing.resolve_timestamp(settings.get("timestamp_path"), scope, envelope.received_at).isoformat() + "Z",
+        "occurred_at": processing.resolve_timestamp(
+            settings.get("timestamp_path"), scope, envelope.received_at
+        ).isoformat()
+        + "Z",
         "idempotency_key": key,
         "verification_status": verification_status,
         "preprocess_output": preprocess_output,
@@ -106,9 +109,7 @@ def _rehearse_actions(registry, source_env, event_type: str, scope: dict, errors
         return []
     mappings = sorted(
         Mapping.select().where(
-            (Mapping.source_environment == source_env)
-            & (Mapping.event_type == event_type)
-            & (Mapping.active == True)  # noqa: E712
+            (Mapping.source_environment == source_env) & (Mapping.event_type == event_type) & (Mapping.active == True)  # noqa: E712
         ),
         key=lambda mapping: (order_key(mapping.action_type), mapping.id),
     )

@@ -189,15 +189,11 @@ def parse_timestamped_header(value: str, header: str, *, scheme: str = "v1") -> 
         elif key == scheme:
             signatures.append(item_value)
     if len(timestamps) != 1:
-        raise SignatureError(
-            f"the {header} header must carry exactly one timestamp", code="signature_malformed"
-        )
+        raise SignatureError(f"the {header} header must carry exactly one timestamp", code="signature_malformed")
     timestamp = timestamps.pop()
     parse_timestamp(timestamp, header)
     if not signatures:
-        raise SignatureError(
-            f"the {header} header has no {scheme} signature", code="signature_missing"
-        )
+        raise SignatureError(f"the {header} header has no {scheme} signature", code="signature_missing")
     return timestamp, signatures
 
 

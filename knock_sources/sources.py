@@ -238,7 +238,5 @@ def serialize_source(registry, config, source: Source, environment: Environment)
         "provider": source.provider,
         "created_at": isoformat(source.created_at),
         "updated_at": isoformat(source.updated_at),
-        "environment_settings": {
-            environment.slug: serialize_environment(registry, config, source, source_env)
-        },
+        "environment_settings": {environment.slug: serialize_environment(registry, config, source, source_env)},
     }

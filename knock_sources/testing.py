@@ -44,11 +44,36 @@ LITERAL_PARAMETERS = frozenset({"key", "collection"})
 UNITS = {"s": 1, "ms": 1000}
 #: Header values that must be rejected wherever a provider reads a header.
 HOSTILE_VALUES = (
-    "", " ", "\t", "garbage", "=", ",", ", ,", "\x00", "é", "\udcff", "ÿ" * 4096, "a" * 100_000,
-    "t=", "v1=", "t=,v1=", "t=abc,v1=abc", "t=-1,v1=00", "t=1e9,v1=00", "t=0x10,v1=00",
-    "t=1_700_000_000,v1=00", "t=" + "9" * 4000 + ",v1=00", "t=１７００００００００,v1=é",
-    "v1,", "v1,!!!", "v1," + base64.b64encode(bytes(32)).decode(),
-    "sha256=", "sha256=" + "0" * 64, "sha256=" + "g" * 64, "Bearer", "Bearer ",
+    "",
+    " ",
+    "\t",
+    "garbage",
+    "=",
+    ",",
+    ", ,",
+    "\x00",
+    "é",
+    "\udcff",
+    "ÿ" * 4096,
+    "a" * 100_000,
+    "t=",
+    "v1=",
+    "t=,v1=",
+    "t=abc,v1=abc",
+    "t=-1,v1=00",
+    "t=1e9,v1=00",
+    "t=0x10,v1=00",
+    "t=1_700_000_000,v1=00",
+    "t=" + "9" * 4000 + ",v1=00",
+    "t=１７００００００００,v1=é",
+    "v1,",
+    "v1,!!!",
+    "v1," + base64.b64encode(bytes(32)).decode(),
+    "sha256=",
+    "sha256=" + "0" * 64,
+    "sha256=" + "g" * 64,
+    "Bearer",
+    "Bearer ",
 )
 # Runs of hex or base64 long enough to be a digest or a secret.
 _DIGEST_LIKE = re.compile(r"[0-9a-fA-F]{32,}|[A-Za-z0-9+/_-]{40,}={0,2}")
@@ -95,9 +120,7 @@ def verify_outcome(provider, envelope: Envelope, config: dict) -> SignatureError
     except SignatureError as exc:
         return exc
     except Exception as exc:  # noqa: BLE001 - the point is to report any other type
-        raise AssertionError(
-            f"{provider.slug}: verify raised {type(exc).__name__} instead of SignatureError"
-        ) from exc
+        raise AssertionError(f"{provider.slug}: verify raised {type(exc).__name__} instead of SignatureError") from exc
     return None
 
 
@@ -274,7 +297,9 @@ def check_rotated_secrets(provider, *, secret_factory=make_secret) -> None:
     raw = b'{"type":"contract.test"}'
     config = config_for(old, new)
     for secret in (old, new):
-        assert_accepted(provider, signed_envelope(provider, raw, secret), config, "a request signed with a rotated secret")
+        assert_accepted(
+            provider, signed_envelope(provider, raw, secret), config, "a request signed with a rotated secret"
+        )
     envelope = signed_envelope(provider, raw, unrelated)
     assert_rejected(provider, envelope, config, "a request signed with an unconfigured secret")
 

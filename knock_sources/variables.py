@@ -37,8 +37,7 @@ def _plain(variable: Variable, secret_key: str, stored: str | None) -> str | Non
 def values_for(environment: Environment, secret_key: str) -> dict:
     """Return every variable's effective, parsed value in ``environment``."""
     overrides = {
-        row.variable_id: row.value
-        for row in VariableValue.select().where(VariableValue.environment == environment)
+        row.variable_id: row.value for row in VariableValue.select().where(VariableValue.environment == environment)
     }
     result = {}
     for variable in Variable.select():
@@ -77,7 +76,9 @@ def upsert_variable(secret_key: str, key: str, body: dict) -> Variable:
                 (VariableValue.variable == variable) & (VariableValue.environment == environment)
             ).execute()
             if text is not None:
-                VariableValue.create(variable=variable, environment=environment, value=_stored(secret, secret_key, text))
+                VariableValue.create(
+                    variable=variable, environment=environment, value=_stored(secret, secret_key, text)
+                )
     return variable
 
 

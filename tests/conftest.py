@@ -93,7 +93,7 @@ def reset_database():
     if isinstance(database_obj, database.PooledPostgresqlDatabase):
         with models.db.connection_context():
             tables = ", ".join(f'"{model._meta.table_name}"' for model in models.MODELS)
-            models.db.execute_sql(f'TRUNCATE {tables} RESTART IDENTITY CASCADE')
+            models.db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         database_obj.close_all()
     elif not models.db.is_closed():
         models.db.close()
@@ -167,7 +167,9 @@ class Api:
 
     def create_workflow(self, key, active=True, environment="development"):
         """Create a workflow."""
-        response = self.put(f"/v1/workflows/{key}", {"workflow": {"name": key, "active": active}}, environment=environment)
+        response = self.put(
+            f"/v1/workflows/{key}", {"workflow": {"name": key, "active": active}}, environment=environment
+        )
         assert response.status_code == 200, response.get_json()
 
     def logs(self, key="my-source", environment="development", **query):

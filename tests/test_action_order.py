@@ -35,7 +35,12 @@ EVERY_ACTION = {
     "audiences_add_member": {"key": "beta", "users": "body.user"},
     "audiences_remove_member": {"key": "beta", "users": "body.gone"},
     "workflows_cancel": {"key": "welcome", "cancellation_key": "body.user"},
-    "workflows_trigger": {"key": "welcome", "recipients": "body.user", "tenant": "body.tenant", "cancellation_key": "body.user"},
+    "workflows_trigger": {
+        "key": "welcome",
+        "recipients": "body.user",
+        "tenant": "body.tenant",
+        "cancellation_key": "body.user",
+    },
 }
 EVENT = {
     "user": "ann",
@@ -78,7 +83,11 @@ def test_every_action_runs_in_knocks_order_whatever_the_creation_order(source):
 def test_identify_runs_before_subscribe_before_trigger(source, creation_order):
     source.configure(*[mapping(action_type, **EVERY_ACTION[action_type]) for action_type in creation_order])
     entry = source.send({"user": "ann", "name": "Ann", "project": "p1", "tenant": "acme"})
-    assert [action["action_type"] for action in entry["actions"]] == ["users_identify", "objects_subscribe", "workflows_trigger"]
+    assert [action["action_type"] for action in entry["actions"]] == [
+        "users_identify",
+        "objects_subscribe",
+        "workflows_trigger",
+    ]
     actions = by_type(entry)
     assert actions["objects_subscribe"]["action_result"]["subscribed"] == [{"collection": "$users", "id": "ann"}]
     assert actions["workflows_trigger"]["action_result"]["skipped_recipients"] == []

@@ -24,7 +24,12 @@ def test_add_creates_the_audience_and_identifies_inline_users(source):
     assert source.get("/v1/audiences/beta/members", expect=404)["code"] == "audience_missing"
     action = source.run({"users": ["ann", {"id": "bob", "name": "Bob", "email": "bob@example.com"}]}, "joined")
     assert action["action_status"] == "success"
-    assert action["action_result"] == {"key": "beta", "audience_created": True, "added": ["ann", "bob"], "already_members": []}
+    assert action["action_result"] == {
+        "key": "beta",
+        "audience_created": True,
+        "added": ["ann", "bob"],
+        "already_members": [],
+    }
     listed = members(source)
     assert set(listed) == {("ann", None), ("bob", None)}
     assert listed[("bob", None)]["user"]["email"] == "bob@example.com"
@@ -111,9 +116,21 @@ def test_missing_required_parameter_skips_the_action(client, api, action_type, n
     ("name", "value", "error"),
     [
         ("users", True, "users[0]: expected a string recipient id (path 'body.users', got boolean)"),
-        ("users", [{"id": "p1", "collection": "projects"}], "users[0]: expected a user, got an object recipient (path 'body.users', got object)"),
-        ("users", [{"name": "Ann"}], "users[0]: expected a recipient object with an id (path 'body.users', got object)"),
-        ("users", [{"id": "ann", "email": 5.5, "name": ["A"]}], "users[0]: expected the inline user's name to be a string, got array (path 'body.users', got object)"),
+        (
+            "users",
+            [{"id": "p1", "collection": "projects"}],
+            "users[0]: expected a user, got an object recipient (path 'body.users', got object)",
+        ),
+        (
+            "users",
+            [{"name": "Ann"}],
+            "users[0]: expected a recipient object with an id (path 'body.users', got object)",
+        ),
+        (
+            "users",
+            [{"id": "ann", "email": 5.5, "name": ["A"]}],
+            "users[0]: expected the inline user's name to be a string, got array (path 'body.users', got object)",
+        ),
         ("tenant", {"id": "acme"}, "tenant: expected a string id (path 'body.tenant', got object)"),
     ],
 )

@@ -26,7 +26,9 @@ def subscribers(source, object_id="p1", **query):
 
 
 def test_set_creates_then_merges_the_object(source):
-    first = source.run({"project": {"id": "p1", "name": "Apollo", "meta": {"stage": "alpha", "owner": "ann"}}}, "project.updated")
+    first = source.run(
+        {"project": {"id": "p1", "name": "Apollo", "meta": {"stage": "alpha", "owner": "ann"}}}, "project.updated"
+    )
     assert first["action_status"] == "success"
     assert first["action_result"] == {"collection": "projects", "id": "p1", "created": True}
     second = source.run({"project": {"id": "p1", "meta": {"stage": "beta"}}}, "project.updated")
@@ -51,7 +53,12 @@ def test_delete_removes_the_object_and_its_subscriptions(source):
     source.send({"project": {"id": "p1"}, "users": ["ann", "bob"]}, "project.followed")
     action = source.run({"project": {"id": "p1"}}, "project.deleted")
     assert action["action_status"] == "success"
-    assert action["action_result"] == {"collection": "projects", "id": "p1", "deleted": True, "subscriptions_removed": 2}
+    assert action["action_result"] == {
+        "collection": "projects",
+        "id": "p1",
+        "deleted": True,
+        "subscriptions_removed": 2,
+    }
     assert source.get("/v1/objects/projects/p1", expect=404)["code"] == "object_missing"
     # Set again: it comes back without its old subscribers.
     source.send({"project": {"id": "p1"}}, "project.updated")
@@ -98,7 +105,9 @@ def test_objects_can_subscribe_and_unidentified_users_are_named(source):
         "project.followed",
     )
     assert action["action_status"] == "success"
-    assert action["action_result"]["skipped_recipients"] == [{"collection": "$users", "id": "ghost", "reason": "not identified"}]
+    assert action["action_result"]["skipped_recipients"] == [
+        {"collection": "$users", "id": "ghost", "reason": "not identified"}
+    ]
     [entry] = source.get("/v1/objects/projects/p1/subscriptions")["entries"]
     assert entry["recipient"] == {"collection": "projects", "id": "team-1"}
 
@@ -181,16 +190,33 @@ def test_missing_required_parameter_skips_the_action(client, api, action_type, n
         ("objects_set", "properties", "meta", "properties: expected an object (path 'body.properties', got string)"),
         ("objects_delete", "id", True, "id: expected a string id (path 'body.id', got boolean)"),
         ("objects_subscribe", "id", [], "id: expected a string id (path 'body.id', got array)"),
-        ("objects_subscribe", "recipients", {"name": "Ann"}, "recipients[0]: expected a recipient object with an id (path 'body.recipients', got object)"),
-        ("objects_subscribe", "recipients", [False], "recipients[0]: expected a string recipient id (path 'body.recipients', got boolean)"),
+        (
+            "objects_subscribe",
+            "recipients",
+            {"name": "Ann"},
+            "recipients[0]: expected a recipient object with an id (path 'body.recipients', got object)",
+        ),
+        (
+            "objects_subscribe",
+            "recipients",
+            [False],
+            "recipients[0]: expected a string recipient id (path 'body.recipients', got boolean)",
+        ),
         ("objects_subscribe", "properties", 7, "properties: expected an object (path 'body.properties', got number)"),
-        ("objects_unsubscribe", "recipients", ["ann", {}], "recipients[1]: expected a recipient object with an id (path 'body.recipients', got object)"),
+        (
+            "objects_unsubscribe",
+            "recipients",
+            ["ann", {}],
+            "recipients[1]: expected a recipient object with an id (path 'body.recipients', got object)",
+        ),
         ("objects_unsubscribe", "id", None, "id: required value is missing (path 'body.id')"),
     ],
 )
 def test_type_mismatch_is_an_error_naming_path_and_types(client, api, action_type, name, value, error):
     values = {**VALID[action_type], name: value}
-    source = EventSource(client, api).configure(mapping(action_type, **path_parameters(values, {"collection": "projects"})))
+    source = EventSource(client, api).configure(
+        mapping(action_type, **path_parameters(values, {"collection": "projects"}))
+    )
     [action] = source.send(values)["actions"]
     assert action["action_status"] == ("skipped" if value is None else "error")
     assert action["error"] == error
@@ -198,7 +224,9 @@ def test_type_mismatch_is_an_error_naming_path_and_types(client, api, action_typ
 
 
 def test_literal_collection_of_the_wrong_type_is_an_error(client, api):
-    source = EventSource(client, api).configure(mapping("objects_set", collection={"value": ["projects"]}, id="body.id"))
+    source = EventSource(client, api).configure(
+        mapping("objects_set", collection={"value": ["projects"]}, id="body.id")
+    )
     action = source.run({"id": "p1"})
     assert action["action_status"] == "error"
     assert action["error"] == "collection: expected a string (literal value, got array)"

@@ -9,7 +9,14 @@ from tests.action_support import EventSource, by_type, mapping, path_parameters
 def source(client, api):
     """A custom source that sets tenants on ``org.updated`` and deletes them on ``org.deleted``."""
     return EventSource(client, api).configure(
-        mapping("tenants_set", "org.updated", id="body.org.id", name="body.org.name", properties="body.org.meta", settings="body.org.settings"),
+        mapping(
+            "tenants_set",
+            "org.updated",
+            id="body.org.id",
+            name="body.org.name",
+            properties="body.org.meta",
+            settings="body.org.settings",
+        ),
         mapping("users_identify", "org.updated", id="body.admin"),
         mapping("tenants_delete", "org.deleted", id="body.org.id"),
     )
@@ -38,18 +45,36 @@ def test_set_creates_a_tenant_with_name_properties_and_settings(source):
 
 def test_set_merges_into_the_stored_tenant(source):
     source.send(
-        {"org": {"id": "acme", "name": "Acme", "meta": {"plan": "pro", "region": "eu"}, "settings": {"branding": {"primary_color": "#f00"}}}, "admin": "ann"},
+        {
+            "org": {
+                "id": "acme",
+                "name": "Acme",
+                "meta": {"plan": "pro", "region": "eu"},
+                "settings": {"branding": {"primary_color": "#f00"}},
+            },
+            "admin": "ann",
+        },
         "org.updated",
     )
     entry = source.send(
-        {"org": {"id": "acme", "meta": {"plan": "enterprise"}, "settings": {"branding": {"icon_url": "https://i"}, "preference_set": "b2b"}}, "admin": "ann"},
+        {
+            "org": {
+                "id": "acme",
+                "meta": {"plan": "enterprise"},
+                "settings": {"branding": {"icon_url": "https://i"}, "preference_set": "b2b"},
+            },
+            "admin": "ann",
+        },
         "org.updated",
     )
     action = by_type(entry)["tenants_set"]
     assert action["action_result"]["created"] is False
     tenant = source.get("/v1/tenants/acme")
     assert (tenant["name"], tenant["plan"], tenant["region"]) == ("Acme", "enterprise", "eu")
-    assert tenant["settings"] == {"branding": {"primary_color": "#f00", "icon_url": "https://i"}, "preference_set": "b2b"}
+    assert tenant["settings"] == {
+        "branding": {"primary_color": "#f00", "icon_url": "https://i"},
+        "preference_set": "b2b",
+    }
 
 
 def test_delete_removes_the_tenant_and_leaves_its_users(source):

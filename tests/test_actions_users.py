@@ -47,7 +47,10 @@ def test_identify_creates_a_user_with_every_field(source):
 
 
 def test_identify_merges_fields_and_properties_into_the_stored_user(source):
-    source.run({"user": {"id": "ann", "name": "Ann", "email": "ann@example.com", "metadata": {"plan": "free", "a": 1}}}, "user.updated")
+    source.run(
+        {"user": {"id": "ann", "name": "Ann", "email": "ann@example.com", "metadata": {"plan": "free", "a": 1}}},
+        "user.updated",
+    )
     action = source.run({"user": {"id": "ann", "name": "Ann B", "metadata": {"plan": "pro", "b": 2}}}, "user.updated")
     assert action["action_result"] == {"id": "ann", "created": False}
     stored = source.get("/v1/users/ann")
@@ -157,13 +160,23 @@ def test_missing_id_skips_the_action(client, api, action_type, values):
         ("users_identify", "id", "", "id: expected an id of 1 to 255 characters (path 'body.id', got string)"),
         ("users_identify", "name", ["Ann"], "name: expected a string (path 'body.name', got array)"),
         ("users_identify", "email", True, "email: expected a string (path 'body.email', got boolean)"),
-        ("users_identify", "phone_number", {"n": 1}, "phone_number: expected a string (path 'body.phone_number', got object)"),
+        (
+            "users_identify",
+            "phone_number",
+            {"n": 1},
+            "phone_number: expected a string (path 'body.phone_number', got object)",
+        ),
         ("users_identify", "avatar", [], "avatar: expected a string (path 'body.avatar', got array)"),
         ("users_identify", "locale", False, "locale: expected a string (path 'body.locale', got boolean)"),
         ("users_identify", "timezone", {}, "timezone: expected a string (path 'body.timezone', got object)"),
         ("users_identify", "properties", "pro", "properties: expected an object (path 'body.properties', got string)"),
         ("users_identify", "properties", ["pro"], "properties: expected an object (path 'body.properties', got array)"),
-        ("users_identify", "name", "x" * 256, "name: expected a string of at most 255 characters, got 256 (path 'body.name', got string)"),
+        (
+            "users_identify",
+            "name",
+            "x" * 256,
+            "name: expected a string of at most 255 characters, got 256 (path 'body.name', got string)",
+        ),
         ("users_delete", "id", ["ann"], "id: expected a string id (path 'body.id', got array)"),
         ("users_delete", "id", 1.5, "id: expected a string id (path 'body.id', got number)"),
     ],

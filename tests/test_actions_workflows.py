@@ -163,7 +163,10 @@ def test_a_recipient_listed_twice_gets_one_run(source):
 
 @pytest.mark.parametrize(
     ("tenant", "expected_name"),
-    [({"id": "acme", "name": "Acme Inc", "settings": {"branding": {"primary_color": "#000"}}}, "Acme Inc"), ("acme", None)],
+    [
+        ({"id": "acme", "name": "Acme Inc", "settings": {"branding": {"primary_color": "#000"}}}, "Acme Inc"),
+        ("acme", None),
+    ],
     ids=["inline", "id"],
 )
 def test_tenant_is_recorded_and_an_inline_tenant_is_set_first(source, tenant, expected_name):
@@ -324,15 +327,51 @@ def test_missing_required_parameter_skips_the_action(source, action_type, name):
 @pytest.mark.parametrize(
     ("action_type", "name", "value", "error"),
     [
-        ("workflows_trigger", "recipients", True, "recipients[0]: expected a string recipient id (path 'body.recipients', got boolean)"),
-        ("workflows_trigger", "recipients", [{"name": "Ann"}], "recipients[0]: expected a recipient object with an id (path 'body.recipients', got object)"),
-        ("workflows_trigger", "recipients", ["ann", None], "recipients[1]: expected a string recipient id (path 'body.recipients', got null)"),
+        (
+            "workflows_trigger",
+            "recipients",
+            True,
+            "recipients[0]: expected a string recipient id (path 'body.recipients', got boolean)",
+        ),
+        (
+            "workflows_trigger",
+            "recipients",
+            [{"name": "Ann"}],
+            "recipients[0]: expected a recipient object with an id (path 'body.recipients', got object)",
+        ),
+        (
+            "workflows_trigger",
+            "recipients",
+            ["ann", None],
+            "recipients[1]: expected a string recipient id (path 'body.recipients', got null)",
+        ),
         ("workflows_trigger", "actor", ["ann"], "actor: expected a string recipient id (path 'body.actor', got array)"),
         ("workflows_trigger", "data", "not an object", "data: expected an object (path 'body.data', got string)"),
-        ("workflows_trigger", "tenant", ["acme"], "tenant: expected a string tenant id (path 'body.tenant', got array)"),
-        ("workflows_trigger", "cancellation_key", {"a": 1}, "cancellation_key: expected a string (path 'body.cancellation_key', got object)"),
-        ("workflows_cancel", "cancellation_key", ["k1"], "cancellation_key: expected a string (path 'body.cancellation_key', got array)"),
-        ("workflows_cancel", "recipients", {"id": ["ann"]}, "recipients[0]: expected a string recipient id in the recipient object, got array (path 'body.recipients', got object)"),
+        (
+            "workflows_trigger",
+            "tenant",
+            ["acme"],
+            "tenant: expected a string tenant id (path 'body.tenant', got array)",
+        ),
+        (
+            "workflows_trigger",
+            "cancellation_key",
+            {"a": 1},
+            "cancellation_key: expected a string (path 'body.cancellation_key', got object)",
+        ),
+        (
+            "workflows_cancel",
+            "cancellation_key",
+            ["k1"],
+            "cancellation_key: expected a string (path 'body.cancellation_key', got array)",
+        ),
+        (
+            "workflows_cancel",
+            "recipients",
+            {"id": ["ann"]},
+            "recipients[0]: expected a string recipient id in the recipient object, got array "
+            "(path 'body.recipients', got object)",
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) and len(value) < 20 else None,
 )

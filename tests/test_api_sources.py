@@ -42,10 +42,17 @@ def test_put_updates_settings_and_replaces_mappings(api):
     api.create_source()
     body = api.put(
         "/v1/sources/my-source",
-        {"source": {"name": "Renamed", "environment_settings": {"development": {
-            "settings": {"event_type_path": "event_type", "timestamp_path": "body.at"},
-            "mappings": [TRIGGER, {**TRIGGER, "event_type": "task.done", "active": False}],
-        }}}},
+        {
+            "source": {
+                "name": "Renamed",
+                "environment_settings": {
+                    "development": {
+                        "settings": {"event_type_path": "event_type", "timestamp_path": "body.at"},
+                        "mappings": [TRIGGER, {**TRIGGER, "event_type": "task.done", "active": False}],
+                    }
+                },
+            }
+        },
     ).get_json()
     env = body["environment_settings"]["development"]
     assert body["name"] == "Renamed"
@@ -81,11 +88,55 @@ def test_is_deleted_mapping_is_removed(api):
         ({"name": "x", "colour": "red"}, "colour"),
         ({"name": "x", "environment_settings": {"staging": {}}}, "environment_settings"),
         ({"name": "x", "preconfigured_provider": "nope"}, "preconfigured_provider"),
-        ({"name": "x", "environment_settings": {"development": {"settings": {"event_type_path": "a..b"}}}}, "environment_settings"),
-        ({"name": "x", "environment_settings": {"development": {"settings": {"typo_path": "a"}}}}, "environment_settings"),
-        ({"name": "x", "environment_settings": {"development": {"mappings": [{"event_type": "a", "action_type": "nope"}]}}}, "mappings"),
-        ({"name": "x", "environment_settings": {"development": {"mappings": [{"event_type": "a", "action_type": "users_identify", "action_parameters": {"idd": "body.id"}}]}}}, "mappings"),
-        ({"name": "x", "environment_settings": {"development": {"mappings": [{"event_type": "a", "action_type": "users_identify", "action_parameters": {"id": "body..id"}}]}}}, "mappings"),
+        (
+            {"name": "x", "environment_settings": {"development": {"settings": {"event_type_path": "a..b"}}}},
+            "environment_settings",
+        ),
+        (
+            {"name": "x", "environment_settings": {"development": {"settings": {"typo_path": "a"}}}},
+            "environment_settings",
+        ),
+        (
+            {
+                "name": "x",
+                "environment_settings": {"development": {"mappings": [{"event_type": "a", "action_type": "nope"}]}},
+            },
+            "mappings",
+        ),
+        (
+            {
+                "name": "x",
+                "environment_settings": {
+                    "development": {
+                        "mappings": [
+                            {
+                                "event_type": "a",
+                                "action_type": "users_identify",
+                                "action_parameters": {"idd": "body.id"},
+                            }
+                        ]
+                    }
+                },
+            },
+            "mappings",
+        ),
+        (
+            {
+                "name": "x",
+                "environment_settings": {
+                    "development": {
+                        "mappings": [
+                            {
+                                "event_type": "a",
+                                "action_type": "users_identify",
+                                "action_parameters": {"id": "body..id"},
+                            }
+                        ]
+                    }
+                },
+            },
+            "mappings",
+        ),
     ],
 )
 def test_invalid_source_body_is_422_with_field_errors(api, source, field):
@@ -191,7 +242,9 @@ def test_log_actions_are_only_included_on_request(posted):
 def test_unidentified_recipient_gets_no_run_and_is_named(posted):
     [action] = posted.logs(event="task.assigned")[0]["actions"]
     assert action["action_result"]["workflow_run_ids"] == []
-    assert action["action_result"]["skipped_recipients"] == [{"collection": "$users", "id": "u2", "reason": "not identified"}]
+    assert action["action_result"]["skipped_recipients"] == [
+        {"collection": "$users", "id": "u2", "reason": "not identified"}
+    ]
 
 
 def test_log_detail(posted):

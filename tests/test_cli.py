@@ -78,9 +78,15 @@ def test_worker_refuses_to_start_without_redis(app):
 
 def test_flask_finds_the_app_without_arguments(tmp_path):
     root = Path(__file__).resolve().parent.parent
-    env = {"KNOCK_SOURCES_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = {
+        "KNOCK_SOURCES_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
     flask = Path(sys.executable).with_name("flask")
     init = subprocess.run([str(flask), "init-db"], cwd=root, env=env, capture_output=True, text=True, timeout=60)
     assert init.returncode == 0, init.stderr
-    key = subprocess.run([str(flask), "api-key", "create"], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    key = subprocess.run(
+        [str(flask), "api-key", "create"], cwd=root, env=env, capture_output=True, text=True, timeout=60
+    )
     assert key.returncode == 0 and key.stdout.startswith("ks_")

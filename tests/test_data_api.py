@@ -51,7 +51,13 @@ def test_what_does_not_exist_is_a_json_404(source, path, code):
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/users/ann", "/v1/objects/projects/p1", "/v1/tenants/acme", "/v1/audiences/beta/members", "/v1/workflows/wf/runs"],
+    [
+        "/v1/users/ann",
+        "/v1/objects/projects/p1",
+        "/v1/tenants/acme",
+        "/v1/audiences/beta/members",
+        "/v1/workflows/wf/runs",
+    ],
 )
 def test_reads_need_an_api_key_and_a_known_environment(source, client, api, path):
     assert client.get(path).status_code == 401

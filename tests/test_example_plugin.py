@@ -117,7 +117,9 @@ def test_a_signed_issue_event_triggers_the_workflow(client, api, github):
     assert response.status_code == 204
     [entry] = api.logs("repo-events")
     assert (entry["event"], entry["status"], entry["idempotency_key"]) == (
-        "issues", "processed", example["headers"]["x-github-delivery"]
+        "issues",
+        "processed",
+        example["headers"]["x-github-delivery"],
     )
     assert [action["action_status"] for action in entry["actions"]] == ["success"]
 

@@ -26,7 +26,9 @@ class AcmeProvider(Provider):
     name = "Acme"
     signed = False
     event_type_path = "body.kind"
-    default_mappings = (DefaultMapping("member.joined", "users_identify", {"id": "body.member.id", "name": "body.member.name"}),)
+    default_mappings = (
+        DefaultMapping("member.joined", "users_identify", {"id": "body.member.id", "name": "body.member.name"}),
+    )
 
 
 class EchoSchema(Schema):
@@ -141,10 +143,17 @@ def test_hook_register_actions(source, plugin):
 def test_hook_register_actions_parameters_are_validated_on_save(api):
     response = api.put(
         "/v1/sources/s",
-        {"source": {"name": "S", "environment_settings": {"development": {"mappings": [mapping("echo", mesage="body.x")]}}}},
+        {
+            "source": {
+                "name": "S",
+                "environment_settings": {"development": {"mappings": [mapping("echo", mesage="body.x")]}},
+            }
+        },
     )
     assert response.status_code == 422
-    assert response.get_json()["errors"]["mappings"]["0"]["action_parameters"] == {"mesage": ["Unknown parameter for echo."]}
+    assert response.get_json()["errors"]["mappings"]["0"]["action_parameters"] == {
+        "mesage": ["Unknown parameter for echo."]
+    }
 
 
 def test_hook_workflow_run_created(source, plugin, caplog):

@@ -129,7 +129,16 @@ def test_validate_parameter_spec(spec, problems):
 
 @pytest.mark.parametrize(
     ("value", "name"),
-    [(MISSING, "nothing"), (None, "null"), (True, "boolean"), (1, "number"), (1.5, "number"), ("s", "string"), ([], "array"), ({}, "object")],
+    [
+        (MISSING, "nothing"),
+        (None, "null"),
+        (True, "boolean"),
+        (1, "number"),
+        (1.5, "number"),
+        ("s", "string"),
+        ([], "array"),
+        ({}, "object"),
+    ],
 )
 def test_json_type(value, name):
     assert json_type(value) == name

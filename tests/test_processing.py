@@ -6,7 +6,11 @@ import pytest
 
 from knock_sources.processing import resolve_timestamp
 
-IDENTIFY = {"event_type": "user.signed_up", "action_type": "users_identify", "action_parameters": {"id": "body.user.id"}}
+IDENTIFY = {
+    "event_type": "user.signed_up",
+    "action_type": "users_identify",
+    "action_parameters": {"id": "body.user.id"},
+}
 
 
 def post(client, api, body, headers=None, **source):
@@ -28,7 +32,10 @@ def test_event_type_path_can_point_into_the_body(client, api):
 
 def test_event_type_path_can_point_at_a_header(client, api):
     entry = post(
-        client, api, {"id": 1}, headers={"X-Shopify-Topic": "orders/create"},
+        client,
+        api,
+        {"id": 1},
+        headers={"X-Shopify-Topic": "orders/create"},
         settings={"event_type_path": "headers.x-shopify-topic"},
     )
     assert entry["event"] == "orders/create"

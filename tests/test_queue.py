@@ -46,7 +46,14 @@ def start_workers(app, count=1, burst=True, **overrides):
     assert app.extensions[jobs.DISPATCHER_EXTENSION].flush()
     command = [FLASK, "worker"] + (["--burst"] if burst else [])
     return [
-        subprocess.Popen(command, cwd=ROOT, env=worker_env(app, **overrides), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=worker_env(app, **overrides),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for _ in range(count)
     ]
 

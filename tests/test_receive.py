@@ -50,7 +50,19 @@ def test_unknown_token_is_404_and_not_logged(client, api, endpoint, db):
         (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "too_deep"),
         (b"", "malformed_json"),
     ],
-    ids=["truncated", "array", "string", "null", "nan", "infinity", "bad-bom", "bad-utf8", "deep-array", "deep-object", "empty"],
+    ids=[
+        "truncated",
+        "array",
+        "string",
+        "null",
+        "nan",
+        "infinity",
+        "bad-bom",
+        "bad-utf8",
+        "deep-array",
+        "deep-object",
+        "empty",
+    ],
 )
 def test_bad_bodies_are_400_and_logged_as_rejected(client, api, endpoint, body, reason):
     response = client.post(endpoint, data=body, content_type="application/json")
@@ -69,7 +81,9 @@ def test_unsupported_content_type_is_415(client, api, endpoint):
 
 
 def test_form_encoded_body_is_parsed_into_a_dict(client, api, endpoint):
-    response = client.post(endpoint, data="type=order.paid&item=a&item=b&note=", content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        endpoint, data="type=order.paid&item=a&item=b&note=", content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 204
     assert api.logs()[0]["data"] == {"type": "order.paid", "item": ["a", "b"], "note": ""}
 
@@ -152,7 +166,11 @@ def test_database_down_is_503_not_500():
 
 
 def test_credential_headers_are_redacted_in_the_log(client, api, endpoint):
-    client.post(endpoint, json={"type": "x"}, headers={"Authorization": "Bearer s3cret", "X-Webhook-Secret": "s3cret", "X-Trace": "t-1"})
+    client.post(
+        endpoint,
+        json={"type": "x"},
+        headers={"Authorization": "Bearer s3cret", "X-Webhook-Secret": "s3cret", "X-Trace": "t-1"},
+    )
     headers = api.logs()[0]["headers"]
     assert headers["authorization"] == "[redacted]"
     assert headers["x-webhook-secret"] == "[redacted]"

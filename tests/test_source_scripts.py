@@ -51,7 +51,11 @@ SECRET = "s3cret-signing-key"
 
 
 def script_settings(source, enforce=True, **settings):
-    return {"preprocess_script": {"language": "javascript", "source": source}, "enforce_verification": enforce, **settings}
+    return {
+        "preprocess_script": {"language": "javascript", "source": source},
+        "enforce_verification": enforce,
+        **settings,
+    }
 
 
 def set_variable(api, key, value, secret=True):
@@ -85,7 +89,11 @@ def test_bad_signature_is_401_and_logged_as_rejected(client, api, hmac_source):
     assert response.status_code == 401
     assert response.get_json() == {"code": "script_unverified", "message": "The request could not be verified."}
     entry = api.logs()[0]
-    assert (entry["status"], entry["reason"], entry["verification_status"]) == ("rejected", "script_unverified", "enforced:unverified")
+    assert (entry["status"], entry["reason"], entry["verification_status"]) == (
+        "rejected",
+        "script_unverified",
+        "enforced:unverified",
+    )
 
 
 def test_tampered_body_fails_verification(client, hmac_source):
@@ -120,7 +128,12 @@ def test_preprocess_output_feeds_event_type_and_idempotency_paths(client, api):
             }
         ],
     )
-    body = {"type": "INSERT", "table": "users", "schema": "auth", "record": {"id": "u1", "email": "a@b.c", "updated_at": "t1"}}
+    body = {
+        "type": "INSERT",
+        "table": "users",
+        "schema": "auth",
+        "record": {"id": "u1", "email": "a@b.c", "updated_at": "t1"},
+    }
     endpoint = api.endpoint()
     client.post(endpoint, json=body)
     client.post(endpoint, json=body)
@@ -181,13 +194,26 @@ def test_no_script_means_no_verification_status(client, api):
     ids=["syntax", "no-main", "default-not-a-function"],
 )
 def test_script_that_does_not_compile_is_refused_with_422(api, source):
-    response = api.put("/v1/sources/s", {"source": {"name": "S", "environment_settings": {"development": {"settings": script_settings(source)}}}})
+    response = api.put(
+        "/v1/sources/s",
+        {"source": {"name": "S", "environment_settings": {"development": {"settings": script_settings(source)}}}},
+    )
     assert response.status_code == 422
     assert "preprocess_script" in json.dumps(response.get_json()["errors"])
 
 
 def test_syntax_error_names_line_and_column(api):
-    response = api.put("/v1/sources/s", {"source": {"name": "S", "environment_settings": {"development": {"settings": script_settings("function main() {\n  return {verified: true\n}")}}}})
+    response = api.put(
+        "/v1/sources/s",
+        {
+            "source": {
+                "name": "S",
+                "environment_settings": {
+                    "development": {"settings": script_settings("function main() {\n  return {verified: true\n}")}
+                },
+            }
+        },
+    )
     assert "line" in response.get_json()["message"]
 
 
@@ -254,8 +280,16 @@ def test_rehearse_resolves_actions_without_writing(client, api):
     api.create_source(
         settings=script_settings(PREPROCESS_SCRIPT, event_type_path="preprocess.normalized_event"),
         mappings=[
-            {"event_type": "auth.users:INSERT", "action_type": "users_identify", "action_parameters": {"id": "body.record.id"}},
-            {"event_type": "auth.users:INSERT", "action_type": "workflows_trigger", "action_parameters": {"key": "w", "recipients": "body.record.missing"}},
+            {
+                "event_type": "auth.users:INSERT",
+                "action_type": "users_identify",
+                "action_parameters": {"id": "body.record.id"},
+            },
+            {
+                "event_type": "auth.users:INSERT",
+                "action_type": "workflows_trigger",
+                "action_parameters": {"key": "w", "recipients": "body.record.missing"},
+            },
         ],
     )
     body = {"type": "INSERT", "table": "users", "schema": "auth", "record": {"id": "u9", "updated_at": "t"}}
@@ -277,7 +311,9 @@ def test_rehearse_resolves_actions_without_writing(client, api):
 
 
 def test_rehearse_reports_failed_verification(api, hmac_source):
-    response = api.client.post("/v1/sources/my-source/rehearse", json={"payload": {"body": {"type": "x"}}}, headers=api.headers)
+    response = api.client.post(
+        "/v1/sources/my-source/rehearse", json={"payload": {"body": {"type": "x"}}}, headers=api.headers
+    )
     result = response.get_json()
     assert result["verification_status"] == "enforced:unverified"
     assert result["status"] == "error"

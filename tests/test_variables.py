@@ -49,7 +49,9 @@ def test_environment_value_overrides_the_default(app, api, db):
 
 
 def test_secret_values_are_never_returned_and_are_encrypted_at_rest(app, api, db):
-    body = put(api, "STRIPE_SECRET", value="whsec_topsecret", secret=True, environment_values={"production": "whsec_prod"})
+    body = put(
+        api, "STRIPE_SECRET", value="whsec_topsecret", secret=True, environment_values={"production": "whsec_prod"}
+    )
     everything = json.dumps([body, api.get("/v1/variables").get_json()])
     assert "topsecret" not in everything and "whsec_prod" not in everything
     assert body["value"] is None and body["has_value"] is True

@@ -15,8 +15,12 @@ __version__ = "0.1.0"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 PREFIX = "sha256="
 
-_USER = {"login": "octocat", "id": 583231, "avatar_url": "https://avatars.githubusercontent.com/u/583231?v=4",
-         "type": "User"}
+_USER = {
+    "login": "octocat",
+    "id": 583231,
+    "avatar_url": "https://avatars.githubusercontent.com/u/583231?v=4",
+    "type": "User",
+}
 _REPOSITORY = {
     "id": 1296269,
     "name": "Hello-World",
@@ -85,26 +89,50 @@ class GitHubProvider(Provider):
         ),
     )
     example_payloads = {
-        "issues": _example("issues", "72d3162e-cc78-11e3-81ab-4c9367dc0958", {
-            "action": "opened",
-            "issue": {"id": 1, "number": 1347, "title": "Found a bug", "state": "open", "user": _USER,
-                      "html_url": "https://github.com/octocat/Hello-World/issues/1347"},
-            "repository": _REPOSITORY,
-            "sender": _USER,
-        }),
-        "pull_request": _example("pull_request", "8b1c2d3e-cc78-11e3-81ab-4c9367dc0958", {
-            "action": "opened",
-            "number": 1348,
-            "pull_request": {"id": 2, "number": 1348, "title": "Fix the bug", "state": "open", "user": _USER,
-                             "html_url": "https://github.com/octocat/Hello-World/pull/1348"},
-            "repository": _REPOSITORY,
-            "sender": _USER,
-        }),
-        "repository": _example("repository", "9c2d3e4f-cc78-11e3-81ab-4c9367dc0958", {
-            "action": "created",
-            "repository": _REPOSITORY,
-            "sender": _USER,
-        }),
+        "issues": _example(
+            "issues",
+            "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+            {
+                "action": "opened",
+                "issue": {
+                    "id": 1,
+                    "number": 1347,
+                    "title": "Found a bug",
+                    "state": "open",
+                    "user": _USER,
+                    "html_url": "https://github.com/octocat/Hello-World/issues/1347",
+                },
+                "repository": _REPOSITORY,
+                "sender": _USER,
+            },
+        ),
+        "pull_request": _example(
+            "pull_request",
+            "8b1c2d3e-cc78-11e3-81ab-4c9367dc0958",
+            {
+                "action": "opened",
+                "number": 1348,
+                "pull_request": {
+                    "id": 2,
+                    "number": 1348,
+                    "title": "Fix the bug",
+                    "state": "open",
+                    "user": _USER,
+                    "html_url": "https://github.com/octocat/Hello-World/pull/1348",
+                },
+                "repository": _REPOSITORY,
+                "sender": _USER,
+            },
+        ),
+        "repository": _example(
+            "repository",
+            "9c2d3e4f-cc78-11e3-81ab-4c9367dc0958",
+            {
+                "action": "created",
+                "repository": _REPOSITORY,
+                "sender": _USER,
+            },
+        ),
     }
 
     def verify(self, envelope, config):
@@ -115,7 +143,7 @@ class GitHubProvider(Provider):
         values = [value.strip() for value in header.split(",")]
         if not all(value.startswith(PREFIX) for value in values):
             raise SignatureError(f"the {SIGNATURE_HEADER} header is malformed", code="signature_malformed")
-        signatures = [value[len(PREFIX):] for value in values]
+        signatures = [value[len(PREFIX) :] for value in values]
         signing.check_signatures((signing.hmac_sha256_hex(s, envelope.raw_body) for s in secrets), signatures)
 
     def sign(self, raw_body, secret, *, timestamp=None):

@@ -76,9 +76,13 @@ class RemoveAudienceMember(Action):
         audience = Audience.get_or_none(environment=context.environment, key=params["key"])
         if audience is None:
             return {"key": params["key"], "removed": 0, "note": "audience did not exist"}
-        removed = AudienceMember.delete().where(
-            (AudienceMember.audience == audience)
-            & (AudienceMember.user_id.in_([user["id"] for user in params["users"]]))
-            & (AudienceMember.tenant == (params.get("tenant") or ""))
-        ).execute()
+        removed = (
+            AudienceMember.delete()
+            .where(
+                (AudienceMember.audience == audience)
+                & (AudienceMember.user_id.in_([user["id"] for user in params["users"]]))
+                & (AudienceMember.tenant == (params.get("tenant") or ""))
+            )
+            .execute()
+        )
         return {"key": audience.key, "removed": removed}

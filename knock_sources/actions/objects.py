@@ -96,11 +96,15 @@ class DeleteObject(Action):
         """Delete the object; one that does not exist is a success with a note (Knock: 204)."""
         environment, collection, object_id = context.environment, params["collection"], params["id"]
         # An object can itself subscribe to other objects; those go too.
-        as_recipient = Subscription.delete().where(
-            (Subscription.environment == environment)
-            & (Subscription.recipient_collection == collection)
-            & (Subscription.recipient_id == object_id)
-        ).execute()
+        as_recipient = (
+            Subscription.delete()
+            .where(
+                (Subscription.environment == environment)
+                & (Subscription.recipient_collection == collection)
+                & (Subscription.recipient_id == object_id)
+            )
+            .execute()
+        )
         obj = find_object(environment, collection, object_id)
         if obj is None:
             return {**params, "deleted": False, "subscriptions_removed": as_recipient, "note": "object did not exist"}

@@ -19,17 +19,19 @@ def ensure_recipient(environment, recipient: dict) -> bool:
         if attributes is not None:
             upsert_user(environment, recipient["id"], attributes)
             return True
-        return User.select().where(
-            (User.environment == environment) & (User.external_id == recipient["id"])
-        ).exists()
+        return User.select().where((User.environment == environment) & (User.external_id == recipient["id"])).exists()
     if attributes is not None:
         set_object(environment, recipient["collection"], recipient["id"], attributes)
         return True
-    return Object.select().where(
-        (Object.environment == environment)
-        & (Object.collection == recipient["collection"])
-        & (Object.external_id == recipient["id"])
-    ).exists()
+    return (
+        Object.select()
+        .where(
+            (Object.environment == environment)
+            & (Object.collection == recipient["collection"])
+            & (Object.external_id == recipient["id"])
+        )
+        .exists()
+    )
 
 
 def reference(recipient: dict) -> dict:

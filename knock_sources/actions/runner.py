@@ -43,11 +43,7 @@ def check_parameters(action, configured: dict, scope: dict) -> tuple[str, dict, 
     """
     values, origins = resolve_parameters(action, configured, scope)
     schema = action.params_schema()
-    missing = [
-        name
-        for name, field in schema.fields.items()
-        if field.required and values.get(name) is None
-    ]
+    missing = [name for name, field in schema.fields.items() if field.required and values.get(name) is None]
     if missing:
         error = "; ".join(
             f"{name}: required value is missing ({origins.get(name, 'not configured')})" for name in missing

@@ -91,11 +91,15 @@ class Unsubscribe(Action):
             return {"unsubscribed": [], "note": "object did not exist"}
         unsubscribed = []
         for recipient in params["recipients"]:
-            removed = Subscription.delete().where(
-                (Subscription.object == obj)
-                & (Subscription.recipient_collection == recipient["collection"])
-                & (Subscription.recipient_id == recipient["id"])
-            ).execute()
+            removed = (
+                Subscription.delete()
+                .where(
+                    (Subscription.object == obj)
+                    & (Subscription.recipient_collection == recipient["collection"])
+                    & (Subscription.recipient_id == recipient["id"])
+                )
+                .execute()
+            )
             if removed:
                 unsubscribed.append(reference(recipient))
         result = {"unsubscribed": unsubscribed}

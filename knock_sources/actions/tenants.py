@@ -105,9 +105,11 @@ class DeleteTenant(Action):
 
     def execute(self, context, params):
         """Delete the tenant; one that does not exist is a success with a note (Knock: 204)."""
-        deleted = Tenant.delete().where(
-            (Tenant.environment == context.environment) & (Tenant.external_id == params["id"])
-        ).execute()
+        deleted = (
+            Tenant.delete()
+            .where((Tenant.environment == context.environment) & (Tenant.external_id == params["id"]))
+            .execute()
+        )
         result = {"id": params["id"], "deleted": bool(deleted)}
         if not deleted:
             result["note"] = "tenant did not exist"

@@ -129,15 +129,21 @@ class DeleteUser(Action):
         """Delete the user; deleting a user that does not exist succeeds, as in Knock (204)."""
         environment, user_id = context.environment, params["id"]
         deleted = User.delete().where((User.environment == environment) & (User.external_id == user_id)).execute()
-        subscriptions = Subscription.delete().where(
-            (Subscription.environment == environment)
-            & (Subscription.recipient_collection == USERS_COLLECTION)
-            & (Subscription.recipient_id == user_id)
-        ).execute()
+        subscriptions = (
+            Subscription.delete()
+            .where(
+                (Subscription.environment == environment)
+                & (Subscription.recipient_collection == USERS_COLLECTION)
+                & (Subscription.recipient_id == user_id)
+            )
+            .execute()
+        )
         audiences = Audience.select(Audience.id).where(Audience.environment == environment)
-        memberships = AudienceMember.delete().where(
-            (AudienceMember.audience.in_(audiences)) & (AudienceMember.user_id == user_id)
-        ).execute()
+        memberships = (
+            AudienceMember.delete()
+            .where((AudienceMember.audience.in_(audiences)) & (AudienceMember.user_id == user_id))
+            .execute()
+        )
         result = {
             "id": user_id,
             "deleted": bool(deleted),

@@ -98,7 +98,9 @@ def serialize_known_event(known: KnownEvent) -> dict:
 def list_logs(key):
     """List event logs, newest first, with filters and cursor pagination."""
     _, source_env = _source_environment(key)
-    filters = log_query_schema.load({name: request.args[name] for name in log_query_schema.fields if name in request.args})
+    filters = log_query_schema.load(
+        {name: request.args[name] for name in log_query_schema.fields if name in request.args}
+    )
     query = EventLog.select().where(EventLog.source_environment == source_env)
     if "event" in filters:
         query = query.where(EventLog.event_type == filters["event"])
@@ -132,9 +134,7 @@ def status(key):
     """Return event counts over the last 30 days and the mapping count."""
     _, source_env = _source_environment(key)
     since = utcnow() - STATUS_WINDOW
-    recent = EventLog.select().where(
-        (EventLog.source_environment == source_env) & (EventLog.received_at >= since)
-    )
+    recent = EventLog.select().where((EventLog.source_environment == source_env) & (EventLog.received_at >= since))
     last = (
         EventLog.select(EventLog.received_at)
         .where((EventLog.source_environment == source_env) & (EventLog.status != REJECTED))

@@ -163,12 +163,22 @@ def test_idempotency_key_is_the_svix_message_id(secret):
 @pytest.mark.parametrize(
     ("event_type", "action_type", "expected"),
     [
-        ("user.created", "users_identify", {"id": "user_29w83sxmDNGwOuEthce5gg56FcC", "email": "ada@example.org",
-                                            "phone_number": "+14155550199",
-                                            "avatar": "https://img.clerk.com/eyJ0eXBlIjoiZGVmYXVsdCJ9",
-                                            "properties": {"plan": "team"}}),
-        ("organization.updated", "tenants_set", {"id": "org_2g7nz3QbPbDZGJnmtsp5TrZJ2Xn", "name": "Acme Inc.",
-                                                 "properties": {"tier": "enterprise"}}),
+        (
+            "user.created",
+            "users_identify",
+            {
+                "id": "user_29w83sxmDNGwOuEthce5gg56FcC",
+                "email": "ada@example.org",
+                "phone_number": "+14155550199",
+                "avatar": "https://img.clerk.com/eyJ0eXBlIjoiZGVmYXVsdCJ9",
+                "properties": {"plan": "team"},
+            },
+        ),
+        (
+            "organization.updated",
+            "tenants_set",
+            {"id": "org_2g7nz3QbPbDZGJnmtsp5TrZJ2Xn", "name": "Acme Inc.", "properties": {"tier": "enterprise"}},
+        ),
         ("organization.deleted", "tenants_delete", {"id": "org_2g7nz3QbPbDZGJnmtsp5TrZJ2Xn"}),
     ],
 )

@@ -15,10 +15,15 @@ from knock_sources.testing import CONTRACT_CHECKS
 
 BUILT_IN = {"custom_http", "stripe", "clerk", "workos", "supabase", "posthog"}
 PROVIDERS = sorted(
-    (provider for provided in make_plugin_manager(load_entrypoints=False).hook.register_providers()
-     for provider in provided),
+    (
+        provider
+        for provided in make_plugin_manager(load_entrypoints=False).hook.register_providers()
+        for provider in provided
+    ),
     key=lambda provider: provider.slug,
 )
+
+
 def contract_cases():
     for provider in PROVIDERS:
         for check in CONTRACT_CHECKS:

@@ -64,9 +64,15 @@ def test_example_runs_the_default_actions(client, api, slug, event_type, example
 
 def test_stripe_customer_becomes_a_user(client, api, secret):
     endpoint = create_provider_source(api, "stripe", secret)
-    post_signed(client, endpoint, PROVIDERS["stripe"], secret, PROVIDERS["stripe"].example_payloads["customer.created"][0])
+    post_signed(
+        client, endpoint, PROVIDERS["stripe"], secret, PROVIDERS["stripe"].example_payloads["customer.created"][0]
+    )
     user = api.get("/v1/users/cus_QH7rNTHwXhmYnB").get_json()
-    assert (user["email"], user["name"], user["phone_number"]) == ("jenny.rosen@example.com", "Jenny Rosen", "+14155550123")
+    assert (user["email"], user["name"], user["phone_number"]) == (
+        "jenny.rosen@example.com",
+        "Jenny Rosen",
+        "+14155550123",
+    )
     assert user["plan"] == "pro"
 
 
@@ -164,11 +170,20 @@ def test_the_shared_secret_is_redacted_from_stored_headers(client, api, secret, 
 
 def test_rotated_secrets_both_verify(client, api, secret):
     old = make_secret()
-    api.create_source("stripe", provider="stripe", settings={"signing_secrets": [
-        {"secret": old, "expires_at": "2999-01-01T00:00:00Z"}, {"secret": secret, "expires_at": None},
-    ]})
+    api.create_source(
+        "stripe",
+        provider="stripe",
+        settings={
+            "signing_secrets": [
+                {"secret": old, "expires_at": "2999-01-01T00:00:00Z"},
+                {"secret": secret, "expires_at": None},
+            ]
+        },
+    )
     endpoint = api.endpoint("stripe")
-    for signing_secret, example in zip((old, secret), PROVIDERS["stripe"].example_payloads["invoice.paid"] * 2, strict=False):
+    for signing_secret, example in zip(
+        (old, secret), PROVIDERS["stripe"].example_payloads["invoice.paid"] * 2, strict=False
+    ):
         body = {**example["body"], "id": f"evt_rotation_{signing_secret[-6:]}"}
         response = post_signed(client, endpoint, PROVIDERS["stripe"], signing_secret, {**example, "body": body})
         assert response.status_code == 204
@@ -177,6 +192,10 @@ def test_rotated_secrets_both_verify(client, api, secret):
 @pytest.mark.parametrize("value", ["", "t=", "t=１７,v1=é", "ÿ" * 2000, "t=1,t=2,v1=00"])
 def test_malformed_signature_headers_are_401_not_500(client, api, secret, value):
     endpoint = create_provider_source(api, "stripe", secret)
-    response = client.post(endpoint, data=b"{}", content_type="application/json",
-                           headers={"Stripe-Signature": value.encode("utf-8").decode("latin-1")})
+    response = client.post(
+        endpoint,
+        data=b"{}",
+        content_type="application/json",
+        headers={"Stripe-Signature": value.encode("utf-8").decode("latin-1")},
+    )
     assert response.status_code == 401

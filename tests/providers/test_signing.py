@@ -97,7 +97,10 @@ def test_signing_secrets_fails_closed(config):
 @pytest.mark.parametrize(
     ("secret", "expected"),
     [
-        ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b"1\xf2\x90\xf6\xbf\x06)\x8a\xabO\x08\xd4<?\x08,\xf6H\xa3b\xda-\xa4\xb0"),
+        (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            b"1\xf2\x90\xf6\xbf\x06)\x8a\xabO\x08\xd4<?\x08,\xf6H\xa3b\xda-\xa4\xb0",
+        ),
         ("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b"1\xf2\x90\xf6\xbf\x06)\x8a\xabO\x08\xd4<?\x08,\xf6H\xa3b\xda-\xa4\xb0"),
         ("whsec_YWJj", b"abc"),
         ("whsec_YWI", b"ab"),
@@ -141,8 +144,12 @@ def test_constant_time_equal_handles_non_ascii(a, b, equal):
 
 @pytest.mark.parametrize(
     ("config", "expected"),
-    [({}, "authorization"), ({"secret_header": "X-Hook-Token "}, "x-hook-token"), ({"secret_header": ""}, "authorization"),
-     ({"secret_header": 7}, "authorization")],
+    [
+        ({}, "authorization"),
+        ({"secret_header": "X-Hook-Token "}, "x-hook-token"),
+        ({"secret_header": ""}, "authorization"),
+        ({"secret_header": 7}, "authorization"),
+    ],
 )
 def test_secret_header_setting(config, expected):
     assert signing.secret_header(config, "authorization") == expected
@@ -164,8 +171,11 @@ def test_verify_shared_secret_accepts_bearer_or_bare(value):
 
 @pytest.mark.parametrize(
     ("headers", "code"),
-    [({}, "signature_missing"), ({"authorization": "Bearer nope"}, "signature_mismatch"),
-     ({"authorization": "Basic czM="}, "signature_mismatch")],
+    [
+        ({}, "signature_missing"),
+        ({"authorization": "Bearer nope"}, "signature_mismatch"),
+        ({"authorization": "Basic czM="}, "signature_mismatch"),
+    ],
 )
 def test_verify_shared_secret_rejects(headers, code):
     with pytest.raises(SignatureError) as excinfo:

@@ -135,8 +135,16 @@ def test_fails_closed_without_a_secret():
 @pytest.mark.parametrize(
     ("event_type", "action_type", "expected"),
     [
-        ("customer.created", "users_identify", {"id": "cus_QH7rNTHwXhmYnB", "email": "jenny.rosen@example.com",
-                                                 "name": "Jenny Rosen", "phone_number": "+14155550123"}),
+        (
+            "customer.created",
+            "users_identify",
+            {
+                "id": "cus_QH7rNTHwXhmYnB",
+                "email": "jenny.rosen@example.com",
+                "name": "Jenny Rosen",
+                "phone_number": "+14155550123",
+            },
+        ),
         ("invoice.created", "workflows_trigger", {"key": "invoice-created", "recipients": "cus_QH7rNTHwXhmYnB"}),
         ("invoice.paid", "workflows_trigger", {"key": "invoice-paid", "recipients": "cus_QH7rNTHwXhmYnB"}),
     ],

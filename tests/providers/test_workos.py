@@ -116,25 +116,58 @@ def test_malformed_headers(secret, header, code):
 @pytest.mark.parametrize(
     ("event_type", "action_type", "expected"),
     [
-        ("dsync.user.created", "users_identify", {"id": "directory_user_01E1X1B89NH8Z3SDFJR4H7RGX7",
-                                                  "email": "lela.block@foo-corp.com"}),
-        ("dsync.group.created", "objects_set", {"collection": "directory_groups",
-                                                "id": "directory_group_01E1X5GPMMXF4T1DCERMVEEPVW",
-                                                "name": "Developers"}),
-        ("dsync.group.deleted", "objects_delete", {"collection": "directory_groups",
-                                                   "id": "directory_group_01E1X5GPMMXF4T1DCERMVEEPVW"}),
-        ("dsync.group.user_added", "objects_subscribe", {"collection": "directory_groups",
-                                                         "id": "directory_group_01E1X5GPMMXF4T1DCERMVEEPVW",
-                                                         "recipients": "directory_user_01E1X1B89NH8Z3SDFJR4H7RGX7"}),
-        ("dsync.group.user_removed", "objects_unsubscribe", {"collection": "directory_groups",
-                                                             "id": "directory_group_01E1X5GPMMXF4T1DCERMVEEPVW",
-                                                             "recipients": "directory_user_01E1X1B89NH8Z3SDFJR4H7RGX7"}),
-        ("dsync.user.deleted", "workflows_trigger", {"key": "directory-user-deleted",
-                                                     "recipients": "directory_user_01E1X1B89NH8Z3SDFJR4H7RGX7"}),
-        ("connection.activated", "workflows_trigger", {"key": "sso-connection-activated",
-                                                       "recipients": "org_01EZTR6WYX1A0DSE2CYMGXQ24Y"}),
-        ("connection.deactivated", "workflows_trigger", {"key": "sso-connection-deactivated",
-                                                         "recipients": "org_01EZTR6WYX1A0DSE2CYMGXQ24Y"}),
+        (
+            "dsync.user.created",
+            "users_identify",
+            {"id": "directory_user_01E1X1B89NH8Z3SDFJR4H7RGX7", "email": "lela.block@foo-corp.com"},
+        ),
+        (
+            "dsync.group.created",
+            "objects_set",
+            {
+                "collection": "directory_groups",
+                "id": "directory_group_01E1X5GPMMXF4T1DCERMVEEPVW",
+                "name": "Developers",
+            },
+        ),
+        (
+            "dsync.group.deleted",
+            "objects_delete",
+            {"collection": "directory_groups", "id": "directory_group_01E1X5GPMMXF4T1DCERMVEEPVW"},
+        ),
+        (
+            "dsync.group.user_added",
+            "objects_subscribe",
+            {
+                "collection": "directory_groups",
+                "id": "directory_group_01E1X5GPMMXF4T1DCERMVEEPVW",
+                "recipients": "directory_user_01E1X1B89NH8Z3SDFJR4H7RGX7",
+            },
+        ),
+        (
+            "dsync.group.user_removed",
+            "objects_unsubscribe",
+            {
+                "collection": "directory_groups",
+                "id": "directory_group_01E1X5GPMMXF4T1DCERMVEEPVW",
+                "recipients": "directory_user_01E1X1B89NH8Z3SDFJR4H7RGX7",
+            },
+        ),
+        (
+            "dsync.user.deleted",
+            "workflows_trigger",
+            {"key": "directory-user-deleted", "recipients": "directory_user_01E1X1B89NH8Z3SDFJR4H7RGX7"},
+        ),
+        (
+            "connection.activated",
+            "workflows_trigger",
+            {"key": "sso-connection-activated", "recipients": "org_01EZTR6WYX1A0DSE2CYMGXQ24Y"},
+        ),
+        (
+            "connection.deactivated",
+            "workflows_trigger",
+            {"key": "sso-connection-deactivated", "recipients": "org_01EZTR6WYX1A0DSE2CYMGXQ24Y"},
+        ),
     ],
 )
 def test_default_mappings_resolve_on_the_examples(event_type, action_type, expected):
@@ -150,9 +183,15 @@ def test_default_mappings_resolve_on_the_examples(event_type, action_type, expec
 
 def test_every_preconfigured_event_has_a_default_mapping():
     documented = {
-        "dsync.user.created", "dsync.user.updated", "dsync.user.deleted",
-        "dsync.group.created", "dsync.group.updated", "dsync.group.deleted",
-        "dsync.group.user_added", "dsync.group.user_removed",
-        "connection.activated", "connection.deactivated",
+        "dsync.user.created",
+        "dsync.user.updated",
+        "dsync.user.deleted",
+        "dsync.group.created",
+        "dsync.group.updated",
+        "dsync.group.deleted",
+        "dsync.group.user_added",
+        "dsync.group.user_removed",
+        "connection.activated",
+        "connection.deactivated",
     }
     assert {mapping.event_type for mapping in PROVIDER.default_mappings} == documented

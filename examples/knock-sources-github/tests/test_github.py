@@ -1,11 +1,10 @@
 """The GitHub provider: the knock-sources contract plus GitHub's own documented example."""
 
 import pytest
+from knock_sources_github import GitHubProvider
 
 from knock_sources.errors import SignatureError
 from knock_sources.testing import CONTRACT_CHECKS, config_for, make_envelope
-
-from knock_sources_github import GitHubProvider
 
 PROVIDER = GitHubProvider()
 
