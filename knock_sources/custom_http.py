@@ -6,12 +6,11 @@ header (``X-Webhook-Secret`` by default, as Knock's default script checks)
 or by a verification script (``scripting.py``).
 """
 
-from knock_sources import signing
 from knock_sources.hookspecs import hookimpl
-from knock_sources.providers import DefaultMapping, Provider
+from knock_sources.providers import DefaultMapping, SharedSecretProvider
 
 
-class CustomHttpProvider(Provider):
+class CustomHttpProvider(SharedSecretProvider):
     """Events from any service that can POST JSON."""
 
     slug = "custom_http"
@@ -20,7 +19,6 @@ class CustomHttpProvider(Provider):
     version = "0.0.1"
     categories = ("Infrastructure",)
     docs_url = "https://docs.knock.app/integrations/sources/custom"
-    signed = False
     secret_header = "x-webhook-secret"
     # Knock's Custom HTTP template ships this one mapping (spec section 9.6).
     default_mappings = (
@@ -50,14 +48,6 @@ class CustomHttpProvider(Provider):
             }
         ]
     }
-
-    def verify(self, envelope, config):
-        """Check the shared-secret header against any configured secret."""
-        signing.verify_shared_secret(envelope, config, self.secret_header)
-
-    def sign(self, raw_body, secret, *, timestamp=None):
-        """Return the shared-secret header."""
-        return signing.shared_secret_headers(self.secret_header, secret)
 
     def default_settings(self):
         """Custom sources start without idempotency, as in Knock."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
+from knock_sources import signing
 from knock_sources.errors import SignatureError
 
 
@@ -135,3 +136,23 @@ class Provider:
             "default_action_mappings": [m.to_dict() for m in self.default_mappings],
             "example_payloads": dict(self.example_payloads),
         }
+
+
+class SharedSecretProvider(Provider):
+    """An unsigned provider whose requests may carry a shared secret in a header.
+
+    Such senders (Supabase database webhooks, PostHog destinations, your own
+    service) cannot sign, so the only check is a static secret compared in
+    constant time: ``secret_header`` names the header (the ``secret_header``
+    setting overrides it), and ``Authorization: Bearer <secret>`` is accepted.
+    """
+
+    signed = False
+
+    def verify(self, envelope: Envelope, config: Mapping[str, Any]) -> None:
+        """Raise ``SignatureError`` unless the header carries a configured secret."""
+        signing.verify_shared_secret(envelope, config, self.secret_header)
+
+    def sign(self, raw_body: bytes, secret: str, *, timestamp: int | None = None) -> dict:
+        """Return the header a sender configured with ``secret`` attaches."""
+        return signing.shared_secret_headers(self.secret_header, secret)

@@ -8,9 +8,8 @@ as ``Authorization: Bearer <secret>``, or in the header named by the
 ``secret_header`` setting; it is compared in constant time.
 """
 
-from knock_sources import signing
 from knock_sources.hookspecs import hookimpl
-from knock_sources.providers import DefaultMapping, Provider
+from knock_sources.providers import DefaultMapping, SharedSecretProvider
 
 SECRET_HEADER = "authorization"
 
@@ -35,7 +34,7 @@ def _example(event, message_id, properties):
     return [{"body": body, "headers": {"content-type": "application/json"}}]
 
 
-class PostHogProvider(Provider):
+class PostHogProvider(SharedSecretProvider):
     """Product events from PostHog's Knock destination."""
 
     slug = "posthog"
@@ -43,7 +42,6 @@ class PostHogProvider(Provider):
     description = "Identify users from PostHog person updates and map product events to workflows."
     categories = ("Analytics", "CDP")
     docs_url = "https://posthog.com/docs/cdp/destinations/knock"
-    signed = False
     event_type_path = "body.event"
     timestamp_path = "body.timestamp"  # ISO-8601
     idempotency_key_path = "body.messageId"
@@ -69,14 +67,6 @@ class PostHogProvider(Provider):
             {"$lib": "posthog-python", "$set": {"plan": "enterprise"}, "plan": "enterprise"},
         ),
     }
-
-    def verify(self, envelope, config):
-        """Check the shared-secret header; raise ``SignatureError`` unless it carries a secret."""
-        signing.verify_shared_secret(envelope, config, self.secret_header)
-
-    def sign(self, raw_body, secret, *, timestamp=None):
-        """Return the ``Authorization: Bearer <secret>`` header a configured sender attaches."""
-        return signing.shared_secret_headers(self.secret_header, secret)
 
 
 @hookimpl

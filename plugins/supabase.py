@@ -7,10 +7,9 @@ a secret is set (``Authorization: Bearer <secret>`` by default, or the
 header named by the ``secret_header`` setting).
 """
 
-from knock_sources import signing
 from knock_sources.hookspecs import hookimpl
 from knock_sources.paths import MISSING
-from knock_sources.providers import DefaultMapping, Provider
+from knock_sources.providers import DefaultMapping, SharedSecretProvider
 
 SECRET_HEADER = "authorization"
 
@@ -48,7 +47,7 @@ def _example(operation, record, old_record):
     return [{"body": body, "headers": {"content-type": "application/json", "user-agent": "pg_net/0.8.0"}}]
 
 
-class SupabaseProvider(Provider):
+class SupabaseProvider(SharedSecretProvider):
     """Row changes from Supabase Database Webhooks, typed ``{schema}.{table}:{operation}``."""
 
     slug = "supabase"
@@ -56,7 +55,6 @@ class SupabaseProvider(Provider):
     description = "Identify users from inserts and updates on Supabase's auth.users table."
     categories = ("Database", "Authentication")
     docs_url = "https://supabase.com/docs/guides/database/webhooks"
-    signed = False
     # The type is composed from three fields (see event_type), as Knock's
     # Supabase preprocess script does; there is no single path to it.
     event_type_path = None
@@ -80,14 +78,6 @@ class SupabaseProvider(Provider):
             return MISSING
         schema, table, operation = parts
         return f"{schema}.{table}:{operation}"
-
-    def verify(self, envelope, config):
-        """Check the shared-secret header; raise ``SignatureError`` unless it carries a secret."""
-        signing.verify_shared_secret(envelope, config, self.secret_header)
-
-    def sign(self, raw_body, secret, *, timestamp=None):
-        """Return the ``Authorization: Bearer <secret>`` header a configured webhook sends."""
-        return signing.shared_secret_headers(self.secret_header, secret)
 
 
 @hookimpl
