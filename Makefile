@@ -20,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Webhook URLs shown by the API point at this server unless configured otherwise.
+export KNOCK_SOURCES_PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
+
 run: venv
 	$(BIN)/flask init-db
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) $(GUNICORN_ARGS) --access-logfile - wsgi:app
