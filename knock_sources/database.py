@@ -18,6 +18,10 @@ from playhouse.migrate import SchemaMigrator
 from playhouse.pool import PooledPostgresqlDatabase
 
 from knock_sources import models
+from knock_sources.dataplane import DATA_MODELS
+
+#: Every table, in dependency order.
+MODELS = models.CONTROL_MODELS + DATA_MODELS
 
 #: Migrations after the initial schema, in order: ``(version, function)``
 #: where ``function(migrator, database)`` changes the schema of an existing
@@ -87,7 +91,7 @@ def migrate(environments=("development", "production")):
     database = models.db
     with database.connection_context():
         with database.atomic():
-            database.create_tables(models.MODELS, safe=True)
+            database.create_tables(MODELS, safe=True)
             row = models.SchemaVersion.select().first()
             if row is None:
                 row = models.SchemaVersion.create(version=CURRENT_VERSION)

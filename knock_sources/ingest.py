@@ -128,15 +128,7 @@ def receive(registry, config: dict, cache: SourceCache, token: str, request) -> 
         received_at = utcnow()
         envelope = Envelope(headers, raw, body, request.mimetype, request.remote_addr, received_at)
         verification_status = verify(provider, receiving, envelope, received_at)
-        preprocess_output, script_error = None, None
-        source = script_source(receiving.settings)
-        if source:
-            ctx = build_context(envelope, cache.variables(receiving.environment_id))
-            enforce = bool(receiving.settings.get("enforce_verification"))
-            # Keyed by token: unique per source environment, even across databases.
-            verdict = run_script(current_app.extensions[RUNNER_EXTENSION], receiving.token, source, ctx, enforce)
-            verification_status, preprocess_output = verdict.verification_status, verdict.preprocess_output
-            script_error = f"script {verdict.error.kind}: {verdict.error}" if verdict.error else None
+        verdict = run_environment_script(receiving, envelope, cache)
     except SourcesError as exc:
         _log_rejection(receiving, exc, stored_headers(headers, secret_header), raw, request.remote_addr)
         raise
@@ -147,13 +139,27 @@ def receive(registry, config: dict, cache: SourceCache, token: str, request) -> 
         receiving,
         envelope,
         stored_headers(headers, secret_header),
-        verification_status,
+        verdict.verification_status if verdict else verification_status,
         body_text=body_text,
-        preprocess_output=preprocess_output,
-        error=script_error,
+        preprocess_output=verdict.preprocess_output if verdict else None,
+        error=f"script {verdict.error.kind}: {verdict.error}" if verdict and verdict.error else None,
     )
     jobs.hand_over(event_log_id)
     return event_log_id
+
+
+def run_environment_script(receiving: ReceivingEnvironment, envelope: Envelope, cache: SourceCache):
+    """Run the environment's script, if it has one; return its ``ScriptVerdict`` or ``None``.
+
+    Raises ``SignatureError`` when verification is enforced and not given.
+    """
+    source = script_source(receiving.settings)
+    if not source:
+        return None
+    ctx = build_context(envelope, cache.variables(receiving.environment_id))
+    enforce = bool(receiving.settings.get("enforce_verification"))
+    # Keyed by token: unique per source environment, even across databases.
+    return run_script(current_app.extensions[RUNNER_EXTENSION], receiving.token, source, ctx, enforce)
 
 
 def verify(provider, receiving: ReceivingEnvironment, envelope: Envelope, now: datetime) -> str | None:

@@ -13,16 +13,7 @@ from datetime import datetime
 
 from knock_sources import encryption
 from knock_sources.errors import NotFound, ValidationFailed
-from knock_sources.models import (
-    Environment,
-    Mapping,
-    Source,
-    SourceEnvironment,
-    db,
-    isoformat,
-    to_utc_naive,
-    utcnow,
-)
+from knock_sources.models import Environment, Mapping, Source, SourceEnvironment, db, isoformat, to_utc_naive, utcnow
 from knock_sources.paths import validate_parameter_spec
 from knock_sources.scripting import ScriptError, check_script
 from knock_sources.source_cache import snapshot

@@ -92,7 +92,7 @@ def reset_database():
     database_obj = models.db.obj
     if isinstance(database_obj, database.PooledPostgresqlDatabase):
         with models.db.connection_context():
-            tables = ", ".join(f'"{model._meta.table_name}"' for model in models.MODELS)
+            tables = ", ".join(f'"{model._meta.table_name}"' for model in database.MODELS)
             models.db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         database_obj.close_all()
     elif not models.db.is_closed():

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from knock_sources import jobs
-from knock_sources.models import EventLog, WorkflowRun
+from knock_sources.dataplane import WorkflowRun
+from knock_sources.models import EventLog
 from knock_sources.models import db as database
 from tests.conftest import Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
 

@@ -12,7 +12,8 @@ from marshmallow import Schema
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import MAX_KEY_LENGTH, Identifier, Text, UserList, inline_attributes
 from knock_sources.actions.users import find_user, serialize_user, upsert_user
-from knock_sources.models import Audience, AudienceMember, isoformat
+from knock_sources.dataplane import Audience, AudienceMember
+from knock_sources.models import isoformat
 
 MAX_MEMBERS = 1000
 

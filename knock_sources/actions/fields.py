@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields
 
-from knock_sources.models import Object, Tenant, User
+from knock_sources.dataplane import Object, Tenant, User
 from knock_sources.paths import json_type
 
 USERS_COLLECTION = "$users"

@@ -11,7 +11,8 @@ from knock_sources.actions.base import Action
 from knock_sources.actions.fields import JSONObject, RecipientList
 from knock_sources.actions.objects import ObjectSchema, find_object, serialize_object
 from knock_sources.actions.recipients import ensure_recipient, reference
-from knock_sources.models import Object, Subscription, isoformat, utcnow
+from knock_sources.dataplane import Object, Subscription
+from knock_sources.models import isoformat, utcnow
 
 MAX_SUBSCRIBERS = 100
 
