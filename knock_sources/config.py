@@ -21,8 +21,6 @@ DEFAULTS = {
     "SWEEP_GRACE_SECONDS": 60,
     # How often `flask worker` runs the sweeper.
     "SWEEP_INTERVAL_SECONDS": 30,
-    # An event stuck in `processing` this long (its worker died) is retried.
-    "PROCESSING_LEASE_SECONDS": 600,
     "JOB_TIMEOUT_SECONDS": 300,
     # How long a process trusts its cached view of a source's token, settings
     # and secrets; API writes clear the local cache immediately.

@@ -35,12 +35,12 @@ def claim(
     *,
     now: datetime,
     window: timedelta,
-    lease: timedelta,
 ) -> bool:
     """Claim ``key`` for ``event_log_id``; ``False`` means this event is a duplicate.
 
-    A record that expired (older than the window) or a claim whose worker
-    died (unfinished after ``lease``) no longer blocks the key.
+    Runs inside the event's transaction: a concurrent duplicate's insert
+    waits on the unique index until that transaction ends. A record older
+    than the window no longer blocks the key.
     """
     scope = (
         (IdempotencyRecord.source_environment == source_environment_id)
@@ -60,11 +60,8 @@ def claim(
                 )
             return True
         except IntegrityError:
-            stale = (IdempotencyRecord.expires_at <= now) | (
-                (IdempotencyRecord.succeeded == False)  # noqa: E712
-                & (IdempotencyRecord.claimed_at <= now - lease)
-            )
-            if not IdempotencyRecord.delete().where(scope & stale).execute():
+            expired = IdempotencyRecord.expires_at <= now
+            if not IdempotencyRecord.delete().where(scope & expired).execute():
                 return False
     return False
 

@@ -9,23 +9,26 @@ the same ``process_event`` function.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import timedelta
 from functools import partial
 
 import redis
 from flask import current_app
+from peewee import InterfaceError, OperationalError
 from rq import Queue, Retry, SimpleWorker
 
 from knock_sources import models, processing
 from knock_sources.dispatch import Dispatcher
-from knock_sources.models import PENDING, PROCESSING, EventLog, utcnow
+from knock_sources.models import PENDING, EventLog, utcnow
 from knock_sources.plugins import get_registry
 
 log = logging.getLogger(__name__)
 
 QUEUE_EXTENSION = "knock_sources.queue"
 DISPATCHER_EXTENSION = "knock_sources.dispatcher"
+SWEEP_STATE_EXTENSION = "knock_sources.sweep_state"
 # Retries cover infrastructure failures (database restarting); action
 # failures are recorded on the event, not retried.
 RETRY = Retry(max=3, interval=[5, 30, 120])
@@ -42,6 +45,7 @@ def init_app(app):
     queue = make_queue(app.config) if app.config["REDIS_URL"] else None
     app.extensions[QUEUE_EXTENSION] = queue
     app.extensions[DISPATCHER_EXTENSION] = Dispatcher(partial(push_pending, queue)) if queue else None
+    app.extensions[SWEEP_STATE_EXTENSION] = {"lock": threading.Lock(), "last": time.monotonic()}
 
 
 def make_queue(config) -> Queue:
@@ -76,10 +80,29 @@ def hand_over(event_log_id: int) -> None:
     per batch, not per event (DESIGN.md section 7). The event is committed
     as ``pending``, so nothing is lost if Redis is down: the sweeper picks it up.
     """
-    if get_queue() is None:
-        process_event(event_log_id)
-    else:
+    if get_queue() is not None:
         current_app.extensions[DISPATCHER_EXTENSION].submit(event_log_id)
+        return
+    try:
+        process_event(event_log_id)
+    except (OperationalError, InterfaceError) as exc:
+        # Committed and still pending: the sender gets its 2xx all the same.
+        log.warning("event %s stays pending: %s", event_log_id, exc)
+    _sweep_if_due()
+
+
+def _sweep_if_due() -> None:
+    """Embedded mode has no worker, so the web process sweeps, once per interval."""
+    state = current_app.extensions[SWEEP_STATE_EXTENSION]
+    now = time.monotonic()
+    with state["lock"]:
+        if now - state["last"] < current_app.config["SWEEP_INTERVAL_SECONDS"]:
+            return
+        state["last"] = now
+    try:
+        sweep()
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("the sweeper could not run: %s", exc)
 
 
 def push_pending(queue: Queue, ids: list) -> None:
@@ -115,7 +138,12 @@ def drain_pending() -> int:
         if not ids:
             return drained
         for event_log_id in ids:
-            process_event(int(event_log_id))
+            try:
+                process_event(int(event_log_id))
+            except (OperationalError, InterfaceError) as exc:
+                # Rolled back and still pending: the sweeper retries it, and
+                # one bad event (a deadlock, say) must not drop the batch.
+                log.warning("event %s stays pending: %s", event_log_id, exc)
         drained += len(ids)
         if time.monotonic() > deadline:
             schedule_drain(queue)
@@ -134,16 +162,12 @@ def process_event(event_log_id: int) -> None:
 def sweep() -> int:
     """Re-enqueue events still pending after the grace period; return how many.
 
-    Events stuck in ``processing`` beyond the lease (their worker died) are
-    put back to ``pending`` first. Stops at the first Redis failure; the
+    (A worker that dies mid-event leaves it ``pending``: each event is
+    processed in one transaction.) Stops at the first Redis failure; the
     next sweep carries on.
     """
     config = current_app.config
     now = utcnow()
-    lease_expired = now - timedelta(seconds=config["PROCESSING_LEASE_SECONDS"])
-    EventLog.update(status=PENDING).where(
-        (EventLog.status == PROCESSING) & (EventLog.processing_started_at <= lease_expired)
-    ).execute()
     grace_expired = now - timedelta(seconds=config["SWEEP_GRACE_SECONDS"])
     queue = get_queue()
     swept = 0

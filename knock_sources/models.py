@@ -202,7 +202,6 @@ class EventLog(BaseModel):
     error = TextField(null=True)
     occurred_at = DateTimeField(null=True)
     received_at = DateTimeField(default=utcnow)
-    processing_started_at = DateTimeField(null=True)
     processed_at = DateTimeField(null=True)
 
     class Meta:

@@ -29,6 +29,7 @@ from knock_sources.models import (
     Mapping,
     Source,
     SourceEnvironment,
+    db,
     utcnow,
 )
 from knock_sources.paths import MISSING, resolve
@@ -42,38 +43,46 @@ MILLISECONDS_THRESHOLD = 10**11
 
 
 def process(event_log_id: int, registry, config) -> None:
-    """Process the event if it is still pending; do nothing otherwise."""
+    """Process the event if it is still pending; do nothing otherwise.
+
+    The whole event is one transaction: one durable commit instead of one
+    per statement, and a worker that dies half-way leaves the event pending
+    rather than half-applied. The claim (``pending`` to ``processing``) and
+    an idempotency claim hold their locks until the commit, so a concurrent
+    worker handling the same event or a duplicate waits, then finds it done.
+    """
     now = utcnow()
-    claimed = (
-        EventLog.update(status=PROCESSING, processing_started_at=now)
-        .where((EventLog.id == event_log_id) & (EventLog.status == PENDING))
-        .execute()
-    )
-    if not claimed:
-        return
-    event_log = (
-        EventLog.select(EventLog, SourceEnvironment, Source, Environment)
-        .join(SourceEnvironment)
-        .join(Source)
-        .switch(SourceEnvironment)
-        .join(Environment)
-        .where(EventLog.id == event_log_id)
-        .get()
-    )
+    on_commit: list = []
     try:
-        _process(event_log, registry, config, now)
+        with db.atomic():
+            claimed = (
+                EventLog.update(status=PROCESSING)
+                .where((EventLog.id == event_log_id) & (EventLog.status == PENDING))
+                .execute()
+            )
+            if not claimed:
+                return
+            event_log = (
+                EventLog.select(EventLog, SourceEnvironment, Source, Environment)
+                .join(SourceEnvironment)
+                .join(Source)
+                .switch(SourceEnvironment)
+                .join(Environment)
+                .where(EventLog.id == event_log_id)
+                .get()
+            )
+            _process(event_log, registry, config, now, on_commit)
     except (OperationalError, InterfaceError):
-        # The database went away: hand the event back and let RQ retry.
-        idempotency.release(event_log.id)
-        EventLog.update(status=PENDING).where(EventLog.id == event_log.id).execute()
+        # Rolled back, so the event is pending again; the job is retried.
         raise
     except Exception as exc:
-        log.exception("processing event %s failed", event_log.id)
-        idempotency.release(event_log.id)
-        event_log.status = FAILED
-        event_log.error = f"internal error: {type(exc).__name__}"
-        event_log.processed_at = utcnow()
-        event_log.save()
+        log.exception("processing event %s failed", event_log_id)
+        EventLog.update(status=FAILED, error=f"internal error: {type(exc).__name__}", processed_at=utcnow()).where(
+            EventLog.id == event_log_id
+        ).execute()
+        return
+    for step in on_commit:
+        step()
 
 
 def scope_of(event_log) -> dict:
@@ -122,7 +131,7 @@ def resolve_timestamp(path: str | None, scope: dict, default: datetime) -> datet
     return default
 
 
-def _process(event_log, registry, config, now: datetime) -> None:
+def _process(event_log, registry, config, now: datetime, on_commit: list) -> None:
     source_env = event_log.source_environment
     settings = source_env.settings or {}
     provider = registry.providers.get(source_env.source.provider) or registry.providers["custom_http"]
@@ -148,7 +157,6 @@ def _process(event_log, registry, config, now: datetime) -> None:
         event_log.id,
         now=now,
         window=window,
-        lease=timedelta(seconds=config["PROCESSING_LEASE_SECONDS"]),
     ):
         _finish(event_log, IDEMPOTENT)
         return
@@ -162,7 +170,9 @@ def _process(event_log, registry, config, now: datetime) -> None:
         )
         .order_by(Mapping.id)
     )
-    context = ActionContext(environment=source_env.environment, event_log=event_log, registry=registry)
+    context = ActionContext(
+        environment=source_env.environment, event_log=event_log, registry=registry, on_commit=on_commit
+    )
     action_logs = run_mappings(registry, mappings, scope, context)
     failures = [entry for entry in action_logs if entry.status != SUCCESS]
     if failures:

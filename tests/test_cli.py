@@ -49,15 +49,6 @@ def test_sweep_leaves_events_inside_the_grace_period(app, client, api, db):
     assert EventLog.get().status == "pending"
 
 
-def test_sweep_retries_events_whose_worker_died(app, client, api, db):
-    api.create_source()
-    client.post(api.endpoint(), json={"type": "orphan"})
-    long_ago = utcnow() - timedelta(hours=1)
-    EventLog.update(status="processing", processing_started_at=long_ago, received_at=long_ago).execute()
-    app.test_cli_runner().invoke(args=["sweep"])
-    assert EventLog.get().status == "processed"
-
-
 def test_purge_deletes_old_logs_and_expired_keys(app, client, api, db):
     api.create_source(settings={"enforce_idempotency": True, "idempotency_key_path": "body.id"})
     client.post(api.endpoint(), json={"type": "old", "id": "k1"})

@@ -108,3 +108,33 @@ def test_resolve_timestamp(value, expected):
 
 def test_missing_timestamp_path_value_uses_the_default():
     assert resolve_timestamp("body.t", {"body": {}}, RECEIVED) == RECEIVED
+
+
+def test_a_database_failure_mid_event_leaves_it_pending_with_nothing_applied(client, api, db, monkeypatch):
+    from peewee import OperationalError
+
+    from knock_sources import processing
+    from knock_sources.models import ActionLog, EventLog, KnownEvent
+
+    api.create_source(mappings=[IDENTIFY])
+    endpoint = api.endpoint()
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    # Fails after the identify action has written its user and action log.
+    monkeypatch.setattr(processing, "_finish", database_gone)
+    # The event was committed before processing: the sender is told so.
+    assert client.post(endpoint, json={"type": "user.signed_up", "user": {"id": "u1"}}).status_code == 204
+    [event] = EventLog.select()
+    assert event.status == "pending"
+    assert ActionLog.select().count() == 0
+    assert KnownEvent.select().count() == 0
+    assert api.get("/v1/users/u1").status_code == 404
+
+    monkeypatch.undo()
+    # Embedded mode has no worker: the web process sweeps once per interval.
+    client.application.config.update(SWEEP_INTERVAL_SECONDS=0, SWEEP_GRACE_SECONDS=0)
+    client.post(endpoint, json={"type": "user.signed_up", "user": {"id": "u2"}})
+    assert [e.status for e in EventLog.select().order_by(EventLog.id)] == ["processed", "processed"]
+    assert api.get("/v1/users/u1").status_code == 200

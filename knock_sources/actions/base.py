@@ -9,7 +9,7 @@ and logs; actions only do their one job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import Schema
@@ -44,11 +44,17 @@ def order_key(action_type: str) -> int:
 
 @dataclass
 class ActionContext:
-    """What an action may touch: the environment and the event that caused it."""
+    """What an action may touch: the environment and the event that caused it.
+
+    ``on_commit`` collects steps to run once the event's transaction has
+    committed (``Action.after_commit``), so that nothing outside the database
+    hears of rows that could still be rolled back.
+    """
 
     environment: Any
     event_log: Any
     registry: Any
+    on_commit: list = field(default_factory=list)
 
 
 class Action:

@@ -8,6 +8,7 @@ every outcome becomes an ``ActionLog`` with status ``success``, ``skipped``
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from marshmallow import EXCLUDE, ValidationError
 
@@ -77,7 +78,7 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
             log.exception("action %s of event %s failed", mapping.action_type, context.event_log.id)
             status, error = ERROR, f"internal error: {type(exc).__name__}"
         else:
-            _after_commit(action, context, result)
+            context.on_commit.append(partial(_after_commit, action, context, result))
     return ActionLog.create(
         event_log=context.event_log.id,
         mapping=mapping.id,
