@@ -32,6 +32,7 @@ test: venv
 
 bench: venv
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/e2e.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -9,6 +9,7 @@ the job, except database outages, which RQ retries.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from datetime import datetime, timedelta, timezone
 
 from peewee import InterfaceError, OperationalError
@@ -143,7 +144,9 @@ def _process(event_log, registry, config, now: datetime, on_commit: list) -> Non
         event_log.error = "the event type path did not resolve to a string"
         _finish(event_log, PROCESSED)
         return
-    _remember_event_type(source_env, event_log, now)
+    # A counter every event of this type updates: after the commit, so that
+    # concurrent workers do not queue on its row lock for a whole event.
+    on_commit.append(partial(_remember_event_type, source_env, event_log, now))
 
     key = None
     if settings.get("enforce_idempotency") and settings.get("idempotency_key_path"):
