@@ -94,7 +94,10 @@ def main():
     connection = redis.Redis.from_url(run.REDIS_URL)
     connection.delete(f"rq:queue:{run.QUEUE}", f"knock_sources:{run.QUEUE}:pending")
     flask = str(Path(sys.executable).with_name("flask"))
-    workers = [subprocess.Popen([flask, "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(WORKERS)]
+    workers = [
+        subprocess.Popen([flask, "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(WORKERS)
+    ]
     server, port = run.serve("wsgi:app", env)
     peak = 0
     try:

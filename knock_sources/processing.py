@@ -9,8 +9,8 @@ the job, except database outages, which RQ retries.
 from __future__ import annotations
 
 import logging
-from functools import partial
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 from peewee import InterfaceError, OperationalError
 

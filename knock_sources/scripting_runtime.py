@@ -1,13 +1,13 @@
 """The JavaScript every script isolate evaluates before the script itself.
 
-``RUNTIME_JS`` is a function expression; ``scripting.py`` evaluates it as
+``RUNTIME_JS`` is a function expression; ``script_engine.py`` evaluates it as
 ``(RUNTIME_JS)(globalThis, <memory limit in bytes>, <token>)``. It removes
 what mini-racer adds that could outlive a call, counts ArrayBuffer memory
 against the limit (V8's heap limit does not see it), installs the Node-style
 helpers (``crypto``, ``Buffer``, ``TextEncoder``, ``TextDecoder``, ``atob``,
 ``btoa``) and the ``__knock`` call protocol, which only a caller holding the
 token can drive. It lives in its own module because it is JavaScript, not
-because anything but ``scripting.py`` uses it.
+because anything but ``script_engine.py`` uses it.
 """
 
 RUNTIME_JS = r"""
@@ -39,9 +39,8 @@ RUNTIME_JS = r"""
   const WeakReference = WeakRef, deref = uncurry(WeakRef.prototype.deref);
 
   // Timers and finalization callbacks would run JavaScript after main
-  // returned, outside any call (see _IsolateGate in scripting.py);
-  // WebAssembly and shared memory live outside the heap limit; Atomics.wait
-  // would block the isolate.
+  // returned, outside any call; WebAssembly and shared memory live outside
+  // the heap limit; Atomics.wait would block the isolate.
   for (const name of ["setTimeout", "clearTimeout", "__timer_manager"]) global[name] = undefined;
   delete global.FinalizationRegistry;
   delete global.WebAssembly;
@@ -596,7 +595,7 @@ RUNTIME_JS = r"""
     defineProperty(global, name, { value, writable: true, configurable: true });
   }
 
-  // --- the call protocol used by scripting.py ---
+  // --- the call protocol used by script_engine.py ---
   // Non-writable and non-configurable: a script can neither replace these
   // bindings nor shadow them with a top-level declaration.
   const exportsObject = {};
@@ -630,8 +629,10 @@ RUNTIME_JS = r"""
     } catch (error) {
       return stringify({ oom, live, unserializable: describe(error) });
     }
+    // The result's JSON goes on a line of its own after the report, so the
+    // host passes it on unparsed (JSON.stringify never writes a newline).
     // toJSON() may return anything, including undefined; Python checks the type.
-    return `{"oom":${oom},"live":${live},"ok":${json === undefined ? "null" : json}}`;
+    return `{"oom":${oom},"live":${live}}\n${json === undefined ? "null" : json}`;
   }
   defineProperty(global, "__knock", { value: Object.freeze({
     resolve(token) {

@@ -11,9 +11,9 @@ status (``unenforced:verified`` or ``unenforced:unverified``).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
+from knock_sources import scripting
 from knock_sources.errors import SignatureError
 from knock_sources.scripting import ScriptError, ScriptRunner
 
@@ -66,22 +66,14 @@ def run_script(runner: ScriptRunner, cache_key, source: str, ctx: dict, enforce:
         return judge(None, error, enforce)
 
 
-_runners: dict[tuple[int, int], ScriptRunner] = {}
-_runners_lock = threading.Lock()
-
-
 def shared_runner(timeout_ms: int, memory_mb: int) -> ScriptRunner:
     """Return this process's runner for these limits.
 
-    One per process rather than per app: V8 isolates are expensive and must
-    not be freed by the garbage collector at an arbitrary point, which is
-    what discarding an app (and its runner) would do.
+    One per process rather than per app, and the same one ``check_script``
+    uses: each runner keeps a script host process with its compiled scripts,
+    which discarding an app (and its runner) would throw away.
     """
-    with _runners_lock:
-        key = (timeout_ms, memory_mb)
-        if key not in _runners:
-            _runners[key] = ScriptRunner(timeout_ms=timeout_ms, memory_mb=memory_mb)
-        return _runners[key]
+    return scripting.shared_runner(timeout_ms, memory_mb)
 
 
 def init_app(app):
