@@ -316,3 +316,35 @@ def test_signed_provider_is_verified_even_before_a_secret_is_set(api):
     # It fails closed (401) until a secret is set, so it never accepts unverified events.
     body = api.create_source("billing", provider="stripe")
     assert body["environment_settings"]["development"]["verified"] is True
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 50_000 + "]" * 50_000,
+        '{"source": ' + "[" * 50_000 + "]" * 50_000 + "}",
+        '{"source": {"name": "\\ud800"}}',
+        '{"source": {"name": "x"}, "extra": NaN}',
+        "",
+    ],
+    ids=["deep", "deep-inside", "lone-surrogate", "nan", "empty"],
+)
+@pytest.mark.parametrize("path", ["/v1/sources/x", "/v1/workflows/w", "/v1/variables/V"])
+def test_hostile_api_bodies_are_422_never_500(api, raw, path):
+    response = api.client.put(path, data=raw.encode(), content_type="application/json", headers=api.headers)
+    assert response.status_code == 422
+    assert response.get_json()["code"] == "invalid_params"
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v1/sources/my-source/logs", {"after": "99999999999999999999999"}),
+        ("/v1/sources/my-source/logs", {"before": "-5"}),
+        ("/v1/sources/my-source/logs/99999999999999999999999", {}),
+        ("/v1/sources/my-source/logs/abc", {}),
+    ],
+)
+def test_ids_and_cursors_out_of_range_are_422(api, path, query):
+    api.create_source()
+    assert api.get(path, **query).status_code == 422

@@ -8,15 +8,19 @@ Shapes follow Knock's Management API. Every call takes ``?environment=``
 from __future__ import annotations
 
 import hashlib
+import json
 
 from flask import Blueprint, request
 
-from knock_sources.errors import AuthenticationRequired, NotFound, ValidationFailed
+from knock_sources import ingest
+from knock_sources.errors import AuthenticationRequired, NotFound, SourcesError, ValidationFailed
 from knock_sources.models import ApiKey, Environment
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
 DEFAULT_PAGE_SIZE = 25
+# Ids are 64-bit integers in every backend.
+MAX_ROW_ID = 2**63 - 1
 MAX_PAGE_SIZE = 100
 
 
@@ -45,20 +49,33 @@ def current_environment() -> Environment:
 
 
 def json_body(schema) -> dict:
-    """Load the JSON request body with ``schema``; 422 with field errors if invalid."""
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        raise ValidationFailed({"_schema": ["The body must be a JSON object."]})
+    """Load the JSON request body with ``schema``; 422 with field errors if invalid.
+
+    Parsed here rather than with ``request.get_json``, whose ``silent`` mode
+    lets a deeply nested body's ``RecursionError`` through as a 500; strings
+    with lone surrogates are refused because no database can store them.
+    """
+    try:
+        payload = ingest.parse_body(request.get_data(), "application/json")
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except SourcesError as exc:
+        raise ValidationFailed({"_schema": [exc.message]}) from None
+    except (UnicodeEncodeError, RecursionError):
+        raise ValidationFailed({"_schema": ["The body holds text that is not valid Unicode."]}) from None
     return schema.load(payload)
+
+
+def row_id(value: str | int, name: str = "id") -> int:
+    """Return ``value`` as a row id; 422 unless it is a whole number a database can hold."""
+    text = str(value)
+    if not text.isdigit() or int(text) > MAX_ROW_ID:
+        raise ValidationFailed({name: ["Not a valid id."]})
+    return int(text)
 
 
 def _cursor(name: str) -> int | None:
     value = request.args.get(name)
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise ValidationFailed({name: ["Not a valid cursor."]})
-    return int(value)
+    return None if value is None else row_id(value, name)
 
 
 def paginate(query, id_field, serialize) -> dict:

@@ -22,7 +22,7 @@ from knock_sources.models import (
 from knock_sources.plugins import get_registry
 from knock_sources.schemas import LogQuerySchema, SourceBodySchema, envelope_schema
 from knock_sources.source_cache import get_cache
-from knock_sources.views.api import current_environment, json_body, paginate
+from knock_sources.views.api import current_environment, json_body, paginate, row_id
 
 bp = Blueprint("sources", __name__)
 
@@ -117,9 +117,10 @@ def list_logs(key):
     return jsonify(page)
 
 
-@bp.get("/sources/<key>/logs/<int:log_id>")
+@bp.get("/sources/<key>/logs/<log_id>")
 def get_log(key, log_id):
     """Return one event log with its action logs."""
+    log_id = row_id(log_id)
     _, source_env = _source_environment(key)
     event_log = EventLog.get_or_none((EventLog.id == log_id) & (EventLog.source_environment == source_env))
     if event_log is None:
