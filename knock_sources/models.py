@@ -82,15 +82,15 @@ class BaseModel(Model):
 
     @classmethod
     def get_or_create_row(cls, **keys):
-        """Return the row matching ``keys``, creating it; safe against a concurrent creator."""
+        """Return ``(row, created)`` for ``keys``, creating the row; safe against a concurrent creator."""
         row = cls.get_or_none(**keys)
-        if row is None:
-            try:
-                with db.atomic():
-                    row = cls.create(**keys)
-            except IntegrityError:
-                row = cls.get(**keys)
-        return row
+        if row is not None:
+            return row, False
+        try:
+            with db.atomic():
+                return cls.create(**keys), True
+        except IntegrityError:
+            return cls.get(**keys), False
 
 
 # Event statuses: the closed set of states an EventLog moves through.

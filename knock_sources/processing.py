@@ -191,7 +191,9 @@ def _process(event_log, registry, config, now: datetime, on_commit: list) -> Non
 def _finish(event_log, status: str) -> None:
     event_log.status = status
     event_log.processed_at = utcnow()
-    event_log.save()
+    # Only what processing set: rewriting the body and headers would cost
+    # as much as the rest of the event.
+    event_log.save(only=event_log.dirty_fields)
 
 
 def _remember_event_type(source_env, event_log, now: datetime) -> None:

@@ -49,19 +49,14 @@ class AddAudienceMember(Action):
     def execute(self, context, params):
         """Identify each user (as Knock's members API does) and add the membership."""
         environment = context.environment
-        created = Audience.get_or_none(environment=environment, key=params["key"]) is None
-        audience = Audience.get_or_create_row(environment=environment, key=params["key"])
+        audience, audience_created = Audience.get_or_create_row(environment=environment, key=params["key"])
         tenant = params.get("tenant") or ""
         added, already = [], []
         for user in params["users"]:
             upsert_user(environment, user["id"], inline_attributes(user) or {})
-            keys = {"audience": audience, "user_id": user["id"], "tenant": tenant}
-            if AudienceMember.get_or_none(**keys):
-                already.append(user["id"])
-            else:
-                AudienceMember.get_or_create_row(**keys)
-                added.append(user["id"])
-        return {"key": audience.key, "audience_created": created, "added": added, "already_members": already}
+            _, member_created = AudienceMember.get_or_create_row(audience=audience, user_id=user["id"], tenant=tenant)
+            (added if member_created else already).append(user["id"])
+        return {"key": audience.key, "audience_created": audience_created, "added": added, "already_members": already}
 
 
 class RemoveAudienceMember(Action):

@@ -13,7 +13,7 @@ from knock_sources.models import isoformat, utcnow
 
 def set_object(environment, collection: str, object_id: str, attributes: dict) -> Object:
     """Create or update an object; ``name`` is a field, other keys merge into properties."""
-    obj = Object.get_or_create_row(environment=environment, collection=collection, external_id=object_id)
+    obj, _ = Object.get_or_create_row(environment=environment, collection=collection, external_id=object_id)
     changes = {key: value for key, value in attributes.items() if value is not None and key not in ("id", "collection")}
     if not changes:
         return obj

@@ -53,7 +53,7 @@ class Subscribe(Action):
     def execute(self, context, params):
         """Create or update one subscription per known or inline-identified recipient."""
         environment = context.environment
-        obj = Object.get_or_create_row(
+        obj, _ = Object.get_or_create_row(
             environment=environment, collection=params["collection"], external_id=params["id"]
         )
         properties = params.get("properties")
@@ -68,7 +68,7 @@ class Subscribe(Action):
                 "recipient_id": recipient["id"],
             }
             existing = Subscription.get_or_none(**keys)
-            subscription = existing or Subscription.get_or_create_row(environment=environment, **keys)
+            subscription = existing or Subscription.get_or_create_row(environment=environment, **keys)[0]
             if properties is not None:
                 subscription.properties = properties
             subscription.updated_at = utcnow()

@@ -23,7 +23,7 @@ def merge(stored: dict, changes: dict) -> dict:
 
 def set_tenant(environment, tenant_id: str, *, name=None, properties=None, settings=None) -> Tenant:
     """Create or update a tenant, merging ``name``, ``properties`` and ``settings``."""
-    tenant = Tenant.get_or_create_row(environment=environment, external_id=tenant_id)
+    tenant, _ = Tenant.get_or_create_row(environment=environment, external_id=tenant_id)
     if name is None and not properties and not settings:
         return tenant
     if name is not None:

@@ -40,10 +40,15 @@ def upsert_user(environment, user_id: str, attributes: dict) -> User:
     a custom property merged at the top level. ``None`` values are ignored.
     The merged custom properties may not exceed 256 KiB (Knock answers 422).
     """
-    user = User.get_or_create_row(environment=environment, external_id=user_id)
+    return identify(environment, user_id, attributes)[0]
+
+
+def identify(environment, user_id: str, attributes: dict) -> tuple[User, bool]:
+    """``upsert_user``, also telling whether the user was created."""
+    user, created = User.get_or_create_row(environment=environment, external_id=user_id)
     changes = {key: value for key, value in attributes.items() if value is not None and key not in ("id", "collection")}
     if not changes:
-        return user
+        return user, created
     properties = dict(user.properties or {})
     for key, value in changes.items():
         if key in RESERVED_USER_FIELDS:
@@ -60,7 +65,7 @@ def upsert_user(environment, user_id: str, attributes: dict) -> User:
     user.properties = properties
     user.updated_at = utcnow()
     user.save()
-    return user
+    return user, created
 
 
 def _reserved_value(user_id: str, key: str, value) -> str:
@@ -106,10 +111,9 @@ class IdentifyUser(Action):
 
     def execute(self, context, params):
         """Merge the user's fields and custom properties."""
-        created = find_user(context.environment, params["id"]) is None
         attributes = {**(params.get("properties") or {})}
         attributes.update({key: params[key] for key in RESERVED_USER_FIELDS if params.get(key) is not None})
-        user = upsert_user(context.environment, params["id"], attributes)
+        user, created = identify(context.environment, params["id"], attributes)
         return {"id": user.external_id, "created": created}
 
 

@@ -49,7 +49,7 @@ def list_workflows():
 def put_workflow(key):
     """Create or update a workflow (name, active)."""
     body = json_body(workflow_body_schema)["workflow"]
-    workflow = Workflow.get_or_create_row(environment=current_environment(), key=key)
+    workflow, _ = Workflow.get_or_create_row(environment=current_environment(), key=key)
     workflow.name = body["name"]
     workflow.active = body["active"]
     workflow.updated_at = utcnow()
