@@ -19,6 +19,7 @@ def create_app(test_config=None):
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{os.path.join(app.instance_path, 'knock_sources.db')}"
     config.normalise(app.config)
+    config.warn_if_insecure(app.config, app.logger)
     database.init_app(app)
     source_cache.init_app(app)
     source_scripts.init_app(app)

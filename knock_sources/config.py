@@ -8,6 +8,7 @@ DEFAULTS = {
     "DATABASE_URL": None,
     # None: jobs run in-process right after the event is logged.
     "REDIS_URL": None,
+    # Encrypts signing secrets and secret variables at rest: set it in production.
     "SECRET_KEY": "dev-insecure-change-me",
     "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
     "ENVIRONMENTS": ["development", "production"],
@@ -31,6 +32,9 @@ DEFAULTS = {
 }
 
 
+DEVELOPMENT_SECRET_KEY = DEFAULTS["SECRET_KEY"]
+
+
 def normalise(config):
     """Accept comma-separated strings where lists are expected."""
     for key in ("ENVIRONMENTS", "DISABLED_PLUGINS"):
@@ -38,3 +42,12 @@ def normalise(config):
         if isinstance(value, str):
             config[key] = [item.strip() for item in value.split(",") if item.strip()]
     config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
+
+
+def warn_if_insecure(config, logger):
+    """Log a warning when a server-backed deployment still uses the development secret key."""
+    if config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY and not config.get("TESTING"):
+        logger.warning(
+            "KNOCK_SOURCES_SECRET_KEY is not set: signing secrets and secret variables are "
+            "encrypted with a public development key. Set it before storing real secrets."
+        )
