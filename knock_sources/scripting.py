@@ -140,6 +140,14 @@ def _redact(error: ScriptError, variables: Any) -> ScriptError:
 _runners: weakref.WeakSet[ScriptRunner] = weakref.WeakSet()
 
 
+#: A script that takes the host down twice within ``CRASH_WINDOW_SECONDS`` is
+#: refused for ``QUARANTINE_SECONDS``, unless its source changes. Once may be
+#: one hostile payload; twice is a script that would keep costing every other
+#: script of the process a host restart and a recompile.
+CRASH_WINDOW_SECONDS = 60
+QUARANTINE_SECONDS = 30
+
+
 class ScriptRunner:
     """Runs scripts' ``main(ctx)`` in a script host process, one cached isolate per cache key.
 
@@ -162,6 +170,9 @@ class ScriptRunner:
         self._slots: OrderedDict[Hashable, int] = OrderedDict()
         self._numbers = itertools.count(1)
         self._drops: list[int] = []
+        # Keys whose script took the host down: (source, last crash, quarantined until, error).
+        self._crashes: dict[Hashable, tuple[str, float, float, ScriptError]] = {}
+        self._host_lost = False
         self._closed = False
         _runners.add(self)
 
@@ -178,13 +189,29 @@ class ScriptRunner:
         payload = json.dumps(ctx, separators=(",", ":"), ensure_ascii=False)
         with self._lock:
             self._check_open()
+            crashed = self._crashes.get(cache_key)
+            if crashed is not None and crashed[0] == source and crashed[2] > time.monotonic():
+                raise crashed[3].copy()
             slot = self._slots.get(cache_key)
             if slot is None:
                 slot = self._slots[cache_key] = next(self._numbers)
             self._slots.move_to_end(cache_key)
             while len(self._slots) > self.max_cached:
                 self._drops.append(self._slots.popitem(last=False)[1])
-            return self._result(self._call({"op": "run", "slot": slot}, source, payload, ctx.get("vars")))
+            self._host_lost = False
+            try:
+                return self._result(self._call({"op": "run", "slot": slot}, source, payload, ctx.get("vars")))
+            except ScriptError as error:
+                if self._host_lost:
+                    self._record_crash(cache_key, source, error)
+                raise
+
+    def _record_crash(self, cache_key: Hashable, source: str, error: ScriptError) -> None:
+        now = time.monotonic()
+        previous = self._crashes.get(cache_key)
+        again = previous is not None and previous[0] == source and now - previous[1] < CRASH_WINDOW_SECONDS
+        until = now + QUARANTINE_SECONDS if again else 0.0
+        self._crashes[cache_key] = (source, now, until, error.copy())
 
     def run_once(self, source: str, ctx: dict) -> dict:
         """Run ``source`` in a fresh isolate that is disposed afterwards.
@@ -283,6 +310,7 @@ class ScriptRunner:
 
     def _lost(self, host: HostProcess, how: str) -> ScriptError:
         """Replace a host that died or hung during a call; return the call's error."""
+        self._host_lost = True
         grew = host.grew_by() if how == "overdue" else None
         summary = host.stop(kill=True)
         memory = how != "overdue" or (grew is not None and grew > self.memory_mb << 20)

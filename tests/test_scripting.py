@@ -962,7 +962,9 @@ def test_threads_mixing_results_timeouts_and_bombs_each_get_their_own_outcome():
     def work(runner, thread):
         for n in range(8):
             mode = ("ok", "loop", "ok", "bomb", "ok", "crash")[(thread + n) % 6]
-            key = (thread + n) % 5
+            # Host-crashing calls get keys of their own: a key that crashes
+            # the host twice is quarantined (see the quarantine tests).
+            key = f"crash-{thread}" if mode == "crash" else (thread + n) % 5
             ctx = make_ctx(body={"mode": mode, "key": key})
             try:
                 result = runner.run(key, MIXED_SOURCE, ctx)
@@ -981,3 +983,28 @@ def test_threads_mixing_results_timeouts_and_bombs_each_get_their_own_outcome():
     # A bomb may reach the 50 ms limit before it fills 32 MB.
     assert seen["ok"] == {"ok"} and seen["loop"] == {"timeout"} and seen["crash"] == {"memory"}
     assert seen["bomb"] and seen["bomb"] <= {"memory", "timeout"}
+
+
+def test_a_script_that_takes_the_host_down_twice_is_quarantined(runner):
+    bomb = f"function main() {{ return {ONE_LINE_BOMBS['split']}; }}"
+    assert run_error(runner, bomb, key="crashy").kind == "memory"
+    assert run_error(runner, bomb, key="crashy").kind == "memory"
+    host = runner.host_pid
+    started = time.monotonic()
+    error = run_error(runner, bomb, key="crashy")
+    # Refused at once, without costing the host (and every other script) a restart.
+    assert error.kind == "memory"
+    assert time.monotonic() - started < 0.5
+    assert runner.host_pid == host
+    assert run(runner, "function main() { return {ok: true}; }", key="neighbour") == {"ok": True}
+    # A fixed script runs again straight away.
+    assert run(runner, "function main() { return {fixed: true}; }", key="crashy") == {"fixed": True}
+
+
+def test_quarantine_refuses_even_harmless_payloads_of_that_script(runner):
+    # The trade-off, stated: a script that keeps crashing the host is refused
+    # for a while as a whole, not payload by payload.
+    source = bombs_when_asked(ONE_LINE_BOMBS["split"])
+    for _ in range(2):
+        assert run_error(runner, source, make_ctx(body={"bomb": True}), key="q").kind == "memory"
+    assert run_error(runner, source, make_ctx(body={"bomb": False}), key="q").kind == "memory"
