@@ -65,8 +65,11 @@ def read_body(stream, content_length: int | None, limit: int) -> bytes:
     return raw
 
 
-def parse_body(raw: bytes, mimetype: str) -> dict:
-    """Parse a JSON or form-encoded body into a dict; raise a ``SourcesError`` otherwise."""
+def parse_body(raw: bytes, mimetype: str) -> tuple[dict, str]:
+    """Parse a JSON or form-encoded body; return the dict and the decoded text.
+
+    Raises a ``SourcesError`` for anything else.
+    """
     if mimetype != FORM_TYPE and mimetype not in JSON_TYPES and not mimetype.endswith("+json"):
         raise UnsupportedMediaType(f"Content type {mimetype!r} is not supported; send JSON or form-encoded data.")
     try:
@@ -74,7 +77,7 @@ def parse_body(raw: bytes, mimetype: str) -> dict:
     except UnicodeDecodeError:
         raise PayloadError("The body is not valid UTF-8.", code="invalid_utf8") from None
     if mimetype == FORM_TYPE:
-        return _parse_form(text)
+        return _parse_form(text), text
     try:
         body = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
@@ -83,7 +86,7 @@ def parse_body(raw: bytes, mimetype: str) -> dict:
         raise PayloadError(f"The body is not valid JSON: {exc}", code="malformed_json") from None
     if not isinstance(body, dict):
         raise PayloadError("The JSON body must be an object.", code="not_an_object")
-    return body
+    return body, text
 
 
 def _reject_constant(name):
@@ -124,7 +127,7 @@ def receive(registry, config: dict, cache: SourceCache, token: str, request) -> 
     secret_header = receiving.settings.get("secret_header") or getattr(provider, "secret_header", None)
     try:
         raw = read_body(request.stream, request.content_length, config["MAX_PAYLOAD_BYTES"])
-        body = parse_body(raw, request.mimetype)
+        body, text = parse_body(raw, request.mimetype)
         received_at = utcnow()
         envelope = Envelope(headers, raw, body, request.mimetype, request.remote_addr, received_at)
         verification_status = verify(provider, receiving, envelope, received_at)
@@ -134,7 +137,7 @@ def receive(registry, config: dict, cache: SourceCache, token: str, request) -> 
         raise
     # A JSON body is stored as the text received: it parsed, so it is valid
     # JSON, and re-serialising it would cost more than the insert.
-    body_text = raw.decode("utf-8") if request.mimetype != FORM_TYPE else None
+    body_text = text if request.mimetype != FORM_TYPE else None
     event_log_id = persist(
         receiving,
         envelope,

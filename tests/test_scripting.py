@@ -18,27 +18,9 @@ import pytest
 
 from knock_sources.script_engine import to_classic_script
 from knock_sources.scripting import ScriptError, ScriptRunner, check_script
+from tests.script_support import KNOCK_DEFAULT_SCRIPT
 
 SECRET = "whsec_s3cr3t-value"
-
-# Knock's default script for new Custom HTTP sources, as published (spec section 4).
-KNOCK_DEFAULT_SCRIPT = """\
-/**
- * Custom HTTP webhook verification.
- * Compares the X-Webhook-Secret header against the configured secret.
- * Customize this function to implement your own verification logic.
- */
-async function verify({ headers, secret }) {
-  if (!secret) { return false; }
-  const signatureHeader = headers["x-webhook-secret"] ?? headers["X-Webhook-Secret"];
-  if (!signatureHeader) { return false; }
-  return signatureHeader === secret;
-}
-async function main({ headers, body, vars }) {
-  const verified = await verify({ headers, secret: vars["CUSTOM_HTTP_SIGNING_SECRET"] });
-  return { verified };
-}
-"""
 
 STRIPE_STYLE_SCRIPT = """\
 export async function main(ctx) {

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.script_support import KNOCK_DEFAULT_SCRIPT
+
 # The seed's shape: verify an HMAC of the raw body with a secret kept in vars.
 HMAC_SCRIPT = """
 export async function main(ctx) {
@@ -16,23 +18,6 @@ export async function main(ctx) {
   const given = headers["x-signature"] || "";
   const verified = given.length === expected.length &&
     crypto.timingSafeEqual(Buffer.from(given, "utf8"), Buffer.from(expected, "utf8"));
-  return { verified };
-}
-"""
-# Knock's default script for new custom HTTP sources, as written.
-KNOCK_DEFAULT_SCRIPT = """
-/**
- * Custom HTTP webhook verification.
- * Compares the X-Webhook-Secret header against the configured secret.
- */
-async function verify({ headers, secret }) {
-  if (!secret) { return false; }
-  const signatureHeader = headers["x-webhook-secret"] ?? headers["X-Webhook-Secret"];
-  if (!signatureHeader) { return false; }
-  return signatureHeader === secret;
-}
-async function main({ headers, body, vars }) {
-  const verified = await verify({ headers, secret: vars["CUSTOM_HTTP_SIGNING_SECRET"] });
   return { verified };
 }
 """

@@ -56,7 +56,7 @@ def json_body(schema) -> dict:
     with lone surrogates are refused because no database can store them.
     """
     try:
-        payload = ingest.parse_body(request.get_data(), "application/json")
+        payload, _ = ingest.parse_body(request.get_data(), "application/json")
         json.dumps(payload, ensure_ascii=False).encode("utf-8")
     except SourcesError as exc:
         raise ValidationFailed({"_schema": [exc.message]}) from None
