@@ -4,7 +4,11 @@ import os
 
 from flask import Flask
 
-from knock_sources import cli, config, database, jobs, plugins, source_cache, source_scripts, views
+from knock_sources import cli, config, plugins, views
+from knock_sources.ingest import cache as source_cache
+from knock_sources.ingest import verification as source_scripts
+from knock_sources.store import schema as database
+from knock_sources.worker import jobs
 
 
 def create_app(test_config=None):

@@ -49,20 +49,22 @@ def create_source(env: dict) -> str:
     """Create the workflow and a custom source with two mappings; return its token."""
     os.environ.update(env)
     from app import create_app
-    from knock_sources import database, models, sources
-    from knock_sources.dataplane import Workflow
-    from knock_sources.schemas import SourceBodySchema
+    from knock_sources import store
+    from knock_sources.control import sources
+    from knock_sources.store import control, schema
+    from knock_sources.store.dataplane import Workflow
+    from knock_sources.views.api.schemas import SourceBodySchema
 
     app = create_app()
     with app.app_context():
-        database.migrate(app.config["ENVIRONMENTS"])
-        with models.db.connection_context():
-            development = models.Environment.get(slug="development")
+        schema.migrate(app.config["ENVIRONMENTS"])
+        with store.db.connection_context():
+            development = control.Environment.get(slug="development")
             Workflow.create(environment=development, key="receipt", name="Receipt")
             source_body = {"name": "orders", "environment_settings": {"development": {"mappings": MAPPINGS}}}
             body = SourceBodySchema().load(source_body)
             source = sources.upsert_source(app.extensions["knock_sources"], app.config, "orders", body)
-            return models.SourceEnvironment.get(source=source, environment=development).token
+            return control.SourceEnvironment.get(source=source, environment=development).token
 
 
 def order_requests(path: str, count: int, seed: str) -> list[bytes]:
@@ -128,12 +130,12 @@ def summarise(env: dict, accepted: int, peak: int) -> dict:
     """Read the event log: throughput and receipt-to-last-action latency."""
     os.environ.update(env)
     from app import create_app
-    from knock_sources import models
-    from knock_sources.models import EventLog
+    from knock_sources import store
+    from knock_sources.store.control import EventLog
 
     app = create_app()
     deadline = time.monotonic() + 120
-    with app.app_context(), models.db.connection_context():
+    with app.app_context(), store.db.connection_context():
         while EventLog.select().where(EventLog.status.in_(("pending", "processing"))).exists():
             if time.monotonic() > deadline:
                 break

@@ -91,13 +91,15 @@ def create_sources(env: dict) -> dict:
     """
     os.environ.update(env)
     from app import create_app
-    from knock_sources import database, models, sources, variables
+    from knock_sources import store
+    from knock_sources.control import sources, variables
+    from knock_sources.store import control, schema
 
     app = create_app()
     registry = app.extensions["knock_sources"]
     with app.app_context():
-        database.migrate(app.config["ENVIRONMENTS"])
-        with models.db.connection_context():
+        schema.migrate(app.config["ENVIRONMENTS"])
+        with store.db.connection_context():
             variables.upsert_variable(
                 app.config["SECRET_KEY"], "BENCH_SECRET", {"value": SIGNING_SECRET, "secret": True}
             )
@@ -118,8 +120,8 @@ def create_sources(env: dict) -> dict:
                     "environment_settings": {"development": {"settings": settings, "mappings": None}},
                 }
                 source = sources.upsert_source(registry, app.config, key, body)
-                development = models.Environment.get(slug="development")
-                tokens[key] = models.SourceEnvironment.get(source=source, environment=development).token
+                development = control.Environment.get(slug="development")
+                tokens[key] = control.SourceEnvironment.get(source=source, environment=development).token
             return tokens
 
 

@@ -5,16 +5,17 @@ Flask finds the app through ``wsgi.py``, so no ``--app`` is needed.
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from knock_sources import database, idempotency, jobs, models
-from knock_sources.models import ApiKey, EventLog, utcnow
-from knock_sources.views.api import digest
+from knock_sources import store
+from knock_sources.control import api_keys
+from knock_sources.store import schema, utcnow
+from knock_sources.store.control import EventLog
+from knock_sources.worker import idempotency, jobs
 
 api_key_cli = AppGroup("api-key", help="Manage JSON API keys.")
 PURGE_BATCH = 5000
@@ -24,7 +25,7 @@ PURGE_BATCH = 5000
 @with_appcontext
 def init_db_command():
     """Create the database or migrate it to the current schema (safe to re-run)."""
-    version = database.migrate(current_app.config["ENVIRONMENTS"])
+    version = schema.migrate(current_app.config["ENVIRONMENTS"])
     click.echo(f"Database ready at schema version {version}.", err=True)
 
 
@@ -42,7 +43,7 @@ def worker_command(burst):
 @with_appcontext
 def sweep_command():
     """Re-enqueue events still pending after the grace period."""
-    with models.db.connection_context():
+    with store.db.connection_context():
         swept = jobs.sweep()
     click.echo(f"Re-enqueued {swept} pending events.", err=True)
 
@@ -53,7 +54,7 @@ def purge_command():
     """Delete logs older than LOG_RETENTION_DAYS and expired idempotency records."""
     now = utcnow()
     cutoff = now - timedelta(days=current_app.config["LOG_RETENTION_DAYS"])
-    with models.db.connection_context():
+    with store.db.connection_context():
         logs = purge_event_logs(cutoff)
         keys = idempotency.purge(now)
     click.echo(f"Deleted {logs} event logs and {keys} idempotency records.", err=True)
@@ -84,9 +85,8 @@ def purge_event_logs(cutoff) -> int:
 @with_appcontext
 def create_api_key(name):
     """Create an API key and print it (only the key, on stdout); it is not stored in clear."""
-    key = f"ks_{secrets.token_urlsafe(32)}"
-    with models.db.connection_context():
-        ApiKey.create(digest=digest(key), prefix=key[:8], name=name)
+    with store.db.connection_context():
+        key = api_keys.create(name)
     click.echo(key)
 
 

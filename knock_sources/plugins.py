@@ -18,7 +18,7 @@ from knock_sources.errors import ConfigurationError
 
 DEFAULT_PLUGINS = (
     "knock_sources.actions",
-    "knock_sources.custom_http",
+    "plugins.custom_http",
     "plugins.stripe",
     "plugins.clerk",
     "plugins.workos",

@@ -15,7 +15,9 @@ import psycopg2
 import pytest
 
 from app import create_app
-from knock_sources import database, jobs, models
+from knock_sources import store
+from knock_sources.store import schema
+from knock_sources.worker import jobs
 
 POSTGRES_HOST = os.environ.get("KNOCK_SOURCES_TEST_POSTGRES_HOST", "127.0.0.1")
 POSTGRES_DB = os.environ.get("KNOCK_SOURCES_TEST_POSTGRES_DB", "test")
@@ -76,7 +78,7 @@ def make_app(database_url, **overrides):
         }
     )
     with app.app_context():
-        database.migrate(app.config["ENVIRONMENTS"])
+        schema.migrate(app.config["ENVIRONMENTS"])
     return app
 
 
@@ -89,14 +91,14 @@ def stop_dispatcher(app):
 
 def reset_database():
     """Empty every table (PostgreSQL keeps its schema between tests) and close connections."""
-    database_obj = models.db.obj
-    if isinstance(database_obj, database.PooledPostgresqlDatabase):
-        with models.db.connection_context():
-            tables = ", ".join(f'"{model._meta.table_name}"' for model in database.MODELS)
-            models.db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    database_obj = store.db.obj
+    if isinstance(database_obj, schema.PooledPostgresqlDatabase):
+        with store.db.connection_context():
+            tables = ", ".join(f'"{model._meta.table_name}"' for model in schema.MODELS)
+            store.db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         database_obj.close_all()
-    elif not models.db.is_closed():
-        models.db.close()
+    elif not store.db.is_closed():
+        store.db.close()
 
 
 @pytest.fixture
@@ -123,8 +125,8 @@ def client(app):
 @pytest.fixture
 def db(app):
     """An open database connection for direct model access in a test."""
-    with models.db.connection_context():
-        yield models.db
+    with store.db.connection_context():
+        yield store.db
 
 
 class Api:

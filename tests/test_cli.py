@@ -5,8 +5,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from knock_sources import database
-from knock_sources.models import ApiKey, EventLog, IdempotencyRecord, SchemaVersion, Source, utcnow
+from knock_sources.store import schema, utcnow
+from knock_sources.store.control import ApiKey, EventLog, IdempotencyRecord, SchemaVersion, Source
 
 
 def test_init_db_is_safe_to_run_twice_and_keeps_data(app, api, db):
@@ -15,7 +15,7 @@ def test_init_db_is_safe_to_run_twice_and_keeps_data(app, api, db):
     for _ in range(2):
         result = runner.invoke(args=["init-db"])
         assert result.exit_code == 0, result.output
-        assert f"schema version {database.CURRENT_VERSION}" in result.stderr
+        assert f"schema version {schema.CURRENT_VERSION}" in result.stderr
     assert Source.select().count() == 1
     assert SchemaVersion.select().count() == 1
 

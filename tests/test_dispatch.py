@@ -5,7 +5,7 @@ import threading
 
 import redis
 
-from knock_sources.dispatch import Dispatcher
+from knock_sources.worker.dispatch import Dispatcher
 
 
 def test_ids_are_pushed_in_order_and_batched_while_a_push_is_in_flight():

@@ -9,7 +9,7 @@ import logging
 import pytest
 from marshmallow import Schema
 
-from knock_sources import models
+from knock_sources import store
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import Text
 from knock_sources.actions.workflows import serialize_run
@@ -78,7 +78,7 @@ class ThirdPartyPlugin:
         """Record what was announced, and whether it was outside the action's transaction."""
         if self.fail:
             raise RuntimeError("delivery failed")
-        self.created.append((serialize_run(run), event_log.id, models.db.in_transaction()))
+        self.created.append((serialize_run(run), event_log.id, store.db.in_transaction()))
 
 
 class BrokenDelivery:

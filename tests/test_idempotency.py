@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from knock_sources.models import IdempotencyRecord, utcnow
+from knock_sources.store import utcnow
+from knock_sources.store.control import IdempotencyRecord
 
 TRIGGER = {
     "event_type": "order.paid",

@@ -97,7 +97,7 @@ def test_blocked_built_in_provider_can_be_replaced():
         def register_providers(self):
             return [MyHttp()]
 
-    registry = registry_with(MyHttpPlugin(), blocked=["knock_sources.custom_http"])
+    registry = registry_with(MyHttpPlugin(), blocked=["plugins.custom_http"])
     assert isinstance(registry.providers["custom_http"], MyHttp)
 
 

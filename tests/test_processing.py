@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from knock_sources.processing import resolve_timestamp
+from knock_sources.worker.processing import resolve_timestamp
 
 IDENTIFY = {
     "event_type": "user.signed_up",
@@ -113,8 +113,8 @@ def test_missing_timestamp_path_value_uses_the_default():
 def test_a_database_failure_mid_event_leaves_it_pending_with_nothing_applied(client, api, db, monkeypatch):
     from peewee import OperationalError
 
-    from knock_sources import processing
-    from knock_sources.models import ActionLog, EventLog, KnownEvent
+    from knock_sources.store.control import ActionLog, EventLog, KnownEvent
+    from knock_sources.worker import processing
 
     api.create_source(mappings=[IDENTIFY])
     endpoint = api.endpoint()

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from knock_sources import jobs
-from knock_sources.dataplane import WorkflowRun
-from knock_sources.models import EventLog
-from knock_sources.models import db as database
+from knock_sources.store import db as database
+from knock_sources.store.control import EventLog
+from knock_sources.store.dataplane import WorkflowRun
+from knock_sources.worker import jobs
 from tests.conftest import Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
 
 ROOT = Path(__file__).resolve().parent.parent

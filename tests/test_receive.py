@@ -6,8 +6,8 @@ import pytest
 from peewee import OperationalError
 
 from app import create_app
-from knock_sources import models
-from knock_sources.models import EventLog
+from knock_sources import store
+from knock_sources.store.control import EventLog
 from tests.conftest import free_port
 
 
@@ -144,14 +144,14 @@ def test_body_at_the_limit_is_accepted(app, client, api, endpoint):
 
 
 def test_log_that_cannot_be_written_is_503(client, api, endpoint, monkeypatch):
-    execute_sql = models.db.obj.execute_sql
+    execute_sql = store.db.obj.execute_sql
 
     def failing_event_log_insert(sql, *args, **kwargs):
         if sql.startswith('INSERT INTO "ks_event_log"'):
             raise OperationalError("could not extend file: No space left on device")
         return execute_sql(sql, *args, **kwargs)
 
-    monkeypatch.setattr(models.db.obj, "execute_sql", failing_event_log_insert)
+    monkeypatch.setattr(store.db.obj, "execute_sql", failing_event_log_insert)
     response = client.post(endpoint, json={"type": "x"})
     assert response.status_code == 503
     assert response.get_json()["code"] == "log_unavailable"
@@ -187,7 +187,7 @@ def test_hostile_unicode_is_stored_and_returned(client, api, endpoint):
 
 
 def test_disabled_source_environment_is_404(client, api, endpoint, db):
-    from knock_sources.models import SourceEnvironment
+    from knock_sources.store.control import SourceEnvironment
 
     SourceEnvironment.update(active=False).execute()
     assert client.post(endpoint, json={"type": "x"}).status_code == 404

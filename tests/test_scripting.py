@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from knock_sources.script_engine import to_classic_script
 from knock_sources.scripting import ScriptError, ScriptRunner, check_script
+from knock_sources.scripting.engine import to_classic_script
 from tests.script_support import KNOCK_DEFAULT_SCRIPT
 
 SECRET = "whsec_s3cr3t-value"
@@ -63,22 +63,14 @@ class PrivateKeys:
     """A runner shared by a module's tests, seen through cache keys private to one test.
 
     One host serves the whole module, as it serves a web worker, instead of
-    one started per test; the test's keys are discarded when it ends.
+    one started per test; the runner's LRU frees the isolates of finished tests.
     """
 
     def __init__(self, shared, test):
-        self._shared, self._test, self._keys = shared, test, set()
+        self._shared, self._test = shared, test
 
     def run(self, key, source, ctx):
-        self._keys.add(key)
         return self._shared.run((self._test, key), source, ctx)
-
-    def discard(self, key):
-        self._shared.discard((self._test, key))
-
-    def discard_all(self):
-        for key in self._keys:
-            self.discard(key)
 
     def __getattr__(self, name):
         return getattr(self._shared, name)
@@ -92,9 +84,7 @@ def module_runner():
 
 @pytest.fixture
 def runner(module_runner, request):
-    view = PrivateKeys(module_runner, request.node.nodeid)
-    yield view
-    view.discard_all()
+    return PrivateKeys(module_runner, request.node.nodeid)
 
 
 def run(runner, source, ctx=None, key=None):
@@ -449,12 +439,6 @@ def test_least_recently_used_key_is_evicted():
         for key in ["a", "b", "a", "c", "a", "b"]:
             last = small.run(key, COUNTER, make_ctx())
     assert last == {"calls": 1}
-
-
-def test_discard_drops_the_compiled_script(runner):
-    run(runner, COUNTER, key="a")
-    runner.discard("a")
-    assert run(runner, COUNTER, key="a") == {"calls": 1}
 
 
 def test_global_set_by_one_key_is_invisible_to_another(runner):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from knock_sources import variables
-from knock_sources.models import Environment, Variable, VariableValue
+from knock_sources.control import variables
+from knock_sources.store.control import Environment, Variable, VariableValue
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from marshmallow import Schema
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import MAX_KEY_LENGTH, Identifier, Text, UserList, inline_attributes
 from knock_sources.actions.users import find_user, serialize_user, upsert_user
-from knock_sources.dataplane import Audience, AudienceMember
-from knock_sources.models import isoformat
+from knock_sources.store import isoformat
+from knock_sources.store.dataplane import Audience, AudienceMember
 
 MAX_MEMBERS = 1000
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields
 
-from knock_sources.dataplane import Object, Tenant, User
 from knock_sources.paths import json_type
+from knock_sources.store.dataplane import Object, Tenant, User
 
 USERS_COLLECTION = "$users"
 MAX_ID_LENGTH = 255

@@ -6,9 +6,9 @@ from marshmallow import Schema, ValidationError
 
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import MAX_KEY_LENGTH, OBJECT_NAME_LENGTH, Identifier, JSONObject, Text, to_text
-from knock_sources.dataplane import Object, Subscription
 from knock_sources.errors import ActionError
-from knock_sources.models import isoformat, utcnow
+from knock_sources.store import isoformat, utcnow
+from knock_sources.store.dataplane import Object, Subscription
 
 
 def set_object(environment, collection: str, object_id: str, attributes: dict) -> Object:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from knock_sources.actions.fields import USERS_COLLECTION, inline_attributes
 from knock_sources.actions.objects import set_object
 from knock_sources.actions.users import upsert_user
-from knock_sources.dataplane import Object, User
+from knock_sources.store.dataplane import Object, User
 
 
 def ensure_recipient(environment, recipient: dict) -> bool:

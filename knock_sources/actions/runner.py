@@ -14,8 +14,9 @@ from marshmallow import EXCLUDE, ValidationError
 
 from knock_sources.actions.base import order_key
 from knock_sources.errors import ActionError
-from knock_sources.models import ERROR, SKIPPED, SUCCESS, ActionLog, db
 from knock_sources.paths import MISSING, json_type, resolve_parameter
+from knock_sources.store import ERROR, SKIPPED, SUCCESS, db
+from knock_sources.store.control import ActionLog
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from knock_sources.actions.base import Action
 from knock_sources.actions.fields import JSONObject, RecipientList
 from knock_sources.actions.objects import ObjectSchema, find_object, serialize_object
 from knock_sources.actions.recipients import ensure_recipient, reference
-from knock_sources.dataplane import Object, Subscription
-from knock_sources.models import isoformat, utcnow
+from knock_sources.store import isoformat, utcnow
+from knock_sources.store.dataplane import Object, Subscription
 
 MAX_SUBSCRIBERS = 100
 

@@ -6,8 +6,8 @@ from marshmallow import Schema
 
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import TENANT_NAME_LENGTH, Identifier, JSONObject, Text
-from knock_sources.dataplane import Tenant
-from knock_sources.models import isoformat, utcnow
+from knock_sources.store import isoformat, utcnow
+from knock_sources.store.dataplane import Tenant
 
 
 def merge(stored: dict, changes: dict) -> dict:

@@ -15,9 +15,9 @@ from knock_sources.actions.fields import (
     Text,
     to_text,
 )
-from knock_sources.dataplane import Audience, AudienceMember, Subscription, User
 from knock_sources.errors import ActionError
-from knock_sources.models import isoformat, utcnow
+from knock_sources.store import isoformat, utcnow
+from knock_sources.store.dataplane import Audience, AudienceMember, Subscription, User
 
 RESERVED_USER_FIELDS = tuple(USER_FIELD_LENGTHS)
 MAX_PROPERTIES_BYTES = 256 * 1024

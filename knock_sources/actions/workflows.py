@@ -19,9 +19,9 @@ from knock_sources.actions.base import Action
 from knock_sources.actions.fields import MAX_KEY_LENGTH, JSONObject, Recipient, RecipientList, TenantRef, Text
 from knock_sources.actions.recipients import ensure_recipient, reference
 from knock_sources.actions.tenants import set_inline_tenant
-from knock_sources.dataplane import RUN_CANCELLED, RUN_COMPLETED, RUN_TRIGGERED, Workflow, WorkflowRun
 from knock_sources.errors import ActionError
-from knock_sources.models import isoformat, utcnow
+from knock_sources.store import isoformat, utcnow
+from knock_sources.store.dataplane import RUN_CANCELLED, RUN_COMPLETED, RUN_TRIGGERED, Workflow, WorkflowRun
 
 log = logging.getLogger(__name__)
 

@@ -8,16 +8,9 @@ from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import SourcesError, ValidationFailed
-from knock_sources.views import api, data, health, providers, receive, scripts, sources, variables
+from knock_sources.views import api, health, receive
 
 log = logging.getLogger(__name__)
-
-# Nested once at import: a blueprint cannot gain children after its first registration.
-api.bp.register_blueprint(sources.bp)
-api.bp.register_blueprint(data.bp)
-api.bp.register_blueprint(providers.bp)
-api.bp.register_blueprint(variables.bp)
-api.bp.register_blueprint(scripts.bp)
 
 
 def init_app(app):

@@ -6,7 +6,8 @@ from flask import Blueprint, jsonify
 from peewee import PeeweeException
 from redis import RedisError
 
-from knock_sources import jobs, models
+from knock_sources import store
+from knock_sources.worker import jobs
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ def healthz():
     """Answer 200 when the database (and Redis, if configured) answer, 503 otherwise."""
     checks = {}
     try:
-        models.db.execute_sql("SELECT 1")
+        store.db.execute_sql("SELECT 1")
         checks["database"] = "ok"
     except PeeweeException as exc:
         log.warning("health check: database unreachable: %s", exc)

@@ -3,8 +3,8 @@
 from flask import Blueprint, current_app, request
 
 from knock_sources import ingest
+from knock_sources.ingest.cache import get_cache
 from knock_sources.plugins import get_registry
-from knock_sources.source_cache import get_cache
 
 bp = Blueprint("receive", __name__)
 

@@ -17,11 +17,12 @@ from playhouse.db_url import parse as parse_db_url
 from playhouse.migrate import SchemaMigrator
 from playhouse.pool import PooledPostgresqlDatabase
 
-from knock_sources import models
-from knock_sources.dataplane import DATA_MODELS
+from knock_sources import store
+from knock_sources.store import control
+from knock_sources.store.dataplane import DATA_MODELS
 
 #: Every table, in dependency order.
-MODELS = models.CONTROL_MODELS + DATA_MODELS
+MODELS = control.CONTROL_MODELS + DATA_MODELS
 
 #: Migrations after the initial schema, in order: ``(version, function)``
 #: where ``function(migrator, database)`` changes the schema of an existing
@@ -71,30 +72,30 @@ def make_database(url: str):
 
 
 def init_app(app):
-    """Initialise ``models.db`` and manage one connection per request."""
-    models.db.initialize(make_database(app.config["DATABASE_URL"]))
+    """Initialise ``store.db`` and manage one connection per request."""
+    store.db.initialize(make_database(app.config["DATABASE_URL"]))
 
     @app.before_request
     def _connect():
         # Close only what this request opened: a CLI command or a test may
         # already hold the connection in this thread.
-        g.opened_database_connection = models.db.connect(reuse_if_open=True)
+        g.opened_database_connection = store.db.connect(reuse_if_open=True)
 
     @app.teardown_request
     def _close(exc):
-        if g.pop("opened_database_connection", False) and not models.db.is_closed():
-            models.db.close()
+        if g.pop("opened_database_connection", False) and not store.db.is_closed():
+            store.db.close()
 
 
 def migrate(environments=("development", "production")):
     """Create or upgrade the schema and make sure ``environments`` exist."""
-    database = models.db
+    database = store.db
     with database.connection_context():
         with database.atomic():
             database.create_tables(MODELS, safe=True)
-            row = models.SchemaVersion.select().first()
+            row = control.SchemaVersion.select().first()
             if row is None:
-                row = models.SchemaVersion.create(version=CURRENT_VERSION)
+                row = control.SchemaVersion.create(version=CURRENT_VERSION)
             migrator = SchemaMigrator.from_database(database.obj)
             for version, function in MIGRATIONS:
                 if version > row.version:
@@ -102,5 +103,5 @@ def migrate(environments=("development", "production")):
                     row.version = version
                     row.save()
             for slug in environments:
-                models.Environment.get_or_create(slug=slug)
+                control.Environment.get_or_create(slug=slug)
     return row.version

@@ -1,4 +1,4 @@
-"""The ``/v1`` JSON API blueprint: bearer-key authentication and shared helpers.
+"""The ``/v1`` blueprint itself: bearer-key authentication and the helpers every API module shares.
 
 Shapes follow Knock's Management API. Every call takes ``?environment=``
 (default ``development``); lists use cursor pagination over row ids
@@ -7,14 +7,14 @@ Shapes follow Knock's Management API. Every call takes ``?environment=``
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from flask import Blueprint, request
 
 from knock_sources import ingest
+from knock_sources.control.api_keys import is_valid
 from knock_sources.errors import AuthenticationRequired, NotFound, SourcesError, ValidationFailed
-from knock_sources.models import ApiKey, Environment
+from knock_sources.store.control import Environment
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
@@ -24,18 +24,13 @@ MAX_ROW_ID = 2**63 - 1
 MAX_PAGE_SIZE = 100
 
 
-def digest(api_key: str) -> str:
-    """Return the stored form of an API key."""
-    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
-
-
 @bp.before_request
 def _authenticate():
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationRequired("Send an API key as 'Authorization: Bearer <key>'.", code="api_key_missing")
-    if not ApiKey.select().where(ApiKey.digest == digest(token.strip())).exists():
+    if not is_valid(token.strip()):
         raise AuthenticationRequired("The API key is not valid.")
 
 

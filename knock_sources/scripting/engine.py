@@ -1,8 +1,8 @@
 """V8 isolates for the script host: compiling a script, calling its ``main``, reporting failures.
 
-Only the script host process (``script_host.py``) imports this module; the
+Only the script host process (``host.py``) imports this module; the
 web worker never loads mini-racer. An ``Engine`` is one isolate with the
-runtime (``scripting_runtime.py``) and one compiled script. Scripts arrive as
+runtime (``runtime.js``) and one compiled script. Scripts arrive as
 the ES modules Knock accepts (``export function main``, ``export default async
 (ctx) => ...``); ``to_classic_script`` rewrites the module syntax into an
 equivalent classic script that keeps every line and, where possible, every
@@ -26,6 +26,7 @@ import re
 import secrets
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from py_mini_racer import (
@@ -38,7 +39,15 @@ from py_mini_racer import (
     mini_racer,
 )
 
-from knock_sources.scripting_runtime import RUNTIME_JS
+from knock_sources.scripting.protocol import MAX_MESSAGE, ScriptError, invalid_result
+
+# The runtime every isolate evaluates before the script: a function expression,
+# called as ``(RUNTIME_JS)(globalThis, <memory limit in bytes>, <token>)``. It
+# removes what mini-racer adds that could outlive a call, counts ArrayBuffer
+# memory against the limit (V8's heap limit does not see it), installs the
+# Node-style helpers and the ``__knock`` call protocol, which only a caller
+# holding the token can drive. Package data, read by path.
+RUNTIME_JS = (Path(__file__).parent / "runtime.js").read_text(encoding="utf-8")
 
 SCRIPT_URL = "script.js"
 RUNTIME_URL = "knock-runtime.js"
@@ -46,25 +55,8 @@ RUNTIME_URL = "knock-runtime.js"
 # Kinds after which an isolate's state cannot be trusted, so it is freed.
 DISPOSE_KINDS = frozenset({"timeout", "memory"})
 _PENDING = "P"
-MAX_MESSAGE = 1000
 # The runtime is trusted code; it only needs a bound so a broken machine fails.
 _RUNTIME_SETUP_SECONDS = 10.0
-
-
-class Failure(Exception):
-    """A script failed; the host reports it as ``{kind, message, line, column}``."""
-
-    def __init__(self, kind: str, message: str, line: int | None = None, column: int | None = None):
-        super().__init__(message)
-        self.kind, self.message, self.line, self.column = kind, message, line, column
-
-    def to_dict(self) -> dict:
-        """Return the failure as the ``error`` of a reply."""
-        return {"kind": self.kind, "message": self.message, "line": self.line, "column": self.column}
-
-
-class Invalid(Exception):
-    """main returned something other than a plain object; the argument names its type."""
 
 
 # --- module syntax -> classic script -------------------------------------------
@@ -174,8 +166,8 @@ class V8Loop:
         return asyncio.run_coroutine_threadsafe(on_loop(), self.loop).result()
 
 
-def _v8_error(kind: str, text: str) -> Failure:
-    """Turn mini-racer's error text into a Failure without the source excerpt."""
+def _v8_error(kind: str, text: str) -> ScriptError:
+    """Turn mini-racer's error text into a ScriptError without the source excerpt."""
     lines = text.split("\n")
     header = _V8_HEADER.match(lines[0])
     message = header["message"] if header else lines[0]
@@ -187,7 +179,7 @@ def _v8_error(kind: str, text: str) -> Failure:
         line = int(header["line"])
         if len(lines) > 2 and re.fullmatch(r" *\^+", lines[2]):
             column = lines[2].index("^") + 1
-    return Failure(kind, message[:MAX_MESSAGE], line, column)
+    return ScriptError(kind, message[:MAX_MESSAGE], line, column)
 
 
 class Engine:
@@ -218,15 +210,15 @@ class Engine:
             raise
         if found != "ok":
             self.close()
-            raise Failure("no_main", "the script defines no main function (export function main(ctx) { ... })")
+            raise ScriptError("no_main", "the script defines no main function (export function main(ctx) { ... })")
 
-    def _limit(self, kind: str) -> Failure:
+    def _limit(self, kind: str) -> ScriptError:
         """The failure of a call stopped by the time or memory limit."""
         if kind == "memory":
-            return Failure("memory", f"the script exceeded the memory limit of {self._memory_mb} MB")
-        return Failure("timeout", f"the script exceeded the time limit of {self._timeout_ms} ms")
+            return ScriptError("memory", f"the script exceeded the memory limit of {self._memory_mb} MB")
+        return ScriptError("timeout", f"the script exceeded the time limit of {self._timeout_ms} ms")
 
-    def _within_source(self, failure: Failure) -> Failure:
+    def _within_source(self, failure: ScriptError) -> ScriptError:
         # Errors at the end of input (an unclosed brace) or in the export
         # assignments appended by to_classic_script point past the user's
         # last line; they belong at its end.
@@ -260,7 +252,7 @@ class Engine:
     def call(self, payload: str) -> str:
         """Run ``main`` on ``payload`` (the JSON text of ctx) and return its result's JSON text.
 
-        Raises Failure, and ``Invalid`` when main returned no plain object.
+        Raises ``ScriptError``, of kind ``invalid_result`` when main returned no plain object.
         """
         if self.closed:
             raise RuntimeError("this engine is closed")
@@ -271,8 +263,8 @@ class Engine:
             # starts, and scripts have no timers or I/O: pending means never.
             raw = self._eval(f'__knock.settle("{self._token}")', deadline - time.monotonic())
             if raw == _PENDING:
-                raise Failure("timeout", "main returned a promise that never settles")
-        except Failure as failure:
+                raise ScriptError("timeout", "main returned a promise that never settles")
+        except ScriptError as failure:
             if failure.kind in DISPOSE_KINDS:
                 self.close()
             raise
@@ -291,12 +283,12 @@ class Engine:
         if "error" in outcome:
             error = outcome["error"]
             message = f"{error['name']}: {error['message']}" if error["name"] else error["message"]
-            raise self._within_source(Failure("runtime", message[:MAX_MESSAGE], error["line"], error["column"]))
+            raise self._within_source(ScriptError("runtime", message[:MAX_MESSAGE], error["line"], error["column"]))
         if "unserializable" in outcome:
             message = f"main's result cannot be converted to JSON: {outcome['unserializable']['message']}"
-            raise Failure("invalid_result", message[:MAX_MESSAGE])
+            raise ScriptError("invalid_result", message[:MAX_MESSAGE])
         if "invalid" in outcome:
-            raise Invalid(outcome["invalid"])
+            raise invalid_result(outcome["invalid"])
         return result
 
     def close(self) -> None:
@@ -313,7 +305,7 @@ class EngineCache:
         self._loop = loop
         self._limits = {"timeout_ms": timeout_ms, "memory_mb": memory_mb}
         self._engines: dict[int, Engine] = {}
-        self._failures: dict[int, tuple[str, Failure]] = {}
+        self._failures: dict[int, tuple[str, ScriptError]] = {}
 
     def new(self, source: str) -> Engine:
         """Compile ``source`` in an isolate of its own, which the caller closes."""
@@ -326,11 +318,11 @@ class EngineCache:
             return engine
         failure = self._failures.get(slot)
         if failure is not None and failure[0] == source:
-            raise Failure(**failure[1].to_dict())
+            raise failure[1].copy()
         self.dispose(slot)
         try:
             engine = self._engines[slot] = self.new(source)
-        except Failure as error:
+        except ScriptError as error:
             # A script that does not compile fails the same way every time;
             # limits may depend on load, so those are retried.
             if error.kind not in DISPOSE_KINDS:

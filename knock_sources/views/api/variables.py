@@ -4,12 +4,12 @@ import re
 
 from flask import Blueprint, current_app, jsonify
 
-from knock_sources import variables
+from knock_sources.control import variables
 from knock_sources.errors import NotFound, ValidationFailed
-from knock_sources.models import Variable
-from knock_sources.schemas import VariableBodySchema, envelope_schema
-from knock_sources.source_cache import get_cache
-from knock_sources.views.api import json_body, paginate
+from knock_sources.ingest.cache import get_cache
+from knock_sources.store.control import Variable
+from knock_sources.views.api.common import json_body, paginate
+from knock_sources.views.api.schemas import VariableBodySchema, envelope_schema
 
 bp = Blueprint("variables", __name__)
 

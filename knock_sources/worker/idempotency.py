@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 
 from peewee import IntegrityError
 
-from knock_sources.models import IdempotencyRecord, db
+from knock_sources.store import db
+from knock_sources.store.control import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
 

@@ -1,15 +1,15 @@
-"""Sandboxed JavaScript for custom source scripts: ``ScriptRunner`` and ``check_script``.
+"""The parent side of the script sandbox: ``ScriptRunner`` and ``check_script``.
 
 Scripts are written for Knock: modules whose ``main(ctx)`` gets ``vars``,
 ``body``, ``rawBody`` and ``headers`` and returns ``{verified, ...}``. They
 run in V8 through mini-racer, which JIT-compiles, so a pure-JavaScript HMAC
 over a webhook body costs microseconds, next to a Node-style ``crypto``
 subset, ``Buffer``, ``atob``/``btoa`` and ``TextEncoder``/``TextDecoder``
-(``scripting_runtime.py``) and without filesystem, network, process, module
+(``runtime.js``) and without filesystem, network, process, module
 loader or timers.
 
-Process model. V8 runs in a script host process (``script_host.py``, with
-the engines of ``script_engine.py``) that each runner starts on first use,
+Process model. V8 runs in a script host process (``host.py``, with
+the engines of ``engine.py``) that each runner starts on first use,
 never in the calling process: a single builtin call that materialises an
 enormous array (``new Array(2 ** 27).fill(0)``) cannot be interrupted, and
 V8 answers it by aborting its whole process. The host stops scripts at their
@@ -26,7 +26,7 @@ The isolate's heap limit catches growing arrays, objects and strings; the
 runtime counts ArrayBuffer memory against the same limit.
 
 A runner's calls are serialised, as all V8 work of a process has to be with
-mini-racer 0.14 (see ``script_engine.v8_flags``): a script stopped at its time
+mini-racer 0.14 (see ``engine.v8_flags``): a script stopped at its time
 limit delays the runner's other calls by as long. A forked process (a gunicorn
 worker) starts a host of its own on its first call and leaves its parent's
 alone. A host exits when its runner is closed or collected, at interpreter
@@ -47,7 +47,8 @@ import weakref
 from collections import OrderedDict
 from typing import Any, Hashable
 
-from knock_sources.script_host import HostLost, HostProcess
+from knock_sources.scripting.process import HostProcess
+from knock_sources.scripting.protocol import HostLost, ScriptError, invalid_result
 
 log = logging.getLogger(__name__)
 
@@ -59,49 +60,6 @@ _GRACE_SECONDS = 1.0
 _WATCH_AFTER_SECONDS = 0.05
 # What a result's toJSON() turned into, named the way JavaScript names it.
 _JSON_TYPES = {type(None): "null", str: "string", int: "number", float: "number", bool: "boolean", list: "array"}
-
-
-class ScriptError(Exception):
-    """A script failed to compile, to run, or to return a usable result.
-
-    ``kind`` is one of ``KINDS``; ``line`` and ``column`` (1-based) point into
-    the script when known. ``message`` never contains a variable's value: any
-    value of ``ctx["vars"]`` that appears in it is replaced by ``[redacted]``.
-    """
-
-    KINDS = frozenset({"syntax", "runtime", "timeout", "memory", "invalid_result", "no_main"})
-
-    def __init__(self, kind: str, message: str, line: int | None = None, column: int | None = None):
-        if kind not in self.KINDS:
-            raise ValueError(f"unknown ScriptError kind {kind!r}")
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.line = line
-        self.column = column
-
-    def __str__(self) -> str:
-        if self.line is None:
-            return self.message
-        where = f"line {self.line}" if self.column is None else f"line {self.line}, column {self.column}"
-        return f"{self.message} ({where})"
-
-    def __reduce__(self):
-        # Exceptions pickle their args by default, which would lose the kind
-        # when an error crosses a process boundary (RQ stores failures).
-        return (type(self), (self.kind, self.message, self.line, self.column))
-
-    def to_dict(self) -> dict:
-        """Return the error as JSON-ready ``{"kind", "message", "line", "column"}``."""
-        return {"kind": self.kind, "message": self.message, "line": self.line, "column": self.column}
-
-    def copy(self) -> ScriptError:
-        """Return a fresh instance, so a cached error is never re-raised twice."""
-        return ScriptError(self.kind, self.message, self.line, self.column)
-
-
-def _invalid(got: str) -> ScriptError:
-    return ScriptError("invalid_result", f"main must return an object such as {{verified: true}}, not {got}")
 
 
 # --- redaction --------------------------------------------------------------------
@@ -230,13 +188,6 @@ class ScriptRunner:
             self._check_open()
             self._call({"op": "check"}, source, "", None)
 
-    def discard(self, cache_key: Hashable) -> None:
-        """Dispose the isolate of ``cache_key``, for example when its source is deleted."""
-        with self._lock:
-            slot = self._slots.pop(cache_key, None)
-            if slot is not None:
-                self._drops.append(slot)
-
     def close(self) -> None:
         """Stop the host process; the runner cannot be used afterwards."""
         with self._lock:
@@ -302,8 +253,6 @@ class ScriptRunner:
             raise _redact(self._lost(host, str(lost)), variables) from None
         if "error" in reply:
             raise _redact(ScriptError(**reply["error"]), variables) from None
-        if "invalid" in reply:
-            raise _invalid(reply["invalid"])
         if "failed" in reply:
             raise RuntimeError(f"the script host failed: {_redact(ScriptError('runtime', reply['failed']), variables)}")
         return reply, text
@@ -327,7 +276,7 @@ class ScriptRunner:
     def _result(reply: tuple[dict, str]) -> dict:
         result = json.loads(reply[1])
         if not isinstance(result, dict):
-            raise _invalid(_JSON_TYPES[type(result)])
+            raise invalid_result(_JSON_TYPES[type(result)])
         return result
 
 

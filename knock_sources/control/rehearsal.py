@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 import time
 
-from knock_sources import idempotency, processing
 from knock_sources.actions.base import order_key
 from knock_sources.actions.runner import check_parameters
 from knock_sources.errors import SignatureError
-from knock_sources.models import SUCCESS, Mapping, utcnow
+from knock_sources.ingest.verification import build_context, judge, script_source
 from knock_sources.paths import resolve
 from knock_sources.providers import Envelope
 from knock_sources.scripting import ScriptError
-from knock_sources.source_scripts import build_context, judge, script_source
+from knock_sources.store import SUCCESS, utcnow
+from knock_sources.store.control import Mapping
+from knock_sources.worker import idempotency, processing
 
 
 def sample_envelope(payload: dict) -> Envelope:

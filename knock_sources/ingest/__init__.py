@@ -18,7 +18,6 @@ from urllib.parse import parse_qsl
 from flask import current_app
 from peewee import IntegrityError, InterfaceError, OperationalError, PeeweeException
 
-from knock_sources import jobs
 from knock_sources.errors import (
     LogUnavailable,
     NotFound,
@@ -28,10 +27,12 @@ from knock_sources.errors import (
     SourcesError,
     UnsupportedMediaType,
 )
-from knock_sources.models import PENDING, REJECTED, EventLog, SourceEnvironment, db, utcnow
+from knock_sources.ingest.cache import ReceivingEnvironment, SourceCache
+from knock_sources.ingest.verification import RUNNER_EXTENSION, build_context, run_script, script_source
 from knock_sources.providers import Envelope
-from knock_sources.source_cache import ReceivingEnvironment, SourceCache
-from knock_sources.source_scripts import RUNNER_EXTENSION, build_context, run_script, script_source
+from knock_sources.store import PENDING, REJECTED, db, utcnow
+from knock_sources.store.control import EventLog, SourceEnvironment
+from knock_sources.worker import jobs
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,12 @@ from flask import current_app
 from peewee import InterfaceError, OperationalError
 from rq import Queue, Retry, SimpleWorker
 
-from knock_sources import models, processing
-from knock_sources.dispatch import Dispatcher
-from knock_sources.models import PENDING, EventLog, utcnow
+from knock_sources import store
 from knock_sources.plugins import get_registry
+from knock_sources.store import PENDING, utcnow
+from knock_sources.store.control import EventLog
+from knock_sources.worker import processing
+from knock_sources.worker.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +154,8 @@ def drain_pending() -> int:
 
 def process_event(event_log_id: int) -> None:
     """Process one logged event: resolve, deduplicate, run its actions."""
-    if models.db.is_closed():
-        with models.db.connection_context():
+    if store.db.is_closed():
+        with store.db.connection_context():
             processing.process(event_log_id, get_registry(), current_app.config)
     else:
         processing.process(event_log_id, get_registry(), current_app.config)
@@ -215,7 +217,7 @@ class SweepingWorker(SimpleWorker):
         lock = f"knock_sources:sweep-lock:{self.queues[0].name}"
         if self.connection.set(lock, self.name, nx=True, ex=max(1, self.sweep_interval - 1)):
             try:
-                with models.db.connection_context():
+                with store.db.connection_context():
                     swept = sweep()
                 if swept:
                     log.info("re-enqueued %s pending events", swept)

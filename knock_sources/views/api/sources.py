@@ -6,23 +6,14 @@ from datetime import timedelta
 
 from flask import Blueprint, current_app, jsonify, request
 
-from knock_sources import sources
+from knock_sources.control import sources
 from knock_sources.errors import NotFound
-from knock_sources.models import (
-    REJECTED,
-    ActionLog,
-    EventLog,
-    KnownEvent,
-    Mapping,
-    Source,
-    isoformat,
-    to_utc_naive,
-    utcnow,
-)
+from knock_sources.ingest.cache import get_cache
 from knock_sources.plugins import get_registry
-from knock_sources.schemas import LogQuerySchema, SourceBodySchema, envelope_schema
-from knock_sources.source_cache import get_cache
-from knock_sources.views.api import current_environment, json_body, paginate, row_id
+from knock_sources.store import REJECTED, isoformat, to_utc_naive, utcnow
+from knock_sources.store.control import ActionLog, EventLog, KnownEvent, Mapping, Source
+from knock_sources.views.api.common import current_environment, json_body, paginate, row_id
+from knock_sources.views.api.schemas import LogQuerySchema, SourceBodySchema, envelope_schema
 
 bp = Blueprint("sources", __name__)
 

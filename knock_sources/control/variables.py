@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 
-from knock_sources import encryption
+from knock_sources.control import encryption
 from knock_sources.errors import NotFound
-from knock_sources.models import Environment, Variable, VariableValue, db, isoformat, utcnow
+from knock_sources.store import db, isoformat, utcnow
+from knock_sources.store.control import Environment, Variable, VariableValue
 
 
 def parse_value(text: str):

@@ -2,13 +2,13 @@
 
 from flask import Blueprint, current_app, jsonify
 
-from knock_sources import rehearsal, sources
+from knock_sources.control import rehearsal, sources
 from knock_sources.errors import ValidationFailed
+from knock_sources.ingest.cache import get_cache, snapshot
+from knock_sources.ingest.verification import RUNNER_EXTENSION, script_source
 from knock_sources.plugins import get_registry
-from knock_sources.schemas import RehearseBodySchema, ScriptTestBodySchema
-from knock_sources.source_cache import get_cache, snapshot
-from knock_sources.source_scripts import RUNNER_EXTENSION, script_source
-from knock_sources.views.api import current_environment, json_body
+from knock_sources.views.api.common import current_environment, json_body
+from knock_sources.views.api.schemas import RehearseBodySchema, ScriptTestBodySchema
 
 bp = Blueprint("scripts", __name__)
 

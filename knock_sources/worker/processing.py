@@ -14,26 +14,12 @@ from functools import partial
 
 from peewee import InterfaceError, OperationalError
 
-from knock_sources import idempotency
 from knock_sources.actions.base import ActionContext
 from knock_sources.actions.runner import run_mappings
-from knock_sources.models import (
-    FAILED,
-    IDEMPOTENT,
-    PENDING,
-    PROCESSED,
-    PROCESSING,
-    SUCCESS,
-    Environment,
-    EventLog,
-    KnownEvent,
-    Mapping,
-    Source,
-    SourceEnvironment,
-    db,
-    utcnow,
-)
 from knock_sources.paths import MISSING, resolve
+from knock_sources.store import FAILED, IDEMPOTENT, PENDING, PROCESSED, PROCESSING, SUCCESS, db, utcnow
+from knock_sources.store.control import Environment, EventLog, KnownEvent, Mapping, Source, SourceEnvironment
+from knock_sources.worker import idempotency
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from knock_sources import encryption
+from knock_sources.control import encryption
 from knock_sources.errors import NotFound, ValidationFailed
-from knock_sources.models import Environment, Mapping, Source, SourceEnvironment, db, isoformat, to_utc_naive, utcnow
+from knock_sources.ingest.cache import snapshot
 from knock_sources.paths import validate_parameter_spec
 from knock_sources.scripting import ScriptError, check_script
-from knock_sources.source_cache import snapshot
+from knock_sources.store import db, isoformat, to_utc_naive, utcnow
+from knock_sources.store.control import Environment, Mapping, Source, SourceEnvironment
 
 # 18 random bytes: 144 bits, 24 URL-safe characters.
 TOKEN_BYTES = 18

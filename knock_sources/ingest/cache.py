@@ -18,8 +18,8 @@ from datetime import datetime
 
 from peewee import DoesNotExist
 
-from knock_sources import encryption, variables
-from knock_sources.models import Source, SourceEnvironment
+from knock_sources.control import encryption, variables
+from knock_sources.store.control import Source, SourceEnvironment
 
 CACHE_EXTENSION = "knock_sources.source_cache"
 

@@ -14,11 +14,11 @@ from knock_sources.actions.subscriptions import serialize_subscription
 from knock_sources.actions.tenants import serialize_tenant
 from knock_sources.actions.users import find_user, serialize_user
 from knock_sources.actions.workflows import RUN_STATUSES, serialize_run, serialize_workflow
-from knock_sources.dataplane import Audience, AudienceMember, Object, Subscription, Tenant, Workflow, WorkflowRun
 from knock_sources.errors import NotFound, ValidationFailed
-from knock_sources.models import utcnow
-from knock_sources.schemas import WorkflowBodySchema, envelope_schema
-from knock_sources.views.api import current_environment, json_body, paginate
+from knock_sources.store import utcnow
+from knock_sources.store.dataplane import Audience, AudienceMember, Object, Subscription, Tenant, Workflow, WorkflowRun
+from knock_sources.views.api.common import current_environment, json_body, paginate
+from knock_sources.views.api.schemas import WorkflowBodySchema, envelope_schema
 
 bp = Blueprint("data", __name__)
 

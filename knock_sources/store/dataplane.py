@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from peewee import AutoField, BooleanField, CharField, DateTimeField, ForeignKeyField, TextField
 
-from knock_sources.models import BaseModel, Environment, EventLog, JSONField, utcnow
+from knock_sources.store import BaseModel, JSONField, utcnow
+from knock_sources.store.control import Environment, EventLog
 
 
 class User(BaseModel):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from knock_sources.models import EVENT_STATUSES
 from knock_sources.paths import InvalidPath, parse_path
+from knock_sources.store import EVENT_STATUSES
 
 
 class Path(fields.String):
