@@ -4,11 +4,8 @@ import os
 
 from flask import Flask
 
-from knock_sources import cli, config, plugins, views
-from knock_sources.ingest import cache as source_cache
-from knock_sources.ingest import verification as source_scripts
-from knock_sources.store import schema as database
-from knock_sources.worker import jobs
+from knock_sources import cli, config, state, views
+from knock_sources.store import schema
 
 
 def create_app(test_config=None):
@@ -24,11 +21,8 @@ def create_app(test_config=None):
         app.config["DATABASE_URL"] = f"sqlite:///{os.path.join(app.instance_path, 'knock_sources.db')}"
     config.normalise(app.config)
     config.warn_if_insecure(app.config, app.logger)
-    database.init_app(app)
-    source_cache.init_app(app)
-    source_scripts.init_app(app)
-    plugins.init_app(app)
-    jobs.init_app(app)
+    schema.init_app(app)
+    state.init_app(app)
     views.init_app(app)
     cli.init_app(app)
     return app

@@ -13,6 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from knock_sources import store
 from knock_sources.control import api_keys
+from knock_sources.state import current_state
 from knock_sources.store import schema, utcnow
 from knock_sources.store.control import EventLog
 from knock_sources.worker import idempotency, jobs
@@ -34,9 +35,10 @@ def init_db_command():
 @with_appcontext
 def worker_command(burst):
     """Run an RQ worker for the event queue; it also sweeps pending events."""
-    if current_app.extensions[jobs.QUEUE_EXTENSION] is None:
+    state = current_state()
+    if state.queue is None:
         raise click.UsageError("Set KNOCK_SOURCES_REDIS_URL: without Redis, jobs run in the web process.")
-    jobs.make_worker(current_app).work(burst=burst)
+    jobs.make_worker(state).work(burst=burst)
 
 
 @click.command("sweep")
@@ -44,7 +46,7 @@ def worker_command(burst):
 def sweep_command():
     """Re-enqueue events still pending after the grace period."""
     with store.db.connection_context():
-        swept = jobs.sweep()
+        swept = jobs.sweep(current_state())
     click.echo(f"Re-enqueued {swept} pending events.", err=True)
 
 

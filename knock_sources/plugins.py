@@ -82,13 +82,6 @@ class Registry:
                 registry.providers[provider.slug] = provider
         return registry
 
-    def provider(self, slug):
-        """Return the provider registered as ``slug``; ``ConfigurationError`` if absent."""
-        try:
-            return self.providers[slug]
-        except KeyError:
-            raise ConfigurationError(f"No provider is installed for {slug!r}") from None
-
     def plugins(self):
         """Describe the loaded plugins: name, version and hooks implemented."""
         distributions = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
@@ -105,18 +98,11 @@ class Registry:
         return sorted(described, key=lambda entry: entry["name"])
 
 
-def init_app(app):
-    """Build the app's plugin manager and registry into ``app.extensions``."""
+def build_registry(config) -> Registry:
+    """Build the plugin manager and registry an app's configuration asks for."""
     pm = make_plugin_manager(
-        load_entrypoints=app.config["LOAD_PLUGIN_ENTRYPOINTS"],
-        extra=app.config.get("EXTRA_PLUGINS", ()),
-        blocked=app.config["DISABLED_PLUGINS"],
+        load_entrypoints=config["LOAD_PLUGIN_ENTRYPOINTS"],
+        extra=config.get("EXTRA_PLUGINS", ()),
+        blocked=config["DISABLED_PLUGINS"],
     )
-    app.extensions["knock_sources"] = Registry.from_plugin_manager(pm)
-
-
-def get_registry():
-    """Return the registry of the current app."""
-    from flask import current_app
-
-    return current_app.extensions["knock_sources"]
+    return Registry.from_plugin_manager(pm)

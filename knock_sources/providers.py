@@ -28,7 +28,6 @@ class Envelope:
     headers: Mapping[str, str]
     raw_body: bytes
     body: dict = field(default_factory=dict)
-    content_type: str = "application/json"
     remote_ip: str | None = None
     received_at: datetime | None = None
 

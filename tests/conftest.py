@@ -15,9 +15,8 @@ import psycopg2
 import pytest
 
 from app import create_app
-from knock_sources import store
+from knock_sources import state, store
 from knock_sources.store import schema
-from knock_sources.worker import jobs
 
 POSTGRES_HOST = os.environ.get("KNOCK_SOURCES_TEST_POSTGRES_HOST", "127.0.0.1")
 POSTGRES_DB = os.environ.get("KNOCK_SOURCES_TEST_POSTGRES_DB", "test")
@@ -84,7 +83,7 @@ def make_app(database_url, **overrides):
 
 def stop_dispatcher(app):
     """End the app's dispatcher thread so that threads do not pile up over the suite."""
-    dispatcher = app.extensions[jobs.DISPATCHER_EXTENSION]
+    dispatcher = app.extensions[state.EXTENSION].dispatcher
     if dispatcher is not None:
         dispatcher.stop()
 

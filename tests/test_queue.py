@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from knock_sources import state
 from knock_sources.store import db as database
 from knock_sources.store.control import EventLog
 from knock_sources.store.dataplane import WorkflowRun
-from knock_sources.worker import jobs
 from tests.conftest import Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def worker_env(app, **overrides):
 
 def start_workers(app, count=1, burst=True, **overrides):
     """Start ``count`` real worker processes, once this process has handed over its events."""
-    assert app.extensions[jobs.DISPATCHER_EXTENSION].flush()
+    assert app.extensions[state.EXTENSION].dispatcher.flush()
     command = [FLASK, "worker"] + (["--burst"] if burst else [])
     return [
         subprocess.Popen(

@@ -21,10 +21,44 @@ from knock_sources.store.control import ActionLog
 log = logging.getLogger(__name__)
 
 
+def in_order(mappings) -> list:
+    """Return ``mappings`` in Knock's fixed action order (then by id)."""
+    return sorted(mappings, key=lambda mapping: (order_key(mapping.action_type), mapping.id))
+
+
 def run_mappings(registry, mappings, scope: dict, context) -> list[ActionLog]:
     """Run ``mappings`` in Knock's fixed order and return their action logs."""
-    ordered = sorted(mappings, key=lambda mapping: (order_key(mapping.action_type), mapping.id))
-    return [run_mapping(registry, mapping, scope, context) for mapping in ordered]
+    return [run_mapping(registry, mapping, scope, context) for mapping in in_order(mappings)]
+
+
+def prepare(registry, mapping, scope: dict) -> tuple[str, dict | None, str | None]:
+    """Resolve and validate one mapping's parameters: ``(status, payload, error)`` before execution."""
+    action = registry.actions.get(mapping.action_type)
+    if action is None:
+        return ERROR, None, f"unknown action type {mapping.action_type!r}"
+    return check_parameters(action, mapping.action_parameters, scope)
+
+
+def plan(registry, mappings, scope: dict) -> list[dict]:
+    """Return what each mapping would do, in execution order, without executing anything.
+
+    The dry run of ``run_mappings``: the same order and the same resolution
+    and validation, so a rehearsal or a replay's dry run cannot disagree with
+    a real run about which actions would run with which payloads.
+    """
+    planned = []
+    for mapping in in_order(mappings):
+        status, payload, error = prepare(registry, mapping, scope)
+        planned.append(
+            {
+                "action_type": mapping.action_type,
+                "action_parameters": mapping.action_parameters,
+                "action_payload": payload,
+                "action_status": status,
+                "error": error,
+            }
+        )
+    return planned
 
 
 def resolve_parameters(action, configured: dict, scope: dict) -> tuple[dict, dict]:
@@ -65,10 +99,7 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
     """Run one mapping and write its ``ActionLog``."""
     action = registry.actions.get(mapping.action_type)
     result = None
-    if action is None:
-        status, payload, error = ERROR, None, f"unknown action type {mapping.action_type!r}"
-    else:
-        status, payload, error = check_parameters(action, mapping.action_parameters, scope)
+    status, payload, error = prepare(registry, mapping, scope)
     if status == SUCCESS:
         try:
             with db.atomic():

@@ -21,8 +21,6 @@ from peewee import DoesNotExist
 from knock_sources.control import encryption, variables
 from knock_sources.store.control import Source, SourceEnvironment
 
-CACHE_EXTENSION = "knock_sources.source_cache"
-
 
 @dataclass(frozen=True)
 class ReceivingEnvironment:
@@ -115,15 +113,3 @@ class SourceCache:
         except DoesNotExist:
             return None
         return snapshot(source_env, self.secret_key)
-
-
-def init_app(app):
-    """Attach the app's source cache."""
-    app.extensions[CACHE_EXTENSION] = SourceCache(app.config["SOURCE_CACHE_SECONDS"], app.config["SECRET_KEY"])
-
-
-def get_cache() -> SourceCache:
-    """Return the current app's source cache."""
-    from flask import current_app
-
-    return current_app.extensions[CACHE_EXTENSION]

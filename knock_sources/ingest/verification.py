@@ -1,4 +1,12 @@
-"""Running a source environment's script on a request: the verdict and the preprocess output.
+"""Verification: the one place that decides whether a request is genuine (pipeline step 3).
+
+Ingestion and rehearsal both call ``verify``, so a dry run cannot disagree
+with a real request. It runs the source's provider verifier, then the
+environment's script, if any, and returns a ``Verdict``. This module also
+owns the verification statuses recorded on event logs and the set of
+headers that are never stored in clear (the credential headers and the
+shared-secret header of the source), whose name ``secret_header_name``
+decides for the verifier and for redaction alike.
 
 The script is the environment's ``preprocess_script`` setting
 (``{"language": "javascript", "source": ...}``). Its ``main(ctx)`` returns
@@ -11,24 +19,77 @@ status (``unenforced:verified`` or ``unenforced:unverified``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
 
-from knock_sources import scripting
+from knock_sources import signing
 from knock_sources.errors import SignatureError
-from knock_sources.scripting import ScriptError, ScriptRunner
+from knock_sources.providers import Envelope, Provider
+from knock_sources.scripting import ScriptError
 
-RUNNER_EXTENSION = "knock_sources.script_runner"
+log = logging.getLogger(__name__)
+
+
+class VerificationStatus:
+    """The verification statuses an event log records (``None``: nothing could verify it)."""
+
+    ENFORCED_VERIFIED = "enforced:verified"
+    ENFORCED_UNVERIFIED = "enforced:unverified"
+    UNENFORCED_VERIFIED = "unenforced:verified"
+    UNENFORCED_UNVERIFIED = "unenforced:unverified"
+
+    @staticmethod
+    def of(enforced: bool, verified: bool) -> str:
+        """Return the status for a check that was (or was not) enforced and did (or did not) pass."""
+        return f"{'enforced' if enforced else 'unenforced'}:{'verified' if verified else 'unverified'}"
+
+
+# Headers that carry credentials are never stored or shown back.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-webhook-secret", "x-api-key"})
+REDACTED = "[redacted]"
 # What a rejected sender is told; the details go to the event log only.
 REJECTION_MESSAGE = "The request could not be verified."
 
+#: Runs a script: ``(source, ctx) -> result``; raises ``ScriptError``.
+RunScript = Callable[[str, dict], dict]
+
 
 @dataclass(frozen=True)
-class ScriptVerdict:
-    """What the script said about one request."""
+class Verdict:
+    """What verification said about one request: its status, the script's output, a script error."""
 
-    verification_status: str
-    preprocess_output: dict | None
-    error: ScriptError | None = None
+    status: str | None
+    preprocess_output: dict | None = None
+    script_error: ScriptError | None = None
+
+    @property
+    def error(self) -> str | None:
+        """The text recorded on the event log for a script that failed without being enforced."""
+        return f"script {self.script_error.kind}: {self.script_error}" if self.script_error else None
+
+
+def secret_header_name(settings: dict, provider: Provider | None) -> str | None:
+    """Return the lower-cased name of the source's shared-secret header, if it has one.
+
+    The ``secret_header`` setting, else the provider's default: the verifier
+    reads this header and redaction hides it, so both must agree on the name.
+    """
+    default = getattr(provider, "secret_header", None)
+    name = signing.secret_header(settings, default.lower() if default else "")
+    return name or None
+
+
+def redacted_headers(settings: dict, provider: Provider | None) -> frozenset[str]:
+    """Return the header names stored as ``[redacted]`` for a source environment."""
+    name = secret_header_name(settings, provider)
+    return CREDENTIAL_HEADERS | {name} if name else CREDENTIAL_HEADERS
+
+
+def stored_headers(headers: dict, redacted: frozenset[str]) -> dict:
+    """Return ``headers`` (lower-cased names) with the ``redacted`` ones replaced for storage."""
+    return {name: (REDACTED if name in redacted else value) for name, value in headers.items()}
 
 
 def script_source(settings: dict) -> str | None:
@@ -37,7 +98,7 @@ def script_source(settings: dict) -> str | None:
     return script.get("source") or None
 
 
-def build_context(envelope, variables: dict) -> dict:
+def build_context(envelope: Envelope, variables: dict) -> dict:
     """Return Knock's ``ctx``: vars, parsed body, raw body text, lower-cased headers."""
     return {
         "vars": variables,
@@ -47,35 +108,60 @@ def build_context(envelope, variables: dict) -> dict:
     }
 
 
-def judge(result: dict | None, error: ScriptError | None, enforce: bool) -> ScriptVerdict:
+def verify_provider(provider: Provider | None, provider_slug: str, config: dict, envelope: Envelope) -> str | None:
+    """Verify ``envelope`` with the source's provider; return the verification status.
+
+    ``None`` when the provider has nothing to verify with (an unsigned
+    provider without a shared secret). Raises ``SignatureError`` otherwise,
+    also for a missing provider (fail closed) and a verifier that crashes.
+    """
+    if provider is None:
+        # Fail closed: a source whose provider plugin is gone accepts nothing.
+        raise SignatureError(f"The {provider_slug!r} provider is not installed.", code="provider_missing")
+    if not provider.is_verifiable(config):
+        return None
+    try:
+        provider.verify(envelope, config)
+    except SignatureError:
+        raise
+    except Exception:
+        # A verifier bug must not turn into a 500 or, worse, an acceptance.
+        log.exception("the %s verifier failed unexpectedly", provider.slug)
+        raise SignatureError(REJECTION_MESSAGE, code="verifier_error") from None
+    return VerificationStatus.ENFORCED_VERIFIED
+
+
+def judge(result: dict | None, error: ScriptError | None, enforce: bool) -> Verdict:
     """Turn a script's result (or failure) into a verdict; raise ``SignatureError`` if enforced."""
     verified = error is None and result.get("verified") is True
     if enforce and not verified:
         detail = f"script {error.kind}: {error}" if error else "the script did not return verified: true"
         raise SignatureError(REJECTION_MESSAGE, code="script_unverified", detail=detail)
     output = None if error else {key: value for key, value in result.items() if key != "verified"}
-    status = f"{'enforced' if enforce else 'unenforced'}:{'verified' if verified else 'unverified'}"
-    return ScriptVerdict(status, output, error)
+    return Verdict(VerificationStatus.of(enforce, verified), output, error)
 
 
-def run_script(runner: ScriptRunner, cache_key, source: str, ctx: dict, enforce: bool) -> ScriptVerdict:
-    """Run ``source`` for one request (compiled once per ``cache_key``) and judge it."""
+def verify(
+    provider: Provider | None,
+    receiving,
+    envelope: Envelope,
+    now: datetime,
+    run_script: RunScript,
+    variables: Callable[[], dict],
+) -> Verdict:
+    """Verify one request: the provider's check, then the environment's script.
+
+    ``receiving`` is the source environment's ``ReceivingEnvironment``;
+    ``variables`` is called only when there is a script. Raises
+    ``SignatureError`` for a request that must be refused.
+    """
+    status = verify_provider(provider, receiving.provider, receiving.verification_config(now), envelope)
+    source = script_source(receiving.settings)
+    if not source:
+        return Verdict(status)
+    enforce = bool(receiving.settings.get("enforce_verification"))
     try:
-        return judge(runner.run(cache_key, source, ctx), None, enforce)
+        result = run_script(source, build_context(envelope, variables()))
     except ScriptError as error:
         return judge(None, error, enforce)
-
-
-def shared_runner(timeout_ms: int, memory_mb: int) -> ScriptRunner:
-    """Return this process's runner for these limits.
-
-    One per process rather than per app, and the same one ``check_script``
-    uses: each runner keeps a script host process with its compiled scripts,
-    which discarding an app (and its runner) would throw away.
-    """
-    return scripting.shared_runner(timeout_ms, memory_mb)
-
-
-def init_app(app):
-    """Give the app the process's script runner for its configured limits."""
-    app.extensions[RUNNER_EXTENSION] = shared_runner(app.config["SCRIPT_TIMEOUT_MS"], app.config["SCRIPT_MEMORY_MB"])
+    return judge(result, None, enforce)

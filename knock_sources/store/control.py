@@ -73,6 +73,19 @@ class Mapping(BaseModel):
     class Meta:
         indexes = ((("source_environment", "event_type"), False),)
 
+    @classmethod
+    def active_for(cls, source_environment_id: int, event_type: str):
+        """The active mappings of a source environment for one event type, oldest first."""
+        return (
+            cls.select()
+            .where(
+                (cls.source_environment == source_environment_id)
+                & (cls.event_type == event_type)
+                & (cls.active == True)  # noqa: E712
+            )
+            .order_by(cls.id)
+        )
+
 
 class KnownEvent(BaseModel):
     """A distinct event type received by a source environment."""

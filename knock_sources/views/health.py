@@ -7,7 +7,7 @@ from peewee import PeeweeException
 from redis import RedisError
 
 from knock_sources import store
-from knock_sources.worker import jobs
+from knock_sources.state import current_state
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def healthz():
     except PeeweeException as exc:
         log.warning("health check: database unreachable: %s", exc)
         checks["database"] = "unreachable"
-    queue = jobs.get_queue()
+    queue = current_state().queue
     if queue is None:
         checks["queue"] = "embedded"
     else:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from peewee import IntegrityError
 
+from knock_sources.paths import resolve
 from knock_sources.store import db
 from knock_sources.store.control import IdempotencyRecord
 
@@ -25,6 +26,13 @@ def valid_key(value) -> str | None:
     """Return ``value`` if it is a usable idempotency key, else ``None``."""
     if isinstance(value, str) and 0 < len(value) <= MAX_KEY_LENGTH:
         return value
+    return None
+
+
+def key_for(settings: dict, scope: dict) -> str | None:
+    """Return the event's idempotency key when the environment enforces idempotency, else ``None``."""
+    if settings.get("enforce_idempotency") and settings.get("idempotency_key_path"):
+        return valid_key(resolve(settings["idempotency_key_path"], scope))
     return None
 
 

@@ -1,7 +1,7 @@
-"""RQ jobs, the queue, the sweeper and the worker.
+"""The queue, draining it, the sweeper and the worker.
 
-Job functions live at module level and take IDs only (RQ's own advice);
-everything else is looked up in the database. Without ``REDIS_URL`` there
+Jobs take IDs only (RQ's own advice); everything else is looked up in the
+database. The RQ entry point itself is in ``tasks.py``. Without ``REDIS_URL`` there
 is no queue: jobs run in-process right after the event is committed, through
 the same ``process_event`` function.
 """
@@ -9,28 +9,27 @@ the same ``process_event`` function.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import timedelta
-from functools import partial
+from typing import TYPE_CHECKING
 
 import redis
-from flask import current_app
 from peewee import InterfaceError, OperationalError
 from rq import Queue, Retry, SimpleWorker
 
 from knock_sources import store
-from knock_sources.plugins import get_registry
 from knock_sources.store import PENDING, utcnow
 from knock_sources.store.control import EventLog
 from knock_sources.worker import processing
-from knock_sources.worker.dispatch import Dispatcher
+
+if TYPE_CHECKING:
+    from knock_sources.state import KnockSources
 
 log = logging.getLogger(__name__)
 
-QUEUE_EXTENSION = "knock_sources.queue"
-DISPATCHER_EXTENSION = "knock_sources.dispatcher"
-SWEEP_STATE_EXTENSION = "knock_sources.sweep_state"
+# The RQ job that drains the pending list, by dotted path: RQ imports it in the worker.
+DRAIN_JOB = "knock_sources.worker.tasks.drain_pending"
+
 # Retries cover infrastructure failures (database restarting); action
 # failures are recorded on the event, not retried.
 RETRY = Retry(max=3, interval=[5, 30, 120])
@@ -42,25 +41,12 @@ DRAIN_MAX_SECONDS = 30
 DRAIN_FLAG_SECONDS = 60
 
 
-def init_app(app):
-    """Create the app's queue and dispatcher, or ``None`` for embedded in-process jobs."""
-    queue = make_queue(app.config) if app.config["REDIS_URL"] else None
-    app.extensions[QUEUE_EXTENSION] = queue
-    app.extensions[DISPATCHER_EXTENSION] = Dispatcher(partial(push_pending, queue)) if queue else None
-    app.extensions[SWEEP_STATE_EXTENSION] = {"lock": threading.Lock(), "last": time.monotonic()}
-
-
 def make_queue(config) -> Queue:
     """Return the RQ queue for ``config``; Redis errors surface fast, not after minutes."""
     connection = redis.Redis.from_url(
         config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
     )
     return Queue(config["QUEUE_NAME"], connection=connection, default_timeout=config["JOB_TIMEOUT_SECONDS"])
-
-
-def get_queue() -> Queue | None:
-    """Return the current app's queue (``None`` in embedded mode)."""
-    return current_app.extensions[QUEUE_EXTENSION]
 
 
 def pending_key(queue: Queue) -> str:
@@ -73,36 +59,35 @@ def drain_flag_key(queue: Queue) -> str:
     return f"knock_sources:{queue.name}:drain-scheduled"
 
 
-def hand_over(event_log_id: int) -> None:
+def submit_event(state: KnockSources, event_log_id: int) -> None:
     """Get a committed event processed.
 
     In embedded mode it is processed right here. Otherwise the id goes to
     this process's dispatcher, which pushes ids onto a Redis list in batches;
     ``drain_pending`` jobs process that list, so RQ's job bookkeeping is paid
-    per batch, not per event (DESIGN.md section 7). The event is committed
-    as ``pending``, so nothing is lost if Redis is down: the sweeper picks it up.
+    per batch, not per event. The event is committed as ``pending``, so
+    nothing is lost if Redis is down: the sweeper picks it up.
     """
-    if get_queue() is not None:
-        current_app.extensions[DISPATCHER_EXTENSION].submit(event_log_id)
+    if state.dispatcher is not None:
+        state.dispatcher.submit(event_log_id)
         return
     try:
-        process_event(event_log_id)
+        process_event(state, event_log_id)
     except (OperationalError, InterfaceError) as exc:
         # Committed and still pending: the sender gets its 2xx all the same.
         log.warning("event %s stays pending: %s", event_log_id, exc)
-    _sweep_if_due()
+    _sweep_if_due(state)
 
 
-def _sweep_if_due() -> None:
+def _sweep_if_due(state: KnockSources) -> None:
     """Embedded mode has no worker, so the web process sweeps, once per interval."""
-    state = current_app.extensions[SWEEP_STATE_EXTENSION]
     now = time.monotonic()
-    with state["lock"]:
-        if now - state["last"] < current_app.config["SWEEP_INTERVAL_SECONDS"]:
+    with state.sweep.lock:
+        if now - state.sweep.last < state.config["SWEEP_INTERVAL_SECONDS"]:
             return
-        state["last"] = now
+        state.sweep.last = now
     try:
-        sweep()
+        sweep(state)
     except (OperationalError, InterfaceError) as exc:
         log.warning("the sweeper could not run: %s", exc)
 
@@ -119,10 +104,10 @@ def push_pending(queue: Queue, ids: list) -> None:
 
 def schedule_drain(queue: Queue) -> None:
     """Enqueue a ``drain_pending`` job."""
-    queue.enqueue_call(drain_pending, result_ttl=0, failure_ttl=7 * 86400, retry=RETRY)
+    queue.enqueue_call(DRAIN_JOB, result_ttl=0, failure_ttl=7 * 86400, retry=RETRY)
 
 
-def drain_pending() -> int:
+def drain(state: KnockSources) -> int:
     """Process the event ids waiting in the pending list, in batches; return how many.
 
     Clears the drain flag first, so that an id pushed while this job runs
@@ -130,7 +115,7 @@ def drain_pending() -> int:
     ``DRAIN_MAX_SECONDS`` and hands the rest to a fresh job, so that a busy
     queue never runs one job into its timeout.
     """
-    queue = get_queue()
+    queue = state.queue
     connection = queue.connection
     connection.delete(drain_flag_key(queue))
     deadline = time.monotonic() + DRAIN_MAX_SECONDS
@@ -141,7 +126,7 @@ def drain_pending() -> int:
             return drained
         for event_log_id in ids:
             try:
-                process_event(int(event_log_id))
+                process_event(state, int(event_log_id))
             except (OperationalError, InterfaceError) as exc:
                 # Rolled back and still pending: the sweeper retries it, and
                 # one bad event (a deadlock, say) must not drop the batch.
@@ -152,26 +137,26 @@ def drain_pending() -> int:
             return drained
 
 
-def process_event(event_log_id: int) -> None:
+def process_event(state: KnockSources, event_log_id: int) -> None:
     """Process one logged event: resolve, deduplicate, run its actions."""
     if store.db.is_closed():
         with store.db.connection_context():
-            processing.process(event_log_id, get_registry(), current_app.config)
+            processing.process(event_log_id, state.registry, state.config)
     else:
-        processing.process(event_log_id, get_registry(), current_app.config)
+        processing.process(event_log_id, state.registry, state.config)
 
 
-def sweep() -> int:
+def sweep(state: KnockSources) -> int:
     """Re-enqueue events still pending after the grace period; return how many.
 
     (A worker that dies mid-event leaves it ``pending``: each event is
     processed in one transaction.) Stops at the first Redis failure; the
     next sweep carries on.
     """
-    config = current_app.config
+    config = state.config
     now = utcnow()
     grace_expired = now - timedelta(seconds=config["SWEEP_GRACE_SECONDS"])
-    queue = get_queue()
+    queue = state.queue
     swept = 0
     last_id = 0
     while True:
@@ -186,7 +171,7 @@ def sweep() -> int:
             return swept
         if queue is None:
             for event_log_id in ids:
-                process_event(event_log_id)
+                process_event(state, event_log_id)
         else:
             try:
                 push_pending(queue, ids)
@@ -205,6 +190,8 @@ class SweepingWorker(SimpleWorker):
     """
 
     sweep_interval = 30
+    #: Not ``state``: RQ workers already have a ``state`` (busy, idle...).
+    app_state: KnockSources
 
     @property
     def dequeue_timeout(self) -> int:
@@ -218,18 +205,19 @@ class SweepingWorker(SimpleWorker):
         if self.connection.set(lock, self.name, nx=True, ex=max(1, self.sweep_interval - 1)):
             try:
                 with store.db.connection_context():
-                    swept = sweep()
+                    swept = sweep(self.app_state)
                 if swept:
                     log.info("re-enqueued %s pending events", swept)
             except Exception:
                 log.exception("the sweeper failed; it will run again")
 
 
-def make_worker(app) -> SweepingWorker:
-    """Return a worker for the app's queue, sweeping every ``SWEEP_INTERVAL_SECONDS``."""
-    queue = app.extensions[QUEUE_EXTENSION]
+def make_worker(state: KnockSources) -> SweepingWorker:
+    """Return a worker for the state's queue, sweeping every ``SWEEP_INTERVAL_SECONDS``."""
+    queue = state.queue
     worker = SweepingWorker(
-        [queue], connection=queue.connection, maintenance_interval=app.config["SWEEP_INTERVAL_SECONDS"]
+        [queue], connection=queue.connection, maintenance_interval=state.config["SWEEP_INTERVAL_SECONDS"]
     )
-    worker.sweep_interval = app.config["SWEEP_INTERVAL_SECONDS"]
+    worker.sweep_interval = state.config["SWEEP_INTERVAL_SECONDS"]
+    worker.app_state = state
     return worker

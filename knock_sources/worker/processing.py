@@ -17,6 +17,7 @@ from peewee import InterfaceError, OperationalError
 from knock_sources.actions.base import ActionContext
 from knock_sources.actions.runner import run_mappings
 from knock_sources.paths import MISSING, resolve
+from knock_sources.providers import Provider
 from knock_sources.store import FAILED, IDEMPOTENT, PENDING, PROCESSED, PROCESSING, SUCCESS, db, utcnow
 from knock_sources.store.control import Environment, EventLog, KnownEvent, Mapping, Source, SourceEnvironment
 from knock_sources.worker import idempotency
@@ -74,11 +75,22 @@ def process(event_log_id: int, registry, config) -> None:
 
 def scope_of(event_log) -> dict:
     """Return the ``{body, headers, preprocess}`` scope that paths resolve against."""
-    return {
-        "body": event_log.body or {},
-        "headers": event_log.headers or {},
-        "preprocess": event_log.preprocess_output or {},
-    }
+    return make_scope(event_log.body, event_log.headers, event_log.preprocess_output)
+
+
+def make_scope(body: dict | None, headers: dict | None, preprocess: dict | None) -> dict:
+    """Return the scope paths resolve against: ``body``, ``headers`` (lower-cased) and ``preprocess``."""
+    return {"body": body or {}, "headers": headers or {}, "preprocess": preprocess or {}}
+
+
+#: Stands in for a provider whose plugin is gone: its settings still name
+#: the paths, and its events must still finish rather than fail internally.
+_PLAIN_PROVIDER = Provider()
+
+
+def provider_for(registry, slug: str) -> Provider:
+    """Return the installed provider ``slug``, or a plain ``Provider`` when it is not installed."""
+    return registry.providers.get(slug) or _PLAIN_PROVIDER
 
 
 def resolve_event_type(provider, settings: dict, scope: dict) -> str:
@@ -121,7 +133,7 @@ def resolve_timestamp(path: str | None, scope: dict, default: datetime) -> datet
 def _process(event_log, registry, config, now: datetime, on_commit: list) -> None:
     source_env = event_log.source_environment
     settings = source_env.settings or {}
-    provider = registry.providers.get(source_env.source.provider) or registry.providers["custom_http"]
+    provider = provider_for(registry, source_env.source.provider)
     scope = scope_of(event_log)
     event_log.event_type = resolve_event_type(provider, settings, scope)
     event_log.occurred_at = resolve_timestamp(settings.get("timestamp_path"), scope, event_log.received_at)
@@ -134,10 +146,7 @@ def _process(event_log, registry, config, now: datetime, on_commit: list) -> Non
     # concurrent workers do not queue on its row lock for a whole event.
     on_commit.append(partial(_remember_event_type, source_env, event_log, now))
 
-    key = None
-    if settings.get("enforce_idempotency") and settings.get("idempotency_key_path"):
-        key = idempotency.valid_key(resolve(settings["idempotency_key_path"], scope))
-    event_log.idempotency_key = key
+    key = event_log.idempotency_key = idempotency.key_for(settings, scope)
     window = timedelta(seconds=config["IDEMPOTENCY_WINDOW_SECONDS"])
     if key is not None and not idempotency.claim(
         source_env.id,
@@ -150,15 +159,7 @@ def _process(event_log, registry, config, now: datetime, on_commit: list) -> Non
         _finish(event_log, IDEMPOTENT)
         return
 
-    mappings = list(
-        Mapping.select()
-        .where(
-            (Mapping.source_environment == source_env.id)
-            & (Mapping.event_type == event_log.event_type)
-            & (Mapping.active == True)  # noqa: E712
-        )
-        .order_by(Mapping.id)
-    )
+    mappings = list(Mapping.active_for(source_env.id, event_log.event_type))
     context = ActionContext(
         environment=source_env.environment, event_log=event_log, registry=registry, on_commit=on_commit
     )

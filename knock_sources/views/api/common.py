@@ -11,9 +11,9 @@ import json
 
 from flask import Blueprint, request
 
-from knock_sources import ingest
 from knock_sources.control.api_keys import is_valid
 from knock_sources.errors import AuthenticationRequired, NotFound, SourcesError, ValidationFailed
+from knock_sources.ingest import body as ingest_body
 from knock_sources.store.control import Environment
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -51,7 +51,7 @@ def json_body(schema) -> dict:
     with lone surrogates are refused because no database can store them.
     """
     try:
-        payload, _ = ingest.parse_body(request.get_data(), "application/json")
+        payload, _ = ingest_body.parse_body(request.get_data(), "application/json")
         json.dumps(payload, ensure_ascii=False).encode("utf-8")
     except SourcesError as exc:
         raise ValidationFailed({"_schema": [exc.message]}) from None

@@ -1,12 +1,12 @@
 """``/v1/sources/{key}/scripts/test`` and ``/v1/sources/{key}/rehearse``: dry runs that write nothing."""
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from knock_sources.control import rehearsal, sources
 from knock_sources.errors import ValidationFailed
-from knock_sources.ingest.cache import get_cache, snapshot
-from knock_sources.ingest.verification import RUNNER_EXTENSION, script_source
-from knock_sources.plugins import get_registry
+from knock_sources.ingest.cache import snapshot
+from knock_sources.ingest.verification import script_source
+from knock_sources.state import current_state
 from knock_sources.views.api.common import current_environment, json_body
 from knock_sources.views.api.schemas import RehearseBodySchema, ScriptTestBodySchema
 
@@ -19,7 +19,7 @@ script_test_body_schema = ScriptTestBodySchema()
 def _target(key):
     environment = current_environment()
     source_env = sources.get_source_environment(sources.get_source(key), environment)
-    return source_env, snapshot(source_env, current_app.config["SECRET_KEY"])
+    return source_env, snapshot(source_env, current_state().config["SECRET_KEY"])
 
 
 @bp.post("/sources/<key>/scripts/test")
@@ -30,9 +30,10 @@ def test_script(key):
     source = body["script"]["source"] if body["script"] else script_source(receiving.settings)
     if not source:
         raise ValidationFailed({"script": ["This environment has no script; send one to test."]})
-    variables = get_cache().variables(receiving.environment_id)
+    state = current_state()
+    variables = state.cache.variables(receiving.environment_id)
     envelope = rehearsal.sample_envelope(body["payload"])
-    return jsonify(rehearsal.try_script(current_app.extensions[RUNNER_EXTENSION], source, envelope, variables))
+    return jsonify(rehearsal.try_script(state.scripts, source, envelope, variables))
 
 
 @bp.post("/sources/<key>/rehearse")
@@ -40,7 +41,5 @@ def rehearse(key):
     """Run verification, the script and mapping resolution on a sample payload."""
     body = json_body(rehearse_body_schema)
     source_env, receiving = _target(key)
-    variables = get_cache().variables(receiving.environment_id)
     envelope = rehearsal.sample_envelope(body["payload"])
-    runner = current_app.extensions[RUNNER_EXTENSION]
-    return jsonify(rehearsal.rehearse(get_registry(), runner, receiving, source_env, envelope, variables))
+    return jsonify(rehearsal.rehearse(current_state(), receiving, source_env, envelope))

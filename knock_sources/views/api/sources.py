@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from knock_sources.control import sources
 from knock_sources.errors import NotFound
-from knock_sources.ingest.cache import get_cache
-from knock_sources.plugins import get_registry
+from knock_sources.state import current_state
 from knock_sources.store import REJECTED, isoformat, to_utc_naive, utcnow
 from knock_sources.store.control import ActionLog, EventLog, KnownEvent, Mapping, Source
 from knock_sources.views.api.common import current_environment, json_body, paginate, row_id
@@ -31,7 +30,7 @@ def _source_environment(key):
 def list_sources():
     """List sources with the requested environment's settings."""
     environment = current_environment()
-    registry, config = get_registry(), current_app.config
+    registry, config = current_state().registry, current_state().config
     return jsonify(
         paginate(
             Source.select(),
@@ -45,16 +44,18 @@ def list_sources():
 def get_source(key):
     """Return one source."""
     source = sources.get_source(key)
-    return jsonify(sources.serialize_source(get_registry(), current_app.config, source, current_environment()))
+    return jsonify(
+        sources.serialize_source(current_state().registry, current_state().config, source, current_environment())
+    )
 
 
 @bp.put("/sources/<key>")
 def put_source(key):
     """Create or update a source (Knock's upsert)."""
     body = json_body(source_body_schema)["source"]
-    registry, config = get_registry(), current_app.config
+    registry, config = current_state().registry, current_state().config
     source = sources.upsert_source(registry, config, key, body)
-    get_cache().clear()
+    current_state().cache.clear()
     return jsonify(sources.serialize_source(registry, config, source, current_environment()))
 
 
@@ -62,7 +63,7 @@ def put_source(key):
 def delete_source(key):
     """Delete a source with its environments, mappings and logs."""
     sources.get_source(key).delete_instance(recursive=False)
-    get_cache().clear()
+    current_state().cache.clear()
     return "", 204
 
 

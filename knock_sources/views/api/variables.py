@@ -2,11 +2,11 @@
 
 import re
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from knock_sources.control import variables
 from knock_sources.errors import NotFound, ValidationFailed
-from knock_sources.ingest.cache import get_cache
+from knock_sources.state import current_state
 from knock_sources.store.control import Variable
 from knock_sources.views.api.common import json_body, paginate
 from knock_sources.views.api.schemas import VariableBodySchema, envelope_schema
@@ -30,8 +30,8 @@ def put_variable(key):
     if not KEY_PATTERN.match(key):
         raise ValidationFailed({"key": ["Use letters, digits and underscores, not starting with a digit."]})
     body = json_body(variable_body_schema)["variable"]
-    variable = variables.upsert_variable(current_app.config["SECRET_KEY"], key, body)
-    get_cache().clear()
+    variable = variables.upsert_variable(current_state().config["SECRET_KEY"], key, body)
+    current_state().cache.clear()
     return jsonify(variables.serialize_variable(variable))
 
 
@@ -42,5 +42,5 @@ def delete_variable(key):
     if variable is None:
         raise NotFound(f"Variable {key!r} does not exist.", code="variable_missing")
     variable.delete_instance(recursive=True)
-    get_cache().clear()
+    current_state().cache.clear()
     return "", 204

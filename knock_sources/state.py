@@ -1,0 +1,75 @@
+"""The application state: one object holding what the pipeline needs, built once per app.
+
+Flask's own extension guidance (and its celery example) keeps one object in
+``app.extensions``; views, the CLI and the RQ job entry points fetch it with
+``current_state()`` and hand it, or plain values from it, down to the
+domain modules, which never import ``current_app``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from rq import Queue
+
+from knock_sources.ingest.cache import SourceCache
+from knock_sources.plugins import Registry, build_registry
+from knock_sources.scripting import ScriptRunner, shared_runner
+from knock_sources.worker import jobs
+from knock_sources.worker.dispatch import Dispatcher
+
+EXTENSION = "knock_sources"
+
+
+@dataclass
+class SweepState:
+    """When this process last swept (embedded mode sweeps from the web process)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class KnockSources:
+    """Everything one app's pipeline shares: config, plugins, caches, the script runner, the queue."""
+
+    config: dict[str, Any]
+    registry: Registry
+    cache: SourceCache
+    scripts: ScriptRunner
+    #: ``None`` in embedded mode: events are processed in-process.
+    queue: Queue | None = None
+    dispatcher: Dispatcher | None = None
+    sweep: SweepState = field(default_factory=SweepState)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> KnockSources:
+        """Build the state for ``config`` (an app's validated configuration)."""
+        queue = jobs.make_queue(config) if config["REDIS_URL"] else None
+        return cls(
+            config=config,
+            registry=build_registry(config),
+            cache=SourceCache(config["SOURCE_CACHE_SECONDS"], config["SECRET_KEY"]),
+            # One runner per process and limits, not per app: each keeps a
+            # script host process with its compiled scripts.
+            scripts=shared_runner(config["SCRIPT_TIMEOUT_MS"], config["SCRIPT_MEMORY_MB"]),
+            queue=queue,
+            dispatcher=Dispatcher(partial(jobs.push_pending, queue)) if queue is not None else None,
+        )
+
+
+def init_app(app) -> KnockSources:
+    """Build the app's state into ``app.extensions``."""
+    state = app.extensions[EXTENSION] = KnockSources.from_config(app.config)
+    return state
+
+
+def current_state() -> KnockSources:
+    """Return the state of the current app (views, CLI commands and job entry points only)."""
+    from flask import current_app
+
+    return current_app.extensions[EXTENSION]
