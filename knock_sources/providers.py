@@ -8,8 +8,10 @@ app (style-anchors 3.3).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
 from typing import Any, Mapping
 
 from knock_sources import signing
@@ -52,6 +54,24 @@ class DefaultMapping:
             "action_type": self.action_type,
             "action_parameters": self.action_parameters,
         }
+
+
+def load_example_payloads(package: str, slug: str) -> dict[str, list[dict]]:
+    """Return the example payloads stored in ``payloads/<slug>.json`` inside ``package``.
+
+    Providers keep their example requests as data rather than code, in the
+    ``example_payloads`` shape (``{event_type: [{"body", "headers"}]}``), and
+    load them at import time: ``example_payloads =
+    load_example_payloads(__package__, "acme")``. The file is read through
+    ``importlib.resources``, so it must be shipped as package data (for
+    setuptools, ``[tool.setuptools.package-data]``); it is UTF-8 JSON.
+    Raises ``ValueError`` when the file does not hold a JSON object.
+    """
+    text = resources.files(package).joinpath("payloads", f"{slug}.json").read_text(encoding="utf-8")
+    payloads = json.loads(text)
+    if not isinstance(payloads, dict):
+        raise ValueError(f"{package}/payloads/{slug}.json must hold an object keyed by event type")
+    return payloads
 
 
 class Provider:
