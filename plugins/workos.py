@@ -95,20 +95,16 @@ class WorkOSProvider(Provider):
         exactly ``", "``; we accept any spacing. The signed content uses the
         millisecond timestamp exactly as sent.
         """
-        secrets = signing.signing_secrets(config)
-        header = signing.require_header(envelope, SIGNATURE_HEADER)
-        timestamp, signatures = signing.parse_timestamped_header(header, SIGNATURE_HEADER)
-        message = timestamp.encode("ascii") + b"." + envelope.raw_body
-        signing.check_signatures((signing.hmac_sha256_hex(s, message) for s in secrets), signatures)
-        # Milliseconds on both sides, so a seconds value is rejected as decades stale.
-        tolerance_ms = signing.tolerance_seconds(config, self.tolerance_seconds) * 1000
-        signing.check_tolerance(int(timestamp), tolerance_ms, now=signing.now_seconds() * 1000)
+        signing.verify_timestamped_hmac(
+            envelope, config, SIGNATURE_HEADER, tolerance=self.tolerance_seconds, unit=self.timestamp_unit
+        )
 
     def sign(self, raw_body, secret, *, timestamp=None):
         """Return a ``WorkOS-Signature`` header for ``raw_body`` (``timestamp`` in Unix milliseconds)."""
-        timestamp = int(signing.now_seconds() * 1000) if timestamp is None else int(timestamp)
-        digest = signing.hmac_sha256_hex(secret, f"{timestamp}.".encode("ascii") + raw_body)
-        return {SIGNATURE_HEADER: f"t={timestamp}, v1={digest}"}
+        value = signing.sign_timestamped_hmac(
+            raw_body, secret, timestamp=timestamp, unit=self.timestamp_unit, separator=", "
+        )
+        return {SIGNATURE_HEADER: value}
 
 
 @hookimpl
