@@ -95,6 +95,11 @@ class Provider:
     signed: bool = True
     #: Replay window for signed timestamps (``tolerance_seconds`` setting overrides).
     tolerance_seconds: int | None = None
+    #: Whether the signature covers a timestamp. A signed provider that signs
+    #: none (GitHub) sets ``False`` and leaves ``tolerance_seconds`` unset; the
+    #: contract kit (``knock_sources.testing``) fails a signed provider that
+    #: declares neither, so that its replay checks are never skipped unnoticed.
+    timestamped: bool = True
     #: Unit of the signed timestamp: ``"s"`` or ``"ms"`` (WorkOS).
     timestamp_unit: str = "s"
     #: Header carrying a shared secret, for providers checked that way.
@@ -168,6 +173,7 @@ class SharedSecretProvider(Provider):
     """
 
     signed = False
+    timestamped = False
 
     def verify(self, envelope: Envelope, config: Mapping[str, Any]) -> None:
         """Raise ``SignatureError`` unless the header carries a configured secret."""
