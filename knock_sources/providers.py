@@ -8,8 +8,10 @@ app (style-anchors 3.3).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
 from typing import Any, Mapping
 
 from knock_sources import signing
@@ -53,6 +55,24 @@ class DefaultMapping:
         }
 
 
+def load_example_payloads(package: str, slug: str) -> dict[str, list[dict]]:
+    """Return the example payloads stored in ``payloads/<slug>.json`` inside ``package``.
+
+    Providers keep their example requests as data rather than code, in the
+    ``example_payloads`` shape (``{event_type: [{"body", "headers"}]}``), and
+    load them at import time: ``example_payloads =
+    load_example_payloads(__package__, "acme")``. The file is read through
+    ``importlib.resources``, so it must be shipped as package data (for
+    setuptools, ``[tool.setuptools.package-data]``); it is UTF-8 JSON.
+    Raises ``ValueError`` when the file does not hold a JSON object.
+    """
+    text = resources.files(package).joinpath("payloads", f"{slug}.json").read_text(encoding="utf-8")
+    payloads = json.loads(text)
+    if not isinstance(payloads, dict):
+        raise ValueError(f"{package}/payloads/{slug}.json must hold an object keyed by event type")
+    return payloads
+
+
 class Provider:
     """Base class for source providers; subclasses override class attributes.
 
@@ -74,6 +94,11 @@ class Provider:
     signed: bool = True
     #: Replay window for signed timestamps (``tolerance_seconds`` setting overrides).
     tolerance_seconds: int | None = None
+    #: Whether the signature covers a timestamp. A signed provider that signs
+    #: none (GitHub) sets ``False`` and leaves ``tolerance_seconds`` unset; the
+    #: contract kit (``knock_sources.testing``) fails a signed provider that
+    #: declares neither, so that its replay checks are never skipped unnoticed.
+    timestamped: bool = True
     #: Unit of the signed timestamp: ``"s"`` or ``"ms"`` (WorkOS).
     timestamp_unit: str = "s"
     #: Header carrying a shared secret, for providers checked that way.
@@ -147,6 +172,7 @@ class SharedSecretProvider(Provider):
     """
 
     signed = False
+    timestamped = False
 
     def verify(self, envelope: Envelope, config: Mapping[str, Any]) -> None:
         """Raise ``SignatureError`` unless the header carries a configured secret."""

@@ -24,6 +24,8 @@ from knock_sources.errors import SignatureError
 #: Longest timestamp accepted, in digits: enough for milliseconds until the
 #: year 33658, short enough that ``int()`` stays cheap on hostile input.
 MAX_TIMESTAMP_DIGITS = 15
+#: Multipliers from seconds to the unit of a signed timestamp (``Provider.timestamp_unit``).
+TIMESTAMP_UNITS = {"s": 1, "ms": 1000}
 
 
 def to_bytes(value: str | bytes) -> bytes:
@@ -195,6 +197,38 @@ def parse_timestamped_header(value: str, header: str, *, scheme: str = "v1") -> 
     if not signatures:
         raise SignatureError(f"the {header} header has no {scheme} signature", code="signature_missing")
     return timestamp, signatures
+
+
+def verify_timestamped_hmac(envelope, config: Mapping[str, Any], header: str, *, tolerance: int, unit: str) -> None:
+    """Check a ``t=<timestamp>,v1=<hex>`` header over ``<timestamp>.<raw body>`` (Stripe, WorkOS).
+
+    The key is each configured secret as UTF-8 text and the digest is
+    HMAC-SHA256 in hex; any ``v1`` signature may match any secret, so rolled
+    secrets keep working. The timestamp, in ``unit`` (a ``TIMESTAMP_UNITS``
+    key), must then lie within ``tolerance_seconds(config, tolerance)`` of
+    now, so one sent in the wrong unit is decades off and rejected. Raises
+    ``SignatureError`` (``secret_missing`` without a secret).
+    """
+    secrets = signing_secrets(config)
+    timestamp, signatures = parse_timestamped_header(require_header(envelope, header), header)
+    message = timestamp.encode("ascii") + b"." + envelope.raw_body
+    check_signatures((hmac_sha256_hex(secret, message) for secret in secrets), signatures)
+    # Checked after the signature, so only an authentic request is told that it is stale.
+    scale = TIMESTAMP_UNITS[unit]
+    check_tolerance(int(timestamp), tolerance_seconds(config, tolerance) * scale, now=now_seconds() * scale)
+
+
+def sign_timestamped_hmac(
+    raw_body: bytes, secret: str, *, timestamp: int | None, unit: str, separator: str = ","
+) -> str:
+    """Return the ``t=<timestamp>,v1=<hex>`` header value ``verify_timestamped_hmac`` accepts.
+
+    ``timestamp`` is in ``unit`` and defaults to now; ``separator`` goes
+    between the two items (WorkOS sends ``", "``).
+    """
+    timestamp = int(now_seconds() * TIMESTAMP_UNITS[unit]) if timestamp is None else int(timestamp)
+    digest = hmac_sha256_hex(secret, f"{timestamp}.".encode("ascii") + raw_body)
+    return f"t={timestamp}{separator}v1={digest}"
 
 
 def check_shared_secret(envelope, header_name: str, secrets: Iterable[str]) -> None:

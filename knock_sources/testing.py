@@ -1,8 +1,10 @@
 """The provider contract test: checks every provider, ours or a third party's, must pass.
 
 Each check is a plain function ``check_<name>(provider, *, secret_factory=make_secret)``
-that raises ``AssertionError`` describing what is wrong, so the module needs
-no test framework. In a plugin's own test suite::
+that raises ``ContractError`` (an ``AssertionError``) describing what is
+wrong, so the module needs no test framework. The checks raise it
+explicitly rather than with ``assert``, so they still check under
+``python -O``. In a plugin's own test suite::
 
     import pytest
     from knock_sources.testing import CONTRACT_CHECKS
@@ -19,9 +21,13 @@ secrets have a special format pass ``secret_factory``; the default secret,
 ``whsec_`` followed by base64, suits plain-string and Svix-style keys alike.
 
 Timestamp checks run when the provider declares ``tolerance_seconds`` (its
-default replay window) and ``timestamp_unit`` (``"s"`` or ``"ms"``, the unit
-of the timestamp it signs), and expect the ``tolerance_seconds`` setting to
-override the window (``signing.tolerance_seconds`` does that).
+default replay window, a positive number of seconds) and ``timestamp_unit``
+(``"s"`` or ``"ms"``, the unit of the timestamp it signs), and expect the
+``tolerance_seconds`` setting to override the window
+(``signing.tolerance_seconds`` does that). They are never skipped by
+omission: a signed provider whose signature covers no timestamp (GitHub's)
+says so with ``timestamped = False``, and one that declares neither fails
+the contract.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import re
 import time
 from typing import Any, Callable, Iterable
 
-from knock_sources import paths
+from knock_sources import paths, signing
 from knock_sources.actions.base import ACTION_ORDER
 from knock_sources.errors import SignatureError
 from knock_sources.providers import Envelope
@@ -41,7 +47,7 @@ from knock_sources.providers import Envelope
 #: Parameters whose plain strings are configured values, not paths (DESIGN.md section 6).
 LITERAL_PARAMETERS = frozenset({"key", "collection"})
 #: Multipliers from seconds to a provider's ``timestamp_unit``.
-UNITS = {"s": 1, "ms": 1000}
+UNITS = signing.TIMESTAMP_UNITS
 #: Header values that must be rejected wherever a provider reads a header.
 HOSTILE_VALUES = (
     "",
@@ -78,6 +84,14 @@ HOSTILE_VALUES = (
 # Runs of hex or base64 long enough to be a digest or a secret.
 _DIGEST_LIKE = re.compile(r"[0-9a-fA-F]{32,}|[A-Za-z0-9+/_-]{40,}={0,2}")
 _SLUG = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+
+class ContractError(AssertionError):
+    """A provider breaks the contract; the message says which provider and how.
+
+    A subclass of ``AssertionError``, so that test frameworks report it as a
+    failure and code catching ``AssertionError`` keeps working.
+    """
 
 
 def make_secret() -> str:
@@ -120,33 +134,38 @@ def verify_outcome(provider, envelope: Envelope, config: dict) -> SignatureError
     except SignatureError as exc:
         return exc
     except Exception as exc:  # noqa: BLE001 - the point is to report any other type
-        raise AssertionError(f"{provider.slug}: verify raised {type(exc).__name__} instead of SignatureError") from exc
+        raise ContractError(f"{provider.slug}: verify raised {type(exc).__name__} instead of SignatureError") from exc
     return None
 
 
 def assert_accepted(provider, envelope: Envelope, config: dict, why: str = "") -> None:
-    """Assert that ``verify`` accepts ``envelope``."""
+    """Raise ``ContractError`` unless ``verify`` accepts ``envelope``."""
     error = verify_outcome(provider, envelope, config)
-    assert error is None, f"{provider.slug}: {why or 'request'} rejected ({error.code}: {error.message})"
+    if error is not None:
+        raise ContractError(f"{provider.slug}: {why or 'request'} rejected ({error.code}: {error.message})")
 
 
 def assert_rejected(provider, envelope, config, why="", code=None) -> SignatureError:
-    """Assert that ``verify`` raises a safe ``SignatureError`` (with ``code`` if given)."""
+    """Return the safe ``SignatureError`` (with ``code`` if given) ``verify`` raises; else ``ContractError``."""
     error = verify_outcome(provider, envelope, config)
-    assert error is not None, f"{provider.slug}: {why or 'request'} was accepted"
+    if error is None:
+        raise ContractError(f"{provider.slug}: {why or 'request'} was accepted")
     assert_safe_error(provider, error, config.get("signing_secrets") or ())
-    if code is not None:
-        assert error.code == code, f"{provider.slug}: {why} gave code {error.code!r}, not {code!r}"
+    if code is not None and error.code != code:
+        raise ContractError(f"{provider.slug}: {why} gave code {error.code!r}, not {code!r}")
     return error
 
 
 def assert_safe_error(provider, error: SignatureError, secrets: Iterable[str]) -> None:
-    """Assert that ``error`` has a code and a message leaking no secret or digest."""
-    assert isinstance(error.code, str) and error.code, f"{provider.slug}: SignatureError without a code"
+    """Raise ``ContractError`` unless ``error`` has a code and a message leaking no secret or digest."""
+    if not (isinstance(error.code, str) and error.code):
+        raise ContractError(f"{provider.slug}: SignatureError without a code")
     message = str(error.message)
     for secret in filter(str.strip, secrets):
-        assert secret not in message, f"{provider.slug}: an error message contains the secret"
-    assert not _DIGEST_LIKE.search(message), f"{provider.slug}: an error message looks like it holds a digest"
+        if secret in message:
+            raise ContractError(f"{provider.slug}: an error message contains the secret")
+    if _DIGEST_LIKE.search(message):
+        raise ContractError(f"{provider.slug}: an error message looks like it holds a digest")
 
 
 def sample_bodies(provider) -> list[tuple[dict, dict]]:
@@ -165,7 +184,21 @@ def now_in_unit(provider, offset_seconds: float = 0) -> int:
 
 
 def _timestamped(provider) -> bool:
-    return bool(getattr(provider, "tolerance_seconds", None))
+    """Return whether the timestamp checks apply; ``ContractError`` when the provider leaves it unsaid."""
+    tolerance = getattr(provider, "tolerance_seconds", None)
+    timestamped = getattr(provider, "timestamped", True)
+    if tolerance is None:
+        if provider.signed and timestamped:
+            raise ContractError(
+                f"{provider.slug}: a signed provider must declare tolerance_seconds (its replay window) "
+                "or timestamped = False (its signature covers no timestamp)"
+            )
+        return False
+    if not timestamped:
+        raise ContractError(f"{provider.slug}: timestamped = False contradicts tolerance_seconds = {tolerance!r}")
+    if not (isinstance(tolerance, int) and not isinstance(tolerance, bool) and tolerance > 0):
+        raise ContractError(f"{provider.slug}: tolerance_seconds must be a positive whole number, not {tolerance!r}")
+    return True
 
 
 def _scope(example) -> dict:
@@ -175,14 +208,22 @@ def _scope(example) -> dict:
 
 def check_metadata(provider, *, secret_factory=make_secret) -> None:
     """Slug, names, categories, docs URL and the API description are well formed."""
-    assert isinstance(provider.slug, str) and _SLUG.match(provider.slug), f"bad slug {provider.slug!r}"
-    assert isinstance(provider.name, str) and provider.name, f"{provider.slug}: no name"
-    assert isinstance(provider.description, str) and provider.description, f"{provider.slug}: no description"
-    assert all(isinstance(c, str) and c for c in provider.categories), f"{provider.slug}: bad categories"
-    assert provider.docs_url is None or re.match(r"https?://", provider.docs_url), f"{provider.slug}: bad docs_url"
-    assert isinstance(provider.signed, bool), f"{provider.slug}: signed must be a bool"
-    if _timestamped(provider):
-        assert provider.timestamp_unit in UNITS, f"{provider.slug}: timestamp_unit must be one of {sorted(UNITS)}"
+    if not (isinstance(provider.slug, str) and _SLUG.match(provider.slug)):
+        raise ContractError(f"bad slug {provider.slug!r}")
+    if not (isinstance(provider.name, str) and provider.name):
+        raise ContractError(f"{provider.slug}: no name")
+    if not (isinstance(provider.description, str) and provider.description):
+        raise ContractError(f"{provider.slug}: no description")
+    if not all(isinstance(c, str) and c for c in provider.categories):
+        raise ContractError(f"{provider.slug}: bad categories")
+    if not (provider.docs_url is None or re.match(r"https?://", provider.docs_url)):
+        raise ContractError(f"{provider.slug}: bad docs_url")
+    if not isinstance(provider.signed, bool):
+        raise ContractError(f"{provider.slug}: signed must be a bool")
+    if not isinstance(getattr(provider, "timestamped", True), bool):
+        raise ContractError(f"{provider.slug}: timestamped must be a bool")
+    if _timestamped(provider) and provider.timestamp_unit not in UNITS:
+        raise ContractError(f"{provider.slug}: timestamp_unit must be one of {sorted(UNITS)}")
     json.dumps(provider.describe())
 
 
@@ -191,40 +232,49 @@ def check_default_mappings(provider, *, secret_factory=make_secret) -> None:
     seen = set()
     for mapping in provider.default_mappings:
         where = f"{provider.slug}: {mapping.event_type} -> {mapping.action_type}"
-        assert mapping.action_type in ACTION_ORDER, f"{where}: unknown action type"
-        assert isinstance(mapping.event_type, str) and mapping.event_type, f"{where}: empty event type"
+        if mapping.action_type not in ACTION_ORDER:
+            raise ContractError(f"{where}: unknown action type")
+        if not (isinstance(mapping.event_type, str) and mapping.event_type):
+            raise ContractError(f"{where}: empty event type")
         identity = json.dumps(mapping.to_dict(), sort_keys=True)
-        assert identity not in seen, f"{where}: duplicate mapping"
+        if identity in seen:
+            raise ContractError(f"{where}: duplicate mapping")
         seen.add(identity)
         for name, spec in mapping.action_parameters.items():
             literal = name in LITERAL_PARAMETERS
-            if literal:
-                assert isinstance(spec, str) or paths.is_literal(spec), f"{where}: {name} must be a literal"
+            if literal and not (isinstance(spec, str) or paths.is_literal(spec)):
+                raise ContractError(f"{where}: {name} must be a literal")
             problems = paths.validate_parameter_spec(spec, literal=literal)
-            assert not problems, f"{where}: {name}: {problems}"
-        if mapping.action_type == "workflows_trigger":
-            assert {"key", "recipients"} <= set(mapping.action_parameters), f"{where}: needs key and recipients"
+            if problems:
+                raise ContractError(f"{where}: {name}: {problems}")
+        if mapping.action_type == "workflows_trigger" and not {"key", "recipients"} <= set(mapping.action_parameters):
+            raise ContractError(f"{where}: needs key and recipients")
 
 
 def check_example_payloads(provider, *, secret_factory=make_secret) -> None:
     """Examples cover every default mapping, resolve to their event type, ids and mapped paths."""
     examples = provider.example_payloads
     for mapping in provider.default_mappings:
-        assert examples.get(mapping.event_type), f"{provider.slug}: no example for {mapping.event_type}"
+        if not examples.get(mapping.event_type):
+            raise ContractError(f"{provider.slug}: no example for {mapping.event_type}")
     for event_type, payloads in examples.items():
         for example in payloads:
             where = f"{provider.slug}: example {event_type}"
-            assert isinstance(example.get("body"), dict), f"{where}: body must be an object"
+            if not isinstance(example.get("body"), dict):
+                raise ContractError(f"{where}: body must be an object")
             json.dumps(example)
             scope = _scope(example)
             resolved = provider.event_type(lambda path, scope=scope: paths.resolve(path, scope))
-            assert resolved == event_type, f"{where}: resolves to event type {resolved!r}"
+            if resolved != event_type:
+                raise ContractError(f"{where}: resolves to event type {resolved!r}")
             if provider.idempotency_key_path:
                 key = paths.resolve(provider.idempotency_key_path, scope)
-                assert isinstance(key, str) and 0 < len(key) <= 255, f"{where}: bad idempotency key {key!r}"
+                if not (isinstance(key, str) and 0 < len(key) <= 255):
+                    raise ContractError(f"{where}: bad idempotency key {key!r}")
             if provider.timestamp_path:
                 stamp = paths.resolve(provider.timestamp_path, scope)
-                assert stamp is not paths.MISSING, f"{where}: no timestamp at {provider.timestamp_path}"
+                if stamp is paths.MISSING:
+                    raise ContractError(f"{where}: no timestamp at {provider.timestamp_path}")
             for mapping in provider.default_mappings:
                 if mapping.event_type == event_type:
                     _assert_parameters_resolve(where, mapping, scope)
@@ -238,20 +288,24 @@ def _assert_parameters_resolve(where, mapping, scope):
         for field, path in specs:
             if isinstance(path, str):
                 found = paths.resolve(path, scope)
-                assert found is not paths.MISSING, f"{where}: {mapping.action_type}.{field} path {path!r} is missing"
+                if found is paths.MISSING:
+                    raise ContractError(f"{where}: {mapping.action_type}.{field} path {path!r} is missing")
 
 
 def check_sign_then_verify(provider, *, secret_factory=make_secret) -> None:
     """Headers from ``sign()`` are plain ASCII and ``verify`` accepts them, also with a timestamp."""
     secret = secret_factory()
     config = config_for(secret)
-    assert provider.is_verifiable(config), f"{provider.slug}: a configured secret must be verifiable"
+    if not provider.is_verifiable(config):
+        raise ContractError(f"{provider.slug}: a configured secret must be verifiable")
     for body, headers in sample_bodies(provider):
         raw = raw_json(body)
         signed = provider.sign(raw, secret)
         for name, value in signed.items():
-            assert isinstance(name, str) and name.isascii(), f"{provider.slug}: bad header name {name!r}"
-            assert isinstance(value, str) and value.isascii(), f"{provider.slug}: {name} is not ASCII"
+            if not (isinstance(name, str) and name.isascii()):
+                raise ContractError(f"{provider.slug}: bad header name {name!r}")
+            if not (isinstance(value, str) and value.isascii()):
+                raise ContractError(f"{provider.slug}: {name} is not ASCII")
         assert_accepted(provider, signed_envelope(provider, raw, secret, headers=headers), config, "a signed request")
     if _timestamped(provider):
         envelope = signed_envelope(provider, b"{}", secret, timestamp=now_in_unit(provider))
@@ -286,7 +340,8 @@ def check_wrong_secret(provider, *, secret_factory=make_secret) -> None:
 def check_no_secret(provider, *, secret_factory=make_secret) -> None:
     """Signed providers fail closed without a secret; unsigned ones are then unverifiable."""
     envelope = signed_envelope(provider, b'{"type":"contract.test"}', secret_factory())
-    assert provider.is_verifiable(config_for()) is provider.signed, f"{provider.slug}: is_verifiable without a secret"
+    if provider.is_verifiable(config_for()) is not provider.signed:
+        raise ContractError(f"{provider.slug}: is_verifiable without a secret")
     for config in (config_for(), config_for("", "  ")):
         assert_rejected(provider, envelope, config, "a request with no usable secret configured")
 
@@ -411,11 +466,12 @@ CONTRACT_CHECKS = (
 
 
 def assert_provider_contract(provider, *, secret_factory=make_secret) -> None:
-    """Run every contract check on ``provider``; raise one ``AssertionError`` listing failures."""
+    """Run every contract check on ``provider``; raise one ``ContractError`` listing failures."""
     failures = []
     for check in CONTRACT_CHECKS:
         try:
             check(provider, secret_factory=secret_factory)
         except AssertionError as exc:
             failures.append(f"{check.__name__}: {exc}")
-    assert not failures, "\n".join(failures)
+    if failures:
+        raise ContractError("\n".join(failures))

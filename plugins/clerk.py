@@ -11,7 +11,7 @@ import string
 from knock_sources import signing
 from knock_sources.errors import SignatureError
 from knock_sources.hookspecs import hookimpl
-from knock_sources.providers import DefaultMapping, Provider
+from knock_sources.providers import DefaultMapping, Provider, load_example_payloads
 
 # Svix's own names first; white-labelled Svix and other Standard Webhooks
 # senders use webhook-*. A set is used only when all three are present, as
@@ -51,81 +51,6 @@ def _user_mapping(event_type):
     )
 
 
-def _examples(*events):
-    """Build ``example_payloads`` from ``(event_type, data, svix message id)`` triples."""
-    examples = {}
-    for event_type, data, msg_id in events:
-        body = {
-            "data": data,
-            "event_attributes": {"http_request": {"client_ip": "203.0.113.7", "user_agent": "Mozilla/5.0"}},
-            "instance_id": "ins_2g7np7Hrk0SN6kj5EDMLDaKNL0S",
-            "object": "event",
-            "timestamp": data.get("updated_at", 1717690000000),
-            "type": event_type,
-        }
-        headers = {
-            "content-type": "application/json",
-            "svix-id": msg_id,
-            "user-agent": "Svix-Webhooks/1.24.0",
-        }
-        examples[event_type] = [{"body": body, "headers": headers}]
-    return examples
-
-
-def _user(updated_at, first_name):
-    return {
-        "id": "user_29w83sxmDNGwOuEthce5gg56FcC",
-        "object": "user",
-        "created_at": 1654012591514,
-        "updated_at": updated_at,
-        "email_addresses": [
-            {
-                "id": "idn_29w83yL7CwVlJXylYLxcslromF1",
-                "object": "email_address",
-                "email_address": "ada@example.org",
-                "linked_to": [],
-                "verification": {"status": "verified", "strategy": "email_code"},
-            }
-        ],
-        "primary_email_address_id": "idn_29w83yL7CwVlJXylYLxcslromF1",
-        "phone_numbers": [
-            {
-                "id": "idn_2g7nqHWBMkJ4Qj7YZ1V7Gz0k3Lc",
-                "object": "phone_number",
-                "phone_number": "+14155550199",
-            }
-        ],
-        "external_id": None,
-        "first_name": first_name,
-        "last_name": "Lovelace",
-        "username": "ada",
-        "image_url": "https://img.clerk.com/eyJ0eXBlIjoiZGVmYXVsdCJ9",
-        "public_metadata": {"plan": "team"},
-        "private_metadata": {},
-        "unsafe_metadata": {},
-        "two_factor_enabled": False,
-    }
-
-
-def _organization(updated_at, name):
-    return {
-        "id": "org_2g7nz3QbPbDZGJnmtsp5TrZJ2Xn",
-        "object": "organization",
-        "name": name,
-        "slug": "acme",
-        "image_url": "https://img.clerk.com/eyJ0eXBlIjoib3JnIn0",
-        "created_at": 1717689000000,
-        "updated_at": updated_at,
-        "created_by": "user_29w83sxmDNGwOuEthce5gg56FcC",
-        "max_allowed_memberships": 5,
-        "public_metadata": {"tier": "enterprise"},
-        "private_metadata": {},
-    }
-
-
-_DELETED_ORGANIZATION = {"id": "org_2g7nz3QbPbDZGJnmtsp5TrZJ2Xn", "object": "organization", "deleted": True}
-
-
 class ClerkProvider(Provider):
     """Users and organizations from Clerk, verified with the endpoint's ``whsec_`` secret."""
 
@@ -147,13 +72,7 @@ class ClerkProvider(Provider):
         _tenant_mapping("organization.updated"),
         DefaultMapping("organization.deleted", "tenants_delete", {"id": "body.data.id"}),
     )
-    example_payloads = _examples(
-        ("user.created", _user(1654012591835, "Ada"), "msg_2g7o1vGQzAVp0lTUPkyB1nL3wXa"),
-        ("user.updated", _user(1717689700000, "Augusta Ada"), "msg_2g7o2Rk1aAbVqL8sTz7uY3cWdPe"),
-        ("organization.created", _organization(1717689000000, "Acme"), "msg_2g7o3Y6dEo8M9fN0pQ1rS2tU3vW"),
-        ("organization.updated", _organization(1717689900000, "Acme Inc."), "msg_2g7o4Zt5Hq6Jk7Lm8Nn9Pp0Qr1S"),
-        ("organization.deleted", _DELETED_ORGANIZATION, "msg_2g7o5Ab2Cd3Ef4Gh5Ij6Kl7Mn8Op"),
-    )
+    example_payloads = load_example_payloads(__package__, slug)
 
     def verify(self, envelope, config):
         """Raise ``SignatureError`` unless a ``v1`` signature matches a configured secret.

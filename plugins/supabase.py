@@ -9,7 +9,7 @@ header named by the ``secret_header`` setting).
 
 from knock_sources.hookspecs import hookimpl
 from knock_sources.paths import MISSING
-from knock_sources.providers import DefaultMapping, SharedSecretProvider
+from knock_sources.providers import DefaultMapping, SharedSecretProvider, load_example_payloads
 
 SECRET_HEADER = "authorization"
 
@@ -19,32 +19,6 @@ _IDENTIFY = {
     "phone_number": "body.record.phone",
     "properties": "body.record.raw_user_meta_data",
 }
-_USER = {
-    "id": "8d0fd2b3-9ca7-4d9e-a95f-9e13dded323e",
-    "aud": "authenticated",
-    "role": "authenticated",
-    "email": "grace@example.com",
-    "phone": None,
-    "email_confirmed_at": None,
-    "last_sign_in_at": None,
-    "raw_app_meta_data": {"provider": "email", "providers": ["email"]},
-    "raw_user_meta_data": {"full_name": "Grace Hopper", "plan": "free"},
-    "is_anonymous": False,
-    "created_at": "2024-06-06T15:36:12.301427+00:00",
-    "updated_at": "2024-06-06T15:36:12.301427+00:00",
-}
-_CONFIRMED_USER = {
-    **_USER,
-    "email_confirmed_at": "2024-06-06T15:40:02.118805+00:00",
-    "raw_user_meta_data": {"full_name": "Grace Hopper", "plan": "pro"},
-    "updated_at": "2024-06-06T15:40:02.120113+00:00",
-}
-
-
-def _example(operation, record, old_record):
-    # pg_net posts the trigger's row as JSON with only the headers set on the webhook.
-    body = {"type": operation, "table": "users", "schema": "auth", "record": record, "old_record": old_record}
-    return [{"body": body, "headers": {"content-type": "application/json", "user-agent": "pg_net/0.8.0"}}]
 
 
 class SupabaseProvider(SharedSecretProvider):
@@ -66,10 +40,8 @@ class SupabaseProvider(SharedSecretProvider):
         DefaultMapping("auth.users:INSERT", "users_identify", _IDENTIFY),
         DefaultMapping("auth.users:UPDATE", "users_identify", _IDENTIFY),
     )
-    example_payloads = {
-        "auth.users:INSERT": _example("INSERT", _USER, None),
-        "auth.users:UPDATE": _example("UPDATE", _CONFIRMED_USER, _USER),
-    }
+    # pg_net posts the trigger's row as JSON with only the headers set on the webhook.
+    example_payloads = load_example_payloads(__package__, slug)
 
     def event_type(self, resolve):
         """Return ``"{schema}.{table}:{type}"``, e.g. ``"auth.users:INSERT"``, or ``MISSING``."""

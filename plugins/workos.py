@@ -7,51 +7,11 @@ Event payloads: https://workos.com/docs/events
 
 from knock_sources import signing
 from knock_sources.hookspecs import hookimpl
-from knock_sources.providers import DefaultMapping, Provider
+from knock_sources.providers import DefaultMapping, Provider, load_example_payloads
 
 SIGNATURE_HEADER = "WorkOS-Signature"
 #: Directory groups become Knock objects in this collection.
 GROUPS_COLLECTION = "directory_groups"
-
-_USER = {
-    "object": "directory_user",
-    "id": "directory_user_01E1X1B89NH8Z3SDFJR4H7RGX7",
-    "directory_id": "directory_01ECAZ4NV9QMV47GW873HDCX74",
-    "organization_id": "org_01EZTR6WYX1A0DSE2CYMGXQ24Y",
-    "idp_id": "8931",
-    "first_name": "Lela",
-    "last_name": "Block",
-    "email": "lela.block@foo-corp.com",
-    "emails": [{"primary": True, "type": "work", "value": "lela.block@foo-corp.com"}],
-    "job_title": "Software Engineer",
-    "state": "active",
-    "custom_attributes": {"department": "Engineering", "employee_id": "E-1042"},
-    "role": {"slug": "member"},
-    "created_at": "2024-06-06T15:36:12.301Z",
-    "updated_at": "2024-06-06T15:36:12.301Z",
-}
-_GROUP = {
-    "object": "directory_group",
-    "id": "directory_group_01E1X5GPMMXF4T1DCERMVEEPVW",
-    "idp_id": "02grqrue4294w24",
-    "directory_id": "directory_01ECAZ4NV9QMV47GW873HDCX74",
-    "organization_id": "org_01EZTR6WYX1A0DSE2CYMGXQ24Y",
-    "name": "Developers",
-    "created_at": "2024-06-06T15:36:12.301Z",
-    "updated_at": "2024-06-06T15:36:12.301Z",
-}
-_CONNECTION = {
-    "object": "connection",
-    "id": "conn_01EHWNC0FCBHZ3BJ7EGKYXK0E6",
-    "organization_id": "org_01EZTR6WYX1A0DSE2CYMGXQ24Y",
-    "connection_type": "OktaSAML",
-    "name": "Foo Corp",
-    "domains": [
-        {"id": "org_domain_01EHZNVPK2QXHMVWCEDQEKY69A", "object": "connection_domain", "domain": "foo-corp.com"}
-    ],
-    "created_at": "2024-06-06T15:36:12.301Z",
-    "updated_at": "2024-06-06T15:36:12.301Z",
-}
 
 
 def _mapping(event_type, action_type, **parameters):
@@ -81,21 +41,6 @@ def _connection_trigger(event_type, workflow_key):
     )
 
 
-def _examples(*events):
-    """Build ``example_payloads`` from ``(event_type, data)`` pairs in WorkOS's event envelope."""
-    examples = {}
-    for serial, (event_type, data) in enumerate(events):
-        body = {
-            "id": f"event_01HZP4T7W9K2M6Q8R3V5X7B1C{serial}",
-            "event": event_type,
-            "data": data,
-            "created_at": "2024-06-06T15:36:13.001Z",
-        }
-        headers = {"content-type": "application/json", "user-agent": "WorkOS"}
-        examples[event_type] = [{"body": body, "headers": headers}]
-    return examples
-
-
 _USER_IDENTIFY = {
     "id": "body.data.id",
     "email": "body.data.email",
@@ -107,7 +52,6 @@ _GROUP_SET = {
     "name": "body.data.name",
     "properties": {"directory_id": "body.data.directory_id", "organization_id": "body.data.organization_id"},
 }
-_MEMBERSHIP = {"directory_id": _GROUP["directory_id"], "user": _USER, "group": _GROUP}
 
 
 class WorkOSProvider(Provider):
@@ -142,18 +86,7 @@ class WorkOSProvider(Provider):
         _connection_trigger("connection.activated", "sso-connection-activated"),
         _connection_trigger("connection.deactivated", "sso-connection-deactivated"),
     )
-    example_payloads = _examples(
-        ("dsync.user.created", _USER),
-        ("dsync.user.updated", {**_USER, "job_title": "Staff Engineer"}),
-        ("dsync.user.deleted", {**_USER, "state": "inactive"}),
-        ("dsync.group.created", _GROUP),
-        ("dsync.group.updated", {**_GROUP, "name": "Platform"}),
-        ("dsync.group.deleted", _GROUP),
-        ("dsync.group.user_added", _MEMBERSHIP),
-        ("dsync.group.user_removed", _MEMBERSHIP),
-        ("connection.activated", {**_CONNECTION, "state": "active"}),
-        ("connection.deactivated", {**_CONNECTION, "state": "inactive"}),
-    )
+    example_payloads = load_example_payloads(__package__, slug)
 
     def verify(self, envelope, config):
         """Raise ``SignatureError`` unless the ``v1`` signature matches a configured secret.
@@ -162,20 +95,16 @@ class WorkOSProvider(Provider):
         exactly ``", "``; we accept any spacing. The signed content uses the
         millisecond timestamp exactly as sent.
         """
-        secrets = signing.signing_secrets(config)
-        header = signing.require_header(envelope, SIGNATURE_HEADER)
-        timestamp, signatures = signing.parse_timestamped_header(header, SIGNATURE_HEADER)
-        message = timestamp.encode("ascii") + b"." + envelope.raw_body
-        signing.check_signatures((signing.hmac_sha256_hex(s, message) for s in secrets), signatures)
-        # Milliseconds on both sides, so a seconds value is rejected as decades stale.
-        tolerance_ms = signing.tolerance_seconds(config, self.tolerance_seconds) * 1000
-        signing.check_tolerance(int(timestamp), tolerance_ms, now=signing.now_seconds() * 1000)
+        signing.verify_timestamped_hmac(
+            envelope, config, SIGNATURE_HEADER, tolerance=self.tolerance_seconds, unit=self.timestamp_unit
+        )
 
     def sign(self, raw_body, secret, *, timestamp=None):
         """Return a ``WorkOS-Signature`` header for ``raw_body`` (``timestamp`` in Unix milliseconds)."""
-        timestamp = int(signing.now_seconds() * 1000) if timestamp is None else int(timestamp)
-        digest = signing.hmac_sha256_hex(secret, f"{timestamp}.".encode("ascii") + raw_body)
-        return {SIGNATURE_HEADER: f"t={timestamp}, v1={digest}"}
+        value = signing.sign_timestamped_hmac(
+            raw_body, secret, timestamp=timestamp, unit=self.timestamp_unit, separator=", "
+        )
+        return {SIGNATURE_HEADER: value}
 
 
 @hookimpl

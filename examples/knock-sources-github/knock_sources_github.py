@@ -73,6 +73,7 @@ class GitHubProvider(Provider):
     # The type is only in a header; body.action refines it ("opened", "closed").
     event_type_path = "headers.x-github-event"
     # GitHub signs no timestamp, so replays are stopped by idempotency alone.
+    timestamped = False
     idempotency_key_path = "headers.x-github-delivery"
     default_mappings = (
         _trigger("issues", "github-issue", "issue"),

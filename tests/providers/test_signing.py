@@ -187,3 +187,27 @@ def test_require_header_treats_blank_as_missing():
     with pytest.raises(SignatureError) as excinfo:
         signing.require_header(make_envelope(b"{}", {"x-sig": "  "}), "X-Sig")
     assert excinfo.value.code == "signature_missing"
+
+
+def test_sign_timestamped_hmac_signs_the_timestamp_and_the_body():
+    value = signing.sign_timestamped_hmac(b"{}", "key", timestamp=1700000000, unit="s", separator=", ")
+    assert value == f"t=1700000000, v1={signing.hmac_sha256_hex('key', b'1700000000.{}')}"
+
+
+@pytest.mark.parametrize(("unit", "scale"), sorted(signing.TIMESTAMP_UNITS.items()))
+def test_verify_timestamped_hmac_accepts_what_was_signed_now_in_its_unit(unit, scale):
+    header = signing.sign_timestamped_hmac(b"{}", "key", timestamp=None, unit=unit)
+    timestamp, _ = signing.parse_timestamped_header(header, "X-Sig")
+    assert abs(int(timestamp) - signing.now_seconds() * scale) <= scale
+    envelope = make_envelope(b"{}", {"X-Sig": header})
+    signing.verify_timestamped_hmac(envelope, {"signing_secrets": ["key"]}, "X-Sig", tolerance=60, unit=unit)
+
+
+@pytest.mark.parametrize(("secret", "code"), [("other", "signature_mismatch"), ("key", "timestamp_out_of_tolerance")])
+def test_verify_timestamped_hmac_checks_the_signature_before_the_timestamp(secret, code):
+    stale = signing.sign_timestamped_hmac(b"{}", secret, timestamp=1700000000, unit="s")
+    with pytest.raises(SignatureError) as excinfo:
+        signing.verify_timestamped_hmac(
+            make_envelope(b"{}", {"X-Sig": stale}), {"signing_secrets": ["key"]}, "X-Sig", tolerance=60, unit="s"
+        )
+    assert excinfo.value.code == code
