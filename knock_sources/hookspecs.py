@@ -27,7 +27,7 @@ def workflow_run_created(run, event_log):
 
     Called once per ``WorkflowRun`` after the trigger that created it has
     committed; ``event_log`` is the ``EventLog`` that caused it.
-    ``knock_sources.actions.workflows.serialize_run(run)`` gives its JSON
+    ``knock_sources.views.api.shapes.serialize_run(run)`` gives its JSON
     shape. Each implementation is called on its own: one that raises is
     logged, and neither the run nor the other implementations are affected.
     """

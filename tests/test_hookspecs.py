@@ -12,10 +12,10 @@ from marshmallow import Schema
 from knock_sources import store
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import Text
-from knock_sources.actions.workflows import serialize_run
 from knock_sources.hookspecs import hookimpl
 from knock_sources.plugins import make_plugin_manager
 from knock_sources.providers import DefaultMapping, Provider
+from knock_sources.views.api.shapes import serialize_run
 from tests.action_support import EventSource, mapping
 
 

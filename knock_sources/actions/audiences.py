@@ -11,23 +11,10 @@ from marshmallow import Schema
 
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import MAX_KEY_LENGTH, Identifier, Text, UserList, inline_attributes
-from knock_sources.actions.users import find_user, serialize_user, upsert_user
-from knock_sources.store import isoformat
+from knock_sources.actions.users import identify
 from knock_sources.store.dataplane import Audience, AudienceMember
 
 MAX_MEMBERS = 1000
-
-
-def serialize_member(member: AudienceMember, environment) -> dict:
-    """Return an audience member in Knock's API shape, with the user when it exists."""
-    user = find_user(environment, member.user_id)
-    return {
-        "__typename": "AudienceMember",
-        "user_id": member.user_id,
-        "user": serialize_user(user) if user else None,
-        "tenant": member.tenant or None,
-        "added_at": isoformat(member.created_at),
-    }
 
 
 class AudienceMembersSchema(Schema):
@@ -53,7 +40,7 @@ class AddAudienceMember(Action):
         tenant = params.get("tenant") or ""
         added, already = [], []
         for user in params["users"]:
-            upsert_user(environment, user["id"], inline_attributes(user) or {})
+            identify(environment, user["id"], inline_attributes(user) or {})
             _, member_created = AudienceMember.get_or_create_row(audience=audience, user_id=user["id"], tenant=tenant)
             (added if member_created else already).append(user["id"])
         return {"key": audience.key, "audience_created": audience_created, "added": added, "already_members": already}

@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import MAX_KEY_LENGTH, OBJECT_NAME_LENGTH, Identifier, JSONObject, Text, to_text
 from knock_sources.errors import ActionError
-from knock_sources.store import isoformat, utcnow
+from knock_sources.store import utcnow
 from knock_sources.store.dataplane import Object, Subscription
 
 
@@ -40,19 +40,6 @@ def _name(collection: str, object_id: str, value) -> str:
 def find_object(environment, collection: str, object_id: str) -> Object | None:
     """Return the object or ``None``."""
     return Object.get_or_none(environment=environment, collection=collection, external_id=object_id)
-
-
-def serialize_object(obj: Object) -> dict:
-    """Return an object in Knock's API shape."""
-    return {
-        "__typename": "Object",
-        "id": obj.external_id,
-        "collection": obj.collection,
-        "name": obj.name,
-        "properties": obj.properties or {},
-        "created_at": isoformat(obj.created_at),
-        "updated_at": isoformat(obj.updated_at),
-    }
 
 
 class ObjectSchema(Schema):

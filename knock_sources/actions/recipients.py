@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from knock_sources.actions.fields import USERS_COLLECTION, inline_attributes
 from knock_sources.actions.objects import set_object
-from knock_sources.actions.users import upsert_user
+from knock_sources.actions.users import identify
 from knock_sources.store.dataplane import Object, User
 
 
@@ -17,7 +17,7 @@ def ensure_recipient(environment, recipient: dict) -> bool:
     attributes = inline_attributes(recipient)
     if recipient["collection"] == USERS_COLLECTION:
         if attributes is not None:
-            upsert_user(environment, recipient["id"], attributes)
+            identify(environment, recipient["id"], attributes)
             return True
         return User.select().where((User.environment == environment) & (User.external_id == recipient["id"])).exists()
     if attributes is not None:

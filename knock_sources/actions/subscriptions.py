@@ -9,24 +9,12 @@ from __future__ import annotations
 
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import JSONObject, RecipientList
-from knock_sources.actions.objects import ObjectSchema, find_object, serialize_object
+from knock_sources.actions.objects import ObjectSchema, find_object
 from knock_sources.actions.recipients import ensure_recipient, reference
-from knock_sources.store import isoformat, utcnow
+from knock_sources.store import utcnow
 from knock_sources.store.dataplane import Object, Subscription
 
 MAX_SUBSCRIBERS = 100
-
-
-def serialize_subscription(subscription: Subscription) -> dict:
-    """Return a subscription in Knock's API shape (recipient as a reference)."""
-    return {
-        "__typename": "Subscription",
-        "object": serialize_object(subscription.object),
-        "recipient": {"collection": subscription.recipient_collection, "id": subscription.recipient_id},
-        "properties": subscription.properties or {},
-        "inserted_at": isoformat(subscription.created_at),
-        "updated_at": isoformat(subscription.updated_at),
-    }
 
 
 class SubscribeSchema(ObjectSchema):

@@ -6,7 +6,7 @@ from marshmallow import Schema
 
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import TENANT_NAME_LENGTH, Identifier, JSONObject, Text
-from knock_sources.store import isoformat, utcnow
+from knock_sources.store import utcnow
 from knock_sources.store.dataplane import Tenant
 
 
@@ -48,19 +48,6 @@ def set_inline_tenant(environment, tenant: dict) -> Tenant:
         properties=custom,
         settings=tenant.get("settings"),
     )
-
-
-def serialize_tenant(tenant: Tenant) -> dict:
-    """Return a tenant in Knock's API shape: custom properties at the top level."""
-    return {
-        **(tenant.properties or {}),
-        "__typename": "Tenant",
-        "id": tenant.external_id,
-        "name": tenant.name,
-        "settings": tenant.settings or {},
-        "created_at": isoformat(tenant.created_at),
-        "updated_at": isoformat(tenant.updated_at),
-    }
 
 
 class TenantSchema(Schema):

@@ -16,7 +16,7 @@ from knock_sources.actions.fields import (
     to_text,
 )
 from knock_sources.errors import ActionError
-from knock_sources.store import isoformat, utcnow
+from knock_sources.store import utcnow
 from knock_sources.store.dataplane import Audience, AudienceMember, Subscription, User
 
 RESERVED_USER_FIELDS = tuple(USER_FIELD_LENGTHS)
@@ -33,18 +33,13 @@ def find_user(environment, user_id: str) -> User | None:
     return User.get_or_none(environment=environment, external_id=user_id)
 
 
-def upsert_user(environment, user_id: str, attributes: dict) -> User:
-    """Create or update a user, merging ``attributes`` into what is stored.
+def identify(environment, user_id: str, attributes: dict) -> tuple[User, bool]:
+    """Create or update a user, merging ``attributes`` into what is stored; return it and whether it is new.
 
     Reserved keys (name, email, ...) set the user's fields; every other key is
     a custom property merged at the top level. ``None`` values are ignored.
     The merged custom properties may not exceed 256 KiB (Knock answers 422).
     """
-    return identify(environment, user_id, attributes)[0]
-
-
-def identify(environment, user_id: str, attributes: dict) -> tuple[User, bool]:
-    """``upsert_user``, also telling whether the user was created."""
     user, created = User.get_or_create_row(environment=environment, external_id=user_id)
     changes = {key: value for key, value in attributes.items() if value is not None and key not in ("id", "collection")}
     if not changes:
@@ -75,18 +70,6 @@ def _reserved_value(user_id: str, key: str, value) -> str:
         return to_text(value, USER_FIELD_LENGTHS[key], what=f"{key} to be a string")
     except ValidationError as exc:
         raise ActionError(f"user {user_id!r}: {exc.messages[0]}", code="invalid_params") from None
-
-
-def serialize_user(user: User) -> dict:
-    """Return a user in Knock's API shape: custom properties at the top level."""
-    return {
-        **(user.properties or {}),
-        "__typename": "User",
-        "id": user.external_id,
-        **{field: getattr(user, field) for field in RESERVED_USER_FIELDS},
-        "created_at": isoformat(user.created_at),
-        "updated_at": isoformat(user.updated_at),
-    }
 
 
 class IdentifyUserSchema(Schema):

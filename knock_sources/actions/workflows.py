@@ -20,7 +20,7 @@ from knock_sources.actions.fields import MAX_KEY_LENGTH, JSONObject, Recipient, 
 from knock_sources.actions.recipients import ensure_recipient, reference
 from knock_sources.actions.tenants import set_inline_tenant
 from knock_sources.errors import ActionError
-from knock_sources.store import isoformat, utcnow
+from knock_sources.store import utcnow
 from knock_sources.store.dataplane import RUN_CANCELLED, RUN_COMPLETED, RUN_TRIGGERED, Workflow, WorkflowRun
 
 log = logging.getLogger(__name__)
@@ -42,34 +42,6 @@ def find_workflow(environment, key: str) -> Workflow:
     if not workflow.active:
         raise ActionError(f"workflow {key!r} is inactive", code="workflow_inactive")
     return workflow
-
-
-def serialize_workflow(workflow: Workflow) -> dict:
-    """Return a workflow."""
-    return {
-        "key": workflow.key,
-        "name": workflow.name,
-        "active": workflow.active,
-        "created_at": isoformat(workflow.created_at),
-        "updated_at": isoformat(workflow.updated_at),
-    }
-
-
-def serialize_run(run: WorkflowRun) -> dict:
-    """Return a workflow run: what a plugin delivering runs elsewhere would send."""
-    return {
-        "id": run.run_id,
-        "workflow": run.workflow.key,
-        "recipient": {"collection": run.recipient_collection, "id": run.recipient_id},
-        "actor": run.actor,
-        "tenant": run.tenant,
-        "data": run.data,
-        "cancellation_key": run.cancellation_key,
-        "status": run.status,
-        "source_log_id": str(run.event_log_id) if run.event_log_id else None,
-        "inserted_at": isoformat(run.created_at),
-        "updated_at": isoformat(run.updated_at),
-    }
 
 
 def announce_runs(pm, runs, event_log) -> None:

@@ -16,7 +16,7 @@ from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.ingest.cache import snapshot
 from knock_sources.paths import validate_parameter_spec
 from knock_sources.scripting import ScriptError, check_script
-from knock_sources.store import db, isoformat, to_utc_naive, utcnow
+from knock_sources.store import db, to_utc_naive, utcnow
 from knock_sources.store.control import Environment, Mapping, Source, SourceEnvironment
 
 # 18 random bytes: 144 bits, 24 URL-safe characters.
@@ -189,46 +189,3 @@ def is_verified(registry, source: Source, source_env: SourceEnvironment, secret_
     config = snapshot(source_env, secret_key).verification_config(utcnow())
     config["signing_secrets"] = [secret for secret in config["signing_secrets"] if secret.strip()]
     return provider.is_verifiable(config)
-
-
-def serialize_mapping(mapping: Mapping) -> dict:
-    """Return a mapping in Knock's shape."""
-    return {
-        "event_type": mapping.event_type,
-        "action_type": mapping.action_type,
-        "action_parameters": mapping.action_parameters,
-        "active": mapping.active,
-        "is_deleted": False,
-        "created_at": isoformat(mapping.created_at),
-        "updated_at": isoformat(mapping.updated_at),
-    }
-
-
-def serialize_environment(registry, config, source: Source, source_env: SourceEnvironment) -> dict:
-    """Return one environment's settings (secrets summarised, never shown) and mappings."""
-    expiries = [entry.get("expires_at") for entry in source_env.signing_secrets or ()]
-    return {
-        "settings": {
-            **(source_env.settings or {}),
-            "endpoint": endpoint_url(config, source_env.token),
-            # Secrets are write-only: only how many there are and when they expire.
-            "signing_secrets_info": {"count": len(expiries), "expires_at": expiries},
-        },
-        "mappings": [serialize_mapping(m) for m in source_env.mappings.order_by(Mapping.id)],
-        "verified": is_verified(registry, source, source_env, config["SECRET_KEY"]),
-        "updated_at": isoformat(source_env.updated_at),
-    }
-
-
-def serialize_source(registry, config, source: Source, environment: Environment) -> dict:
-    """Return a source in Knock's shape with ``environment``'s settings."""
-    source_env = get_source_environment(source, environment)
-    return {
-        "key": source.key,
-        "name": source.name,
-        "description": source.description,
-        "provider": source.provider,
-        "created_at": isoformat(source.created_at),
-        "updated_at": isoformat(source.updated_at),
-        "environment_settings": {environment.slug: serialize_environment(registry, config, source, source_env)},
-    }

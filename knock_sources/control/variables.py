@@ -13,7 +13,7 @@ import json
 
 from knock_sources.control import encryption
 from knock_sources.errors import NotFound
-from knock_sources.store import db, isoformat, utcnow
+from knock_sources.store import db, utcnow
 from knock_sources.store.control import Environment, Variable, VariableValue
 
 
@@ -92,18 +92,3 @@ def _reencrypt(variable: Variable, secret_key: str, secret: bool) -> None:
     for row in variable.values:
         row.value = convert(row.value)
         row.save()
-
-
-def serialize_variable(variable: Variable) -> dict:
-    """Return a variable for the API; a secret's values are never included."""
-    overrides = {row.environment.slug: row.value for row in variable.values.join(Environment)}
-    return {
-        "key": variable.key,
-        "secret": variable.secret,
-        "description": variable.description,
-        "value": None if variable.secret else variable.value,
-        "environment_values": {slug: (None if variable.secret else value) for slug, value in overrides.items()},
-        "has_value": variable.value is not None,
-        "created_at": isoformat(variable.created_at),
-        "updated_at": isoformat(variable.updated_at),
-    }

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from knock_sources.actions.audiences import serialize_member
-from knock_sources.actions.objects import find_object, serialize_object
-from knock_sources.actions.subscriptions import serialize_subscription
-from knock_sources.actions.tenants import serialize_tenant
-from knock_sources.actions.users import find_user, serialize_user
-from knock_sources.actions.workflows import RUN_STATUSES, serialize_run, serialize_workflow
+from knock_sources.actions.objects import find_object
+from knock_sources.actions.users import find_user
+from knock_sources.actions.workflows import RUN_STATUSES
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.store import utcnow
 from knock_sources.store.dataplane import Audience, AudienceMember, Object, Subscription, Tenant, Workflow, WorkflowRun
 from knock_sources.views.api.common import current_environment, json_body, paginate
 from knock_sources.views.api.schemas import WorkflowBodySchema, envelope_schema
+from knock_sources.views.api.shapes import (
+    serialize_member,
+    serialize_object,
+    serialize_run,
+    serialize_subscription,
+    serialize_tenant,
+    serialize_user,
+    serialize_workflow,
+)
 
 bp = Blueprint("data", __name__)
 

@@ -13,6 +13,12 @@ from knock_sources.store import REJECTED, isoformat, to_utc_naive, utcnow
 from knock_sources.store.control import ActionLog, EventLog, KnownEvent, Mapping, Source
 from knock_sources.views.api.common import current_environment, json_body, paginate, row_id
 from knock_sources.views.api.schemas import LogQuerySchema, SourceBodySchema, envelope_schema
+from knock_sources.views.api.shapes import (
+    serialize_action_log,
+    serialize_event_log,
+    serialize_known_event,
+    serialize_source,
+)
 
 bp = Blueprint("sources", __name__)
 
@@ -35,7 +41,7 @@ def list_sources():
         paginate(
             Source.select(),
             Source.id,
-            lambda source: sources.serialize_source(registry, config, source, environment),
+            lambda source: serialize_source(registry, config, source, environment),
         )
     )
 
@@ -44,9 +50,7 @@ def list_sources():
 def get_source(key):
     """Return one source."""
     source = sources.get_source(key)
-    return jsonify(
-        sources.serialize_source(current_state().registry, current_state().config, source, current_environment())
-    )
+    return jsonify(serialize_source(current_state().registry, current_state().config, source, current_environment()))
 
 
 @bp.put("/sources/<key>")
@@ -56,7 +60,7 @@ def put_source(key):
     registry, config = current_state().registry, current_state().config
     source = sources.upsert_source(registry, config, key, body)
     current_state().cache.clear()
-    return jsonify(sources.serialize_source(registry, config, source, current_environment()))
+    return jsonify(serialize_source(registry, config, source, current_environment()))
 
 
 @bp.delete("/sources/<key>")
@@ -73,17 +77,6 @@ def list_events(key):
     _, source_env = _source_environment(key)
     query = KnownEvent.select().where(KnownEvent.source_environment == source_env)
     return jsonify(paginate(query, KnownEvent.id, serialize_known_event))
-
-
-def serialize_known_event(known: KnownEvent) -> dict:
-    """Return a known event type with its count and last sample payload."""
-    return {
-        "event": known.event_type,
-        "count": known.count,
-        "first_received_at": isoformat(known.first_received_at),
-        "last_received_at": isoformat(known.last_received_at),
-        "sample_payload": known.sample_payload,
-    }
 
 
 @bp.get("/sources/<key>/logs")
@@ -143,43 +136,6 @@ def status(key):
             "mappings_requiring_commit": [],
         }
     )
-
-
-def serialize_event_log(event_log: EventLog) -> dict:
-    """Return an event log in Knock's ``SourceLog`` shape plus our debugging fields."""
-    return {
-        "id": str(event_log.id),
-        "event": event_log.event_type,
-        "status": event_log.status,
-        "reason": event_log.reason,
-        "error": event_log.error,
-        "data": event_log.body,
-        "headers": event_log.headers,
-        "raw_excerpt": event_log.raw_excerpt,
-        "idempotency_key": event_log.idempotency_key,
-        "idempotent": event_log.status == "idempotent",
-        "verification_status": event_log.verification_status,
-        "preprocess_output": event_log.preprocess_output,
-        "source": None,
-        "remote_ip": event_log.remote_ip,
-        "inserted_at": isoformat(event_log.received_at),
-        "occurred_at": isoformat(event_log.occurred_at),
-        "processed_at": isoformat(event_log.processed_at),
-    }
-
-
-def serialize_action_log(action_log: ActionLog) -> dict:
-    """Return an action log in Knock's ``SourceLogAction`` shape."""
-    return {
-        "id": str(action_log.id),
-        "action_type": action_log.action_type,
-        "action_parameters": action_log.action_parameters,
-        "action_payload": action_log.action_payload,
-        "action_result": action_log.action_result,
-        "action_status": action_log.status,
-        "error": action_log.error,
-        "inserted_at": isoformat(action_log.inserted_at),
-    }
 
 
 def _attach_actions(entries: list[dict]) -> None:

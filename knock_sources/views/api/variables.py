@@ -10,6 +10,7 @@ from knock_sources.state import current_state
 from knock_sources.store.control import Variable
 from knock_sources.views.api.common import json_body, paginate
 from knock_sources.views.api.schemas import VariableBodySchema, envelope_schema
+from knock_sources.views.api.shapes import serialize_variable
 
 bp = Blueprint("variables", __name__)
 
@@ -21,7 +22,7 @@ KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 @bp.get("/variables")
 def list_variables():
     """List variables; secret values are never included."""
-    return jsonify(paginate(Variable.select(), Variable.id, variables.serialize_variable))
+    return jsonify(paginate(Variable.select(), Variable.id, serialize_variable))
 
 
 @bp.put("/variables/<key>")
@@ -32,7 +33,7 @@ def put_variable(key):
     body = json_body(variable_body_schema)["variable"]
     variable = variables.upsert_variable(current_state().config["SECRET_KEY"], key, body)
     current_state().cache.clear()
-    return jsonify(variables.serialize_variable(variable))
+    return jsonify(serialize_variable(variable))
 
 
 @bp.delete("/variables/<key>")

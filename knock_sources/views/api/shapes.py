@@ -1,0 +1,219 @@
+"""Every response shape of the JSON API, in one place.
+
+The domain modules (``actions``, ``control``) implement Knock's semantics and
+return models; this module turns models into the JSON the API (and the
+``workflow_run_created`` hook) shows, in the shapes of Knock's Management API.
+"""
+
+from __future__ import annotations
+
+from knock_sources.actions.users import RESERVED_USER_FIELDS, find_user
+from knock_sources.control.sources import endpoint_url, get_source_environment, is_verified
+from knock_sources.store import isoformat
+from knock_sources.store.control import (
+    ActionLog,
+    Environment,
+    EventLog,
+    KnownEvent,
+    Mapping,
+    Source,
+    SourceEnvironment,
+    Variable,
+)
+from knock_sources.store.dataplane import AudienceMember, Object, Subscription, Tenant, User, Workflow, WorkflowRun
+
+
+def serialize_variable(variable: Variable) -> dict:
+    """Return a variable for the API; a secret's values are never included."""
+    overrides = {row.environment.slug: row.value for row in variable.values.join(Environment)}
+    return {
+        "key": variable.key,
+        "secret": variable.secret,
+        "description": variable.description,
+        "value": None if variable.secret else variable.value,
+        "environment_values": {slug: (None if variable.secret else value) for slug, value in overrides.items()},
+        "has_value": variable.value is not None,
+        "created_at": isoformat(variable.created_at),
+        "updated_at": isoformat(variable.updated_at),
+    }
+
+
+def serialize_mapping(mapping: Mapping) -> dict:
+    """Return a mapping in Knock's shape."""
+    return {
+        "event_type": mapping.event_type,
+        "action_type": mapping.action_type,
+        "action_parameters": mapping.action_parameters,
+        "active": mapping.active,
+        "is_deleted": False,
+        "created_at": isoformat(mapping.created_at),
+        "updated_at": isoformat(mapping.updated_at),
+    }
+
+
+def serialize_environment(registry, config, source: Source, source_env: SourceEnvironment) -> dict:
+    """Return one environment's settings (secrets summarised, never shown) and mappings."""
+    expiries = [entry.get("expires_at") for entry in source_env.signing_secrets or ()]
+    return {
+        "settings": {
+            **(source_env.settings or {}),
+            "endpoint": endpoint_url(config, source_env.token),
+            # Secrets are write-only: only how many there are and when they expire.
+            "signing_secrets_info": {"count": len(expiries), "expires_at": expiries},
+        },
+        "mappings": [serialize_mapping(m) for m in source_env.mappings.order_by(Mapping.id)],
+        "verified": is_verified(registry, source, source_env, config["SECRET_KEY"]),
+        "updated_at": isoformat(source_env.updated_at),
+    }
+
+
+def serialize_source(registry, config, source: Source, environment: Environment) -> dict:
+    """Return a source in Knock's shape with ``environment``'s settings."""
+    source_env = get_source_environment(source, environment)
+    return {
+        "key": source.key,
+        "name": source.name,
+        "description": source.description,
+        "provider": source.provider,
+        "created_at": isoformat(source.created_at),
+        "updated_at": isoformat(source.updated_at),
+        "environment_settings": {environment.slug: serialize_environment(registry, config, source, source_env)},
+    }
+
+
+def serialize_known_event(known: KnownEvent) -> dict:
+    """Return a known event type with its count and last sample payload."""
+    return {
+        "event": known.event_type,
+        "count": known.count,
+        "first_received_at": isoformat(known.first_received_at),
+        "last_received_at": isoformat(known.last_received_at),
+        "sample_payload": known.sample_payload,
+    }
+
+
+def serialize_event_log(event_log: EventLog) -> dict:
+    """Return an event log in Knock's ``SourceLog`` shape plus our debugging fields."""
+    return {
+        "id": str(event_log.id),
+        "event": event_log.event_type,
+        "status": event_log.status,
+        "reason": event_log.reason,
+        "error": event_log.error,
+        "data": event_log.body,
+        "headers": event_log.headers,
+        "raw_excerpt": event_log.raw_excerpt,
+        "idempotency_key": event_log.idempotency_key,
+        "idempotent": event_log.status == "idempotent",
+        "verification_status": event_log.verification_status,
+        "preprocess_output": event_log.preprocess_output,
+        "source": None,
+        "remote_ip": event_log.remote_ip,
+        "inserted_at": isoformat(event_log.received_at),
+        "occurred_at": isoformat(event_log.occurred_at),
+        "processed_at": isoformat(event_log.processed_at),
+    }
+
+
+def serialize_action_log(action_log: ActionLog) -> dict:
+    """Return an action log in Knock's ``SourceLogAction`` shape."""
+    return {
+        "id": str(action_log.id),
+        "action_type": action_log.action_type,
+        "action_parameters": action_log.action_parameters,
+        "action_payload": action_log.action_payload,
+        "action_result": action_log.action_result,
+        "action_status": action_log.status,
+        "error": action_log.error,
+        "inserted_at": isoformat(action_log.inserted_at),
+    }
+
+
+def serialize_tenant(tenant: Tenant) -> dict:
+    """Return a tenant in Knock's API shape: custom properties at the top level."""
+    return {
+        **(tenant.properties or {}),
+        "__typename": "Tenant",
+        "id": tenant.external_id,
+        "name": tenant.name,
+        "settings": tenant.settings or {},
+        "created_at": isoformat(tenant.created_at),
+        "updated_at": isoformat(tenant.updated_at),
+    }
+
+
+def serialize_object(obj: Object) -> dict:
+    """Return an object in Knock's API shape."""
+    return {
+        "__typename": "Object",
+        "id": obj.external_id,
+        "collection": obj.collection,
+        "name": obj.name,
+        "properties": obj.properties or {},
+        "created_at": isoformat(obj.created_at),
+        "updated_at": isoformat(obj.updated_at),
+    }
+
+
+def serialize_subscription(subscription: Subscription) -> dict:
+    """Return a subscription in Knock's API shape (recipient as a reference)."""
+    return {
+        "__typename": "Subscription",
+        "object": serialize_object(subscription.object),
+        "recipient": {"collection": subscription.recipient_collection, "id": subscription.recipient_id},
+        "properties": subscription.properties or {},
+        "inserted_at": isoformat(subscription.created_at),
+        "updated_at": isoformat(subscription.updated_at),
+    }
+
+
+def serialize_workflow(workflow: Workflow) -> dict:
+    """Return a workflow."""
+    return {
+        "key": workflow.key,
+        "name": workflow.name,
+        "active": workflow.active,
+        "created_at": isoformat(workflow.created_at),
+        "updated_at": isoformat(workflow.updated_at),
+    }
+
+
+def serialize_run(run: WorkflowRun) -> dict:
+    """Return a workflow run: what a plugin delivering runs elsewhere would send."""
+    return {
+        "id": run.run_id,
+        "workflow": run.workflow.key,
+        "recipient": {"collection": run.recipient_collection, "id": run.recipient_id},
+        "actor": run.actor,
+        "tenant": run.tenant,
+        "data": run.data,
+        "cancellation_key": run.cancellation_key,
+        "status": run.status,
+        "source_log_id": str(run.event_log_id) if run.event_log_id else None,
+        "inserted_at": isoformat(run.created_at),
+        "updated_at": isoformat(run.updated_at),
+    }
+
+
+def serialize_user(user: User) -> dict:
+    """Return a user in Knock's API shape: custom properties at the top level."""
+    return {
+        **(user.properties or {}),
+        "__typename": "User",
+        "id": user.external_id,
+        **{field: getattr(user, field) for field in RESERVED_USER_FIELDS},
+        "created_at": isoformat(user.created_at),
+        "updated_at": isoformat(user.updated_at),
+    }
+
+
+def serialize_member(member: AudienceMember, environment) -> dict:
+    """Return an audience member in Knock's API shape, with the user when it exists."""
+    user = find_user(environment, member.user_id)
+    return {
+        "__typename": "AudienceMember",
+        "user_id": member.user_id,
+        "user": serialize_user(user) if user else None,
+        "tenant": member.tenant or None,
+        "added_at": isoformat(member.created_at),
+    }
