@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.action_support import EventSource, identify_mapping, mapping, path_parameters
+from tests.support.actions import EventSource, identify_mapping, mapping, path_parameters
 
 OBJECT = {"collection": "projects", "id": "body.project.id"}
 

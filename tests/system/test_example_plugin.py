@@ -10,15 +10,15 @@ import shutil
 import subprocess
 import sys
 from importlib import metadata
-from pathlib import Path
 
 import pytest
 
 from knock_sources.actions.runner import check_parameters
 from knock_sources.plugins import Registry, make_plugin_manager
 from knock_sources.testing import CONTRACT_CHECKS, make_secret, raw_json
+from tests.support import ROOT
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "knock-sources-github"
+EXAMPLE = ROOT / "examples" / "knock-sources-github"
 DISTRIBUTION = "knock-sources-github"
 MODULE = "knock_sources_github"
 

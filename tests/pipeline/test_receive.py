@@ -8,7 +8,7 @@ from peewee import OperationalError
 from app import create_app
 from knock_sources import store
 from knock_sources.store.control import EventLog
-from tests.conftest import free_port
+from tests.support import free_port
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.action_support import EventSource, mapping
+from tests.support.actions import EventSource, mapping
 
 MAPPINGS = (
     mapping("users_identify", "user.updated", id="body.id", name="body.name"),

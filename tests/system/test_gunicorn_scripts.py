@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, port_is_open
+from tests.support import ROOT, free_port, port_is_open
 
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 RUNAWAY = {
     "loop": "function main() { while (true) {} }",

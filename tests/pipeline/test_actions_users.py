@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.action_support import EventSource, mapping, path_parameters
+from tests.support.actions import EventSource, mapping, path_parameters
 
 IDENTIFY = {
     "id": "body.user.id",

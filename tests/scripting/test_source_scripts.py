@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.script_support import KNOCK_DEFAULT_SCRIPT
+from tests.support.scripts import KNOCK_DEFAULT_SCRIPT
 
 # The seed's shape: verify an HMAC of the raw body with a secret kept in vars.
 HMAC_SCRIPT = """

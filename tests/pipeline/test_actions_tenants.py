@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.action_support import EventSource, by_type, mapping, path_parameters
+from tests.support.actions import EventSource, by_type, mapping, path_parameters
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import Api
+from tests.support import Api
 
 TRIGGER = {
     "event_type": "task.assigned",

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from tests.action_support import EventSource, by_type, mapping
+from tests.support.actions import EventSource, by_type, mapping
 
 # Knock's documented order (DESIGN.md section 6), with workflows_cancel just
 # before workflows_trigger.

@@ -17,9 +17,8 @@ from knock_sources import state
 from knock_sources.store import db as database
 from knock_sources.store.control import EventLog
 from knock_sources.store.dataplane import WorkflowRun
-from tests.conftest import Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
+from tests.support import ROOT, Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
 
-ROOT = Path(__file__).resolve().parent.parent
 FLASK = str(Path(sys.executable).with_name("flask"))
 TRIGGER = {
     "event_type": "order.paid",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from knock_sources.store import schema, utcnow
 from knock_sources.store.control import ApiKey, EventLog, IdempotencyRecord, SchemaVersion, Source
+from tests.support import ROOT
 
 
 def test_init_db_is_safe_to_run_twice_and_keeps_data(app, api, db):
@@ -68,16 +69,16 @@ def test_worker_refuses_to_start_without_redis(app):
 
 
 def test_flask_finds_the_app_without_arguments(tmp_path):
-    root = Path(__file__).resolve().parent.parent
+
     env = {
         "KNOCK_SOURCES_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
     }
     flask = Path(sys.executable).with_name("flask")
-    init = subprocess.run([str(flask), "init-db"], cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    init = subprocess.run([str(flask), "init-db"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert init.returncode == 0, init.stderr
     key = subprocess.run(
-        [str(flask), "api-key", "create"], cwd=root, env=env, capture_output=True, text=True, timeout=60
+        [str(flask), "api-key", "create"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert key.returncode == 0 and key.stdout.startswith("ks_")

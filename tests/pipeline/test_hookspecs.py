@@ -16,7 +16,7 @@ from knock_sources.hookspecs import hookimpl
 from knock_sources.plugins import make_plugin_manager
 from knock_sources.providers import DefaultMapping, Provider
 from knock_sources.views.api.shapes import serialize_run
-from tests.action_support import EventSource, mapping
+from tests.support.actions import EventSource, mapping
 
 
 class AcmeProvider(Provider):

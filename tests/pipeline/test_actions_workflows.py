@@ -3,7 +3,7 @@
 import pytest
 
 from knock_sources.store.dataplane import RUN_COMPLETED, WorkflowRun
-from tests.action_support import EventSource, identify_mapping, mapping, path_parameters
+from tests.support.actions import EventSource, identify_mapping, mapping, path_parameters
 
 TRIGGER = {"key": "wf", "recipients": "body.to"}
 

@@ -1,0 +1,143 @@
+"""Time and memory limits, including builtin calls V8 cannot interrupt."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from knock_sources.scripting import ScriptError, ScriptRunner
+from tests.support.scripts import (
+    COUNTER,
+    ONE_LINE_BOMBS,
+    bombs_when_asked,
+    make_ctx,
+    process_state,
+    run,
+    run_error,
+    wait_until_ended,
+)
+
+# --- limits ---------------------------------------------------------------------------
+
+LOOPS_WHEN_ASKED = "function main(ctx) { if (ctx.body.loop) { while (true) {} } return {verified: true}; }"
+BOMBS_WHEN_ASKED = """\
+function main(ctx) {
+  const kept = [];
+  if (ctx.body.bomb === "array") while (true) kept.push({n: kept.length});
+  if (ctx.body.bomb === "string") while (true) kept.push("x".repeat(1000) + kept.length);
+  if (ctx.body.bomb === "typed") while (true) kept.push(new Uint8Array(1 << 20));
+  if (ctx.body.bomb === "buffer") return {size: Buffer.alloc(64 * 1024 * 1024).length};
+  return {verified: true};
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "function main() { while (true) {} }",
+        "async function main() { await null; while (true) {} }",
+        "const spin = async () => { for (;;) await 0; };\nasync function main() { await spin(); }",
+        "async function main() { await new Promise(() => {}); }",
+        "let i = 0;\nwhile (true) { i++; }\nfunction main() { return {}; }",
+    ],
+    ids=["loop", "loop after await", "endless promise jobs", "promise never settles", "top-level loop"],
+)
+def test_endless_script_times_out(runner, source):
+    started = time.monotonic()
+    error = run_error(runner, source)
+    assert error.kind == "timeout"
+    assert time.monotonic() - started < 2
+
+
+def test_runner_recovers_after_a_timeout_for_the_same_key(runner):
+    assert run_error(runner, LOOPS_WHEN_ASKED, make_ctx(body={"loop": True})).kind == "timeout"
+    assert run(runner, LOOPS_WHEN_ASKED, make_ctx(body={"loop": False})) == {"verified": True}
+
+
+def test_runner_serves_other_keys_after_a_timeout(runner):
+    assert run_error(runner, LOOPS_WHEN_ASKED, make_ctx(body={"loop": True})).kind == "timeout"
+    assert run(runner, "function main() { return {verified: true}; }") == {"verified": True}
+
+
+@pytest.mark.parametrize("bomb", ["array", "string", "typed", "buffer"])
+def test_memory_bomb_hits_the_memory_limit(runner, bomb):
+    run(runner, BOMBS_WHEN_ASKED, make_ctx(body={"bomb": None}))
+    host = runner.host_pid
+    error = run_error(runner, BOMBS_WHEN_ASKED, make_ctx(body={"bomb": bomb}))
+    assert (error.kind, error.message) == ("memory", "the script exceeded the memory limit of 32 MB")
+    # Stopped by the isolate's limit, not by losing the host.
+    assert runner.host_pid == host
+
+
+def test_runner_recovers_after_a_memory_bomb_for_the_same_key(runner):
+    assert run_error(runner, BOMBS_WHEN_ASKED, make_ctx(body={"bomb": "array"})).kind == "memory"
+    assert run(runner, BOMBS_WHEN_ASKED, make_ctx(body={"bomb": None})) == {"verified": True}
+
+
+def test_runner_serves_other_keys_after_a_memory_bomb(runner):
+    assert run_error(runner, BOMBS_WHEN_ASKED, make_ctx(body={"bomb": "array"})).kind == "memory"
+    assert run(runner, "function main() { return {verified: true}; }") == {"verified": True}
+
+
+def test_array_buffers_freed_between_runs_are_credited_back(runner):
+    source = "function main() { Buffer.alloc(20 * 1024 * 1024); return {verified: true}; }"
+    for _ in range(5):
+        assert run(runner, source, key="reuse") == {"verified": True}
+
+
+@pytest.mark.parametrize("bomb", ONE_LINE_BOMBS.values(), ids=ONE_LINE_BOMBS.keys())
+def test_one_line_bomb_is_a_memory_error_and_the_caller_survives(runner, bomb):
+    started = time.monotonic()
+    error = run_error(runner, f"function main() {{ return {bomb}; }}")
+    assert (error.kind, error.message) == ("memory", "the script exceeded the memory limit of 32 MB")
+    assert time.monotonic() - started < 5
+    assert run(runner, "function main() { return {verified: true}; }") == {"verified": True}
+
+
+@pytest.mark.parametrize("bomb", ONE_LINE_BOMBS.values(), ids=ONE_LINE_BOMBS.keys())
+def test_same_and_other_keys_work_after_a_bomb_took_the_host_down(runner, bomb):
+    source = bombs_when_asked(bomb)
+    assert run(runner, COUNTER, key="counter") == {"calls": 1}
+    assert run(runner, source, make_ctx(body={"bomb": False}), key="bomb") == {"verified": True}
+    lost = runner.host_pid
+    assert run_error(runner, source, make_ctx(body={"bomb": True}), key="bomb").kind == "memory"
+    # The lost host was killed or reaped, and a new one took over.
+    assert process_state(lost) is None
+    assert runner.host_pid not in (None, lost)
+    assert run(runner, source, make_ctx(body={"bomb": False}), key="bomb") == {"verified": True}
+    # Compiled again in the new host, so its state starts over.
+    assert run(runner, COUNTER, key="counter") == {"calls": 1}
+    assert run(runner, COUNTER, key="counter") == {"calls": 2}
+
+
+def test_keys_stay_isolated_after_the_host_was_replaced(runner):
+    run(runner, "globalThis.leak = 'A';\nfunction main() { return {}; }", key="A")
+    assert run_error(runner, f"function main() {{ return {ONE_LINE_BOMBS['split']}; }}", key="bomb").kind == "memory"
+    run(runner, "globalThis.leak = 'A';\nfunction main() { return {}; }", key="A")
+    assert run(runner, "function main() { return {leak: typeof leak}; }", key="B") == {"leak": "undefined"}
+
+
+def test_a_host_killed_between_calls_is_replaced_without_an_error(runner):
+    assert run(runner, COUNTER, key="a") == {"calls": 1}
+    killed = runner.host_pid
+    os.kill(killed, signal.SIGKILL)
+    wait_until_ended(killed)
+    assert run(runner, COUNTER, key="a") == {"calls": 1}
+    assert runner.host_pid not in (None, killed)
+    assert process_state(killed) is None
+
+
+def test_a_host_that_stops_answering_is_replaced_and_the_call_times_out():
+    with ScriptRunner(timeout_ms=50) as quick:
+        assert quick.run("a", COUNTER, make_ctx()) == {"calls": 1}
+        stuck = quick.host_pid
+        os.kill(stuck, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(ScriptError) as caught:
+            quick.run("a", COUNTER, make_ctx())
+        assert (caught.value.kind, caught.value.message) == ("timeout", "the script exceeded the time limit of 50 ms")
+        assert time.monotonic() - started < 3
+        assert process_state(stuck) is None
+        assert quick.run("a", COUNTER, make_ctx()) == {"calls": 1}
