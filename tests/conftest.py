@@ -15,9 +15,9 @@ import pytest
 from knock_sources import store
 from tests.support import (
     POSTGRES_DB,
-    ROOT,
     POSTGRES_HOST,
     REDIS_URL,
+    ROOT,
     Api,
     make_app,
     port_is_open,
