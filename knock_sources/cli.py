@@ -16,7 +16,7 @@ from knock_sources.control import api_keys, sources
 from knock_sources.state import current_state
 from knock_sources.store import schema, utcnow
 from knock_sources.store.control import EventLog
-from knock_sources.worker import idempotency, jobs
+from knock_sources.worker import idempotency, jobs, service
 
 api_key_cli = AppGroup("api-key", help="Manage JSON API keys.")
 PURGE_BATCH = 5000
@@ -42,7 +42,7 @@ def worker_command(burst):
     state = current_state()
     if state.queue is None:
         raise click.UsageError("Set KNOCK_SOURCES_REDIS_URL: without Redis, jobs run in the web process.")
-    jobs.make_worker(state).work(burst=burst)
+    service.run(state, burst=burst)
 
 
 @click.command("sweep")
@@ -50,7 +50,8 @@ def worker_command(burst):
 def sweep_command():
     """Re-enqueue events still pending after the grace period."""
     with store.db.connection_context():
-        swept = jobs.sweep(current_state())
+        state = current_state()
+        swept = jobs.sweep(state, state.queue, None)
     click.echo(f"Re-enqueued {swept} pending events.", err=True)
 
 

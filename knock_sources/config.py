@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from knock_sources.errors import ConfigurationError
 
@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     # How often `flask worker` runs the sweeper.
     "SWEEP_INTERVAL_SECONDS": 30,
     "JOB_TIMEOUT_SECONDS": 300,
+    # `/healthz` answers 503 once the oldest pending event has waited longer
+    # than this; more than SWEEP_GRACE_SECONDS, after which the sweeper acts.
+    "HEALTHZ_MAX_PENDING_AGE_SECONDS": 300,
     # How long a process trusts its cached view of a source's token, settings
     # and secrets; API writes clear the local cache immediately.
     "SOURCE_CACHE_SECONDS": 5,
@@ -81,10 +84,20 @@ class ConfigSchema(Schema):
     SWEEP_GRACE_SECONDS = _whole(minimum=0)
     SWEEP_INTERVAL_SECONDS = _whole()
     JOB_TIMEOUT_SECONDS = _whole()
+    HEALTHZ_MAX_PENDING_AGE_SECONDS = _whole()
     SOURCE_CACHE_SECONDS = fields.Float(validate=validate.Range(min=0))
     LOAD_PLUGIN_ENTRYPOINTS = fields.Boolean(truthy={True}, falsy={False})
     DISABLED_PLUGINS = fields.List(fields.String())
     EXTRA_PLUGINS = fields.List(fields.Raw())
+
+    @validates_schema
+    def _pending_age_after_grace(self, data, **kwargs):
+        grace, limit = data.get("SWEEP_GRACE_SECONDS"), data.get("HEALTHZ_MAX_PENDING_AGE_SECONDS")
+        if grace is not None and limit is not None and limit <= grace:
+            # Otherwise an event waiting for its first sweep would already count as stalled.
+            raise ValidationError(
+                "must be more than KNOCK_SOURCES_SWEEP_GRACE_SECONDS", "HEALTHZ_MAX_PENDING_AGE_SECONDS"
+            )
 
 
 def normalise(config) -> None:

@@ -5,10 +5,17 @@ context; each fetches the app state and hands it down, so that the domain
 modules take plain values.
 """
 
+from rq import Queue, get_current_job
+
 from knock_sources.state import current_state
 from knock_sources.worker import jobs
 
 
 def drain_pending() -> int:
-    """Process the event ids waiting in the pending list; see ``jobs.drain``."""
-    return jobs.drain(current_state())
+    """Process the event ids waiting in the pending set; see ``jobs.drain``.
+
+    On the queue and connection the job came from: the worker's, which waits
+    out a Redis outage, not the app state's, which fails fast for the web.
+    """
+    job = get_current_job()
+    return jobs.drain(current_state(), Queue(job.origin, connection=job.connection))

@@ -49,6 +49,9 @@ def test_default_secret_key_is_warned_about_outside_tests(tmp_path, caplog):
         ("KNOCK_SOURCES_ENVIRONMENTS", "Staging Area", "KNOCK_SOURCES_ENVIRONMENTS"),
         ("KNOCK_SOURCES_PUBLIC_BASE_URL", "hooks.example.com", "KNOCK_SOURCES_PUBLIC_BASE_URL"),
         ("KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS", '"yes"', "KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS"),
+        ("KNOCK_SOURCES_HEALTHZ_MAX_PENDING_AGE_SECONDS", "0", "KNOCK_SOURCES_HEALTHZ_MAX_PENDING_AGE_SECONDS (got 0)"),
+        # An event waiting for its first sweep must not already count as stalled.
+        ("KNOCK_SOURCES_HEALTHZ_MAX_PENDING_AGE_SECONDS", "60", "must be more than KNOCK_SOURCES_SWEEP_GRACE_SECONDS"),
     ],
 )
 def test_a_mistyped_setting_stops_the_start_with_its_name(tmp_path, monkeypatch, key, value, named):

@@ -1,0 +1,127 @@
+"""Real processes for the system tests: a private ``redis-server`` and ``flask worker`` processes.
+
+A test that stops a service starts its own on a free port; the shared Redis
+and PostgreSQL are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from knock_sources import state
+from tests.support import ROOT, Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
+
+FLASK = str(Path(sys.executable).with_name("flask"))
+
+
+def wait_for(condition, what, timeout=60.0, every=0.1):
+    """Wait until ``condition()`` is true, failing with ``what`` after a generous ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
+
+
+class RedisServer:
+    """A ``redis-server`` of the test's own, without persistence, that can be killed and restarted."""
+
+    def __init__(self):
+        if shutil.which("redis-server") is None:
+            pytest.fail("redis-server is required for this test")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start it (again) on the same port; returns once it accepts connections."""
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for(lambda: port_is_open("127.0.0.1", self.port), "redis-server to start", timeout=10)
+
+    def kill(self) -> None:
+        """Kill it without warning, losing everything it held (an outage, as seen by its clients)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def queued_app(database_url, redis_url, queue_name):
+    """An app in the production shape (``REDIS_URL`` set) on ``database_url``; emptied afterwards."""
+    app = make_app(database_url, REDIS_URL=redis_url, QUEUE_NAME=queue_name)
+    try:
+        yield app
+    finally:
+        stop_dispatcher(app)
+        reset_database()
+
+
+def api_for(app) -> Api:
+    """The JSON API of ``app`` with a fresh key, and a ``receipt`` workflow to trigger."""
+    key = app.test_cli_runner().invoke(args=["api-key", "create"]).stdout.strip()
+    api = Api(app.test_client(), key)
+    api.create_workflow("receipt")
+    return api
+
+
+def worker_env(app, **overrides):
+    """Environment for a worker process configured like ``app``."""
+    settings = {
+        "DATABASE_URL": app.config["DATABASE_URL"],
+        "REDIS_URL": app.config["REDIS_URL"],
+        "QUEUE_NAME": app.config["QUEUE_NAME"],
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "LOAD_PLUGIN_ENTRYPOINTS": "false",
+        **overrides,
+    }
+    return {"PATH": os.environ["PATH"], **{f"KNOCK_SOURCES_{k}": str(v) for k, v in settings.items()}}
+
+
+def start_workers(app, count=1, burst=True, output=None, **overrides):
+    """Start ``count`` real worker processes, once this process has handed over its events.
+
+    With ``output`` (a directory), each worker writes what it prints to
+    ``worker-<n>.log`` there instead of a pipe, so a long-running worker can
+    be read while it runs.
+    """
+    assert app.extensions[state.EXTENSION].dispatcher.flush()
+    command = [FLASK, "worker"] + (["--burst"] if burst else [])
+    workers = []
+    for number in range(count):
+        stdout = subprocess.PIPE if output is None else open(Path(output) / f"worker-{number}.log", "w")  # noqa: SIM115
+        workers.append(
+            subprocess.Popen(
+                command, cwd=ROOT, env=worker_env(app, **overrides), stdout=stdout, stderr=subprocess.STDOUT, text=True
+            )
+        )
+        if output is not None:
+            stdout.close()
+    return workers
+
+
+def wait(workers, timeout=60):
+    """Wait for burst workers to drain the queue and exit cleanly."""
+    for worker in workers:
+        output, _ = worker.communicate(timeout=timeout)
+        assert worker.returncode == 0, output
+
+
+def stop(workers, timeout=30):
+    """Ask long-running workers to stop (SIGTERM, as a process manager does) and wait for them."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    for worker in workers:
+        # communicate() also closes the pipe of a worker started without ``output``.
+        worker.communicate(timeout=timeout)
