@@ -67,12 +67,12 @@ def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
         errors.append({"field": "preprocess_script", "message": str(verdict.script_error)})
     scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output)
     settings = receiving.settings
-    event_type = processing.resolve_event_type(
+    event_type, problem = processing.identify_event(
         processing.provider_for(state.registry, receiving.provider), settings, scope
     )
     actions = []
-    if event_type == processing.UNKNOWN_EVENT_TYPE:
-        errors.append({"field": "event_type_path", "message": "the event type path did not resolve to a string"})
+    if problem:
+        errors.append({"field": "event_type_path", "message": problem})
     else:
         actions = plan(state.registry, Mapping.active_for(source_env.id, event_type), scope)
     for action in actions:
@@ -80,12 +80,15 @@ def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
             errors.append({"field": f"mappings.{action['action_type']}", "message": action["error"]})
     succeeded = sum(1 for action in actions if action["action_status"] == SUCCESS)
     occurred_at = processing.resolve_timestamp(settings.get("timestamp_path"), scope, envelope.received_at)
+    key, dropped = idempotency.key_for(settings, scope)
+    if dropped:
+        errors.append({"field": "idempotency_key_path", "message": dropped})
     return {
         "log_id": None,
         "status": "error" if errors else "ok",
         "event": event_type,
         "occurred_at": occurred_at.isoformat() + "Z",
-        "idempotency_key": idempotency.key_for(settings, scope),
+        "idempotency_key": key,
         "verification_status": verdict.status,
         "preprocess_output": verdict.preprocess_output,
         "actions": actions,

@@ -36,7 +36,8 @@ class Delivery:
     """One request to an ingest URL, as plain values.
 
     ``headers`` has lower-cased names, repeated headers joined with ``", "``;
-    ``stream`` is read only up to the size limit.
+    ``stream`` is read only up to the size limit; ``charset`` is the content
+    type's ``charset`` parameter, if any.
     """
 
     headers: dict[str, str]
@@ -44,6 +45,7 @@ class Delivery:
     content_length: int | None
     mimetype: str
     remote_ip: str | None
+    charset: str | None = None
 
 
 def find_source_environment(cache: SourceCache, token: str) -> ReceivingEnvironment:
@@ -70,14 +72,18 @@ def receive(state: KnockSources, token: str, delivery: Delivery) -> int:
     raw = b""
     try:
         raw = body.read_body(delivery.stream, delivery.content_length, state.config["MAX_PAYLOAD_BYTES"])
-        parsed, text = body.parse_body(raw, delivery.mimetype)
+        request_body = body.RequestBody.parse(raw, delivery.mimetype, delivery.charset)
         received_at = utcnow()
-        envelope = Envelope(delivery.headers, raw, parsed, delivery.remote_ip, received_at)
-        verdict = verification.verify(
-            provider,
+        # The provider verifies the raw bytes; a form body is parsed only if it reads it.
+        unparsed = Envelope(delivery.headers, raw, request_body.deferred(), delivery.remote_ip, received_at)
+        status = verification.verify_provider(
+            provider, receiving.provider, receiving.verification_config(received_at), unparsed
+        )
+        envelope = Envelope(delivery.headers, raw, request_body.data, delivery.remote_ip, received_at)
+        verdict = verification.verify_script(
+            status,
             receiving,
             envelope,
-            received_at,
             # Keyed by token: unique per source environment, even across databases.
             lambda source, ctx: state.scripts.run(receiving.token, source, ctx),
             lambda: state.cache.variables(receiving.environment_id),
@@ -85,9 +91,10 @@ def receive(state: KnockSources, token: str, delivery: Delivery) -> int:
     except SourcesError as exc:
         eventlog.log_rejection(receiving, exc, headers, raw, delivery.remote_ip)
         raise
-    # A JSON body is stored as the text received: it parsed, so it is valid
-    # JSON, and re-serialising it would cost more than the insert.
-    body_text = None if body.is_form(delivery.mimetype) else text
-    event_log_id = eventlog.persist(receiving, envelope, headers, verdict, body_text=body_text)
+    # A JSON body is stored as the text received when it can be: it parsed, so
+    # it is valid JSON, and re-serialising it would cost more than the insert.
+    event_log_id = eventlog.persist(
+        receiving, envelope, headers, verdict, body_text=request_body.json_text, note=request_body.note
+    )
     jobs.submit_event(state, event_log_id)
     return event_log_id

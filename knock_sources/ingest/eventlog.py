@@ -70,10 +70,12 @@ def persist(
     verdict: Verdict,
     *,
     body_text: str | None = None,
+    note: str | None = None,
 ) -> int:
     """Commit the pending ``EventLog`` (the durability point) and return its id.
 
-    ``body_text`` is the body's JSON text when it is already at hand. Raises
+    ``body_text`` is the body's JSON text when it is already at hand; ``note``
+    is recorded with the event's error, for the sender to read. Raises
     ``LogUnavailable`` when the database cannot take it, so that the sender
     retries, and ``NotFound`` when the source was deleted meanwhile.
     """
@@ -86,7 +88,7 @@ def persist(
         verdict.status,
         envelope.received_at,
         verdict.preprocess_output,
-        verdict.error,
+        "; ".join(text for text in (verdict.error, note) if text) or None,
     )
     fields = EventLog._meta.fields
     try:

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Callable
 
 from knock_sources import signing
-from knock_sources.errors import SignatureError
+from knock_sources.errors import PayloadError, SignatureError
 from knock_sources.providers import Envelope, Provider
 from knock_sources.scripting import ScriptError
 
@@ -122,7 +122,8 @@ def verify_provider(provider: Provider | None, provider_slug: str, config: dict,
         return None
     try:
         provider.verify(envelope, config)
-    except SignatureError:
+    except (SignatureError, PayloadError):
+        # A PayloadError: the verifier read a form body that does not parse.
         raise
     except Exception:
         # A verifier bug must not turn into a 500 or, worse, an acceptance.
@@ -141,6 +142,29 @@ def judge(result: dict | None, error: ScriptError | None, enforce: bool) -> Verd
     return Verdict(VerificationStatus.of(enforce, verified), output, error)
 
 
+def verify_script(
+    status: str | None,
+    receiving,
+    envelope: Envelope,
+    run_script: RunScript,
+    variables: Callable[[], dict],
+) -> Verdict:
+    """Run the environment's script, if any, after the provider's check gave ``status``.
+
+    ``variables`` is called only when there is a script. Raises
+    ``SignatureError`` for a request that must be refused.
+    """
+    source = script_source(receiving.settings)
+    if not source:
+        return Verdict(status)
+    enforce = bool(receiving.settings.get("enforce_verification"))
+    try:
+        result = run_script(source, build_context(envelope, variables()))
+    except ScriptError as error:
+        return judge(None, error, enforce)
+    return judge(result, None, enforce)
+
+
 def verify(
     provider: Provider | None,
     receiving,
@@ -151,17 +175,10 @@ def verify(
 ) -> Verdict:
     """Verify one request: the provider's check, then the environment's script.
 
-    ``receiving`` is the source environment's ``ReceivingEnvironment``;
-    ``variables`` is called only when there is a script. Raises
-    ``SignatureError`` for a request that must be refused.
+    ``receiving`` is the source environment's ``ReceivingEnvironment``.
+    Ingestion runs the two steps itself, so that a form body is parsed only
+    once the provider has had its say; both end in the same verdict.
+    Raises ``SignatureError`` for a request that must be refused.
     """
     status = verify_provider(provider, receiving.provider, receiving.verification_config(now), envelope)
-    source = script_source(receiving.settings)
-    if not source:
-        return Verdict(status)
-    enforce = bool(receiving.settings.get("enforce_verification"))
-    try:
-        result = run_script(source, build_context(envelope, variables()))
-    except ScriptError as error:
-        return judge(None, error, enforce)
-    return judge(result, None, enforce)
+    return verify_script(status, receiving, envelope, run_script, variables)

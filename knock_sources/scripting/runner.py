@@ -47,6 +47,7 @@ import weakref
 from collections import OrderedDict
 from typing import Any, Hashable
 
+from knock_sources.errors import ScriptUnavailable
 from knock_sources.scripting.process import HostProcess
 from knock_sources.scripting.protocol import HostLost, ScriptError, invalid_result
 
@@ -94,6 +95,13 @@ def _redact(error: ScriptError, variables: Any) -> ScriptError:
 
 
 # --- runners ----------------------------------------------------------------------------
+
+
+def _unavailable(why: str) -> ScriptUnavailable:
+    """Log a host failure (the operator's problem, not the script's) and return the error for the caller."""
+    log.error("%s", why)
+    return ScriptUnavailable("The script could not be run; retry later.")
+
 
 _runners: weakref.WeakSet[ScriptRunner] = weakref.WeakSet()
 
@@ -220,12 +228,15 @@ class ScriptRunner:
             log.warning("script host %d %s between calls: %s", host.process.pid, host.status(), host.stop())
         if self._host is None:
             self._drops.clear()
-            self._host = HostProcess(self.timeout_ms, self.memory_mb)
+            try:
+                self._host = HostProcess(self.timeout_ms, self.memory_mb)
+            except OSError as exc:
+                raise _unavailable(f"the script host could not be started: {exc}") from None
         try:
             self._host.wait_ready()
         except HostLost:
             host, self._host = self._host, None
-            raise RuntimeError(f"the script host did not start: {host.stop(kill=True)}") from None
+            raise _unavailable(f"the script host did not start: {host.stop(kill=True)}") from None
         return self._host
 
     def _call(self, head: dict, source: str, payload: str, variables: Any) -> tuple[dict, str]:
@@ -240,7 +251,7 @@ class ScriptRunner:
             try:
                 host.send(head, source, payload)
             except HostLost:
-                raise RuntimeError("the script host exited before it took the call") from None
+                raise _unavailable("the script host exited before it took the call") from None
         # The host stops scripts at their time limit itself; one still busy
         # after that is stuck in a builtin V8 cannot interrupt, usually one
         # that allocates until V8 aborts, which the watch catches early.
@@ -254,7 +265,7 @@ class ScriptRunner:
         if "error" in reply:
             raise _redact(ScriptError(**reply["error"]), variables) from None
         if "failed" in reply:
-            raise RuntimeError(f"the script host failed: {_redact(ScriptError('runtime', reply['failed']), variables)}")
+            raise _unavailable(f"the script host failed: {_redact(ScriptError('runtime', reply['failed']), variables)}")
         return reply, text
 
     def _lost(self, host: HostProcess, how: str) -> ScriptError:

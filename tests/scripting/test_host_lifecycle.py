@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from knock_sources.errors import ScriptUnavailable
 from knock_sources.scripting import ScriptError, ScriptRunner
 from tests.support.scripts import (
     COUNTER,
@@ -103,12 +104,15 @@ def test_a_runner_collected_without_close_stops_its_host():
     assert process_state(host) is None
 
 
-def test_a_host_that_cannot_start_is_an_error_of_the_runner(monkeypatch):
-    monkeypatch.setattr(sys, "executable", "/bin/false")
+@pytest.mark.parametrize("executable", ["/bin/false", "/nonexistent/python"], ids=["exits", "missing"])
+def test_a_host_that_cannot_start_is_a_503_of_the_runner_and_logged(monkeypatch, caplog, executable):
+    monkeypatch.setattr(sys, "executable", executable)
     with ScriptRunner() as broken:
-        with pytest.raises(RuntimeError, match="the script host did not start"):
+        with pytest.raises(ScriptUnavailable) as caught:
             broken.run("a", COUNTER, make_ctx())
+        assert caught.value.status == 503
         assert broken.host_pid is None
+    assert "the script host" in caplog.text
     assert "Z" not in children_of_this_process().values()
 
 

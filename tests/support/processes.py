@@ -20,7 +20,8 @@ import pytest
 from knock_sources import state
 from tests.support import ROOT, Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
 
-FLASK = str(Path(sys.executable).with_name("flask"))
+BIN = Path(sys.executable).parent
+FLASK = str(BIN / "flask")
 
 
 def wait_for(condition, what, timeout=60.0, every=0.1):
@@ -125,3 +126,36 @@ def stop(workers, timeout=30):
     for worker in workers:
         # communicate() also closes the pipe of a worker started without ``output``.
         worker.communicate(timeout=timeout)
+
+
+@contextlib.contextmanager
+def gunicorn_server(directory):
+    """gunicorn serving the app on SQLite in ``directory``, one worker; yields (base url, API headers, worker pids)."""
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "KNOCK_SOURCES_DATABASE_URL": f"sqlite:///{Path(directory) / 'g.db'}",
+        "KNOCK_SOURCES_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS": "false",
+    }
+    subprocess.run([str(BIN / "flask"), "init-db"], cwd=ROOT, env=env, check=True, capture_output=True)
+    key = subprocess.run(
+        [str(BIN / "flask"), "api-key", "create"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    command = [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"]
+    process = subprocess.Popen(
+        [*command, "--timeout", "30", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: process.poll() is not None or port_is_open("127.0.0.1", port), "gunicorn to start", timeout=30)
+        assert process.poll() is None, "gunicorn did not start"
+        workers = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+        yield f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}, workers
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

@@ -7,14 +7,13 @@ Shapes follow Knock's Management API. Every call takes ``?environment=``
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, request
 
 from knock_sources.control.api_keys import is_valid
 from knock_sources.errors import AuthenticationRequired, NotFound, SourcesError, ValidationFailed
 from knock_sources.ingest import body as ingest_body
 from knock_sources.state import current_state
+from knock_sources.store import find_unstorable
 from knock_sources.store.control import Environment
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
@@ -23,6 +22,11 @@ DEFAULT_PAGE_SIZE = 25
 # Ids are 64-bit integers in every backend.
 MAX_ROW_ID = 2**63 - 1
 MAX_PAGE_SIZE = 100
+# A request body's ceiling: sources with scripts and rehearsals of the largest
+# accepted payloads fit many times over.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# Fields of a request body that hold a sample payload rather than values to store.
+SAMPLE_FIELDS = frozenset({"payload"})
 
 
 @bp.before_request
@@ -48,17 +52,31 @@ def json_body(schema) -> dict:
     """Load the JSON request body with ``schema``; 422 with field errors if invalid.
 
     Parsed here rather than with ``request.get_json``, whose ``silent`` mode
-    lets a deeply nested body's ``RecursionError`` through as a 500; strings
-    with lone surrogates are refused because no database can store them.
+    lets a deeply nested body's ``RecursionError`` through as a 500, with the
+    rules ingestion uses (charset, numbers JSON can carry). Text no database
+    can store (a NUL, a lone surrogate) is refused naming its field, except
+    inside the ``payload`` of a dry run, which is a sample of what ingestion
+    accepts.
     """
+    # Unreadable (400) and too large (413) stand as they are; the rest is the body's content.
+    raw = ingest_body.read_body(request.stream, request.content_length, MAX_BODY_BYTES)
     try:
-        payload, _ = ingest_body.parse_body(request.get_data(), "application/json")
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        payload = ingest_body.RequestBody.parse(raw, "application/json", request.mimetype_params.get("charset")).data
     except SourcesError as exc:
         raise ValidationFailed({"_schema": [exc.message]}) from None
-    except (UnicodeEncodeError, RecursionError):
-        raise ValidationFailed({"_schema": ["The body holds text that is not valid Unicode."]}) from None
+    found = find_unstorable({key: value for key, value in payload.items() if key not in SAMPLE_FIELDS})
+    if found:
+        where, problem = found
+        raise ValidationFailed(_nested(where, f"holds {problem}, which cannot be stored."))
     return schema.load(payload)
+
+
+def _nested(path: str, message: str) -> dict:
+    """``{"a": {"b": [message]}}`` for ``a.b``: the shape of marshmallow's field errors."""
+    errors: dict = {path.rsplit(".", 1)[-1]: [message]}
+    for part in reversed(path.split(".")[:-1]):
+        errors = {part: errors}
+    return errors
 
 
 def row_id(value: str | int, name: str = "id") -> int:
