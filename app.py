@@ -21,7 +21,6 @@ def create_app(test_config=None):
         app.config["DATABASE_URL"] = f"sqlite:///{os.path.join(app.instance_path, 'knock_sources.db')}"
     config.normalise(app.config)
     config.validate_config(app.config)
-    config.warn_if_insecure(app.config, app.logger)
     schema.init_app(app)
     state.init_app(app)
     views.init_app(app)

@@ -9,20 +9,42 @@ from datetime import timedelta
 
 import click
 from flask import current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
-from knock_sources import store
+from knock_sources import config, store
 from knock_sources.control import api_keys, sources
+from knock_sources.explain import EXPLAINED, explain
 from knock_sources.state import current_state
 from knock_sources.store import schema, utcnow
 from knock_sources.store.control import EventLog
 from knock_sources.worker import idempotency, jobs, service
 
-api_key_cli = AppGroup("api-key", help="Manage JSON API keys.")
+
+class _Explained:
+    """A database or Redis a command cannot use is one line saying how to fix it, not a traceback."""
+
+    def invoke(self, ctx):
+        """Run the command, explaining the failures a first run meets (``explain``)."""
+        try:
+            return super().invoke(ctx)
+        except EXPLAINED as exc:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            raise click.ClickException(explain(exc, app.config)) from None
+
+
+class Command(_Explained, click.Command):
+    """The class of every knock-sources command: ``@click.command(name, cls=Command)``."""
+
+
+class Group(_Explained, AppGroup):
+    """The class of every knock-sources command group; its subcommands are explained too."""
+
+
+api_key_cli = Group("api-key", help="Manage JSON API keys.")
 PURGE_BATCH = 5000
 
 
-@click.command("init-db")
+@click.command("init-db", cls=Command)
 @with_appcontext
 def init_db_command():
     """Create the database or migrate it to the current schema (safe to re-run)."""
@@ -34,7 +56,7 @@ def init_db_command():
     click.echo(f"Database ready at schema version {version}.", err=True)
 
 
-@click.command("worker")
+@click.command("worker", cls=Command)
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @with_appcontext
 def worker_command(burst):
@@ -42,20 +64,24 @@ def worker_command(burst):
     state = current_state()
     if state.queue is None:
         raise click.UsageError("Set KNOCK_SOURCES_REDIS_URL: without Redis, jobs run in the web process.")
+    config.warn_if_insecure(state.config, current_app.logger)
     service.run(state, burst=burst)
 
 
-@click.command("sweep")
+@click.command("sweep", cls=Command)
 @with_appcontext
 def sweep_command():
     """Re-enqueue events still pending after the grace period."""
+    state = current_state()
+    if state.queue is not None:
+        # The sweep itself shrugs Redis off (the next one carries on); asked for by hand, it must say so.
+        state.queue.connection.ping()
     with store.db.connection_context():
-        state = current_state()
         swept = jobs.sweep(state, state.queue, None)
     click.echo(f"Re-enqueued {swept} pending events.", err=True)
 
 
-@click.command("purge")
+@click.command("purge", cls=Command)
 @with_appcontext
 def purge_command():
     """Delete logs older than LOG_RETENTION_DAYS and expired idempotency records."""

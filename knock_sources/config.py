@@ -132,7 +132,7 @@ def _first(messages) -> str:
 
 
 def warn_if_insecure(config, logger) -> None:
-    """Log a warning when a server-backed deployment still uses the development secret key."""
+    """Log a warning when a server or worker starts with the development secret key (not in tests)."""
     if config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY and not config.get("TESTING"):
         logger.warning(
             "KNOCK_SOURCES_SECRET_KEY is not set: signing secrets and secret variables are "

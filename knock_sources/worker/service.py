@@ -29,6 +29,7 @@ from rq import Queue, SimpleWorker, worker_registration
 from rq.exceptions import StopRequested
 
 from knock_sources import store
+from knock_sources.explain import EXPLAINED, explain
 from knock_sources.worker import jobs
 
 if TYPE_CHECKING:
@@ -86,7 +87,11 @@ class PatientRetry(Retry):
             if self._down_since is not None:
                 return
             self._down_since = time.monotonic()
-        log.warning("Redis is unreachable (%s); retrying until it is back", error)
+        log.warning(
+            "Redis is unreachable (%s); retrying until it is back (if it does not come back: start Redis or fix "
+            "KNOCK_SOURCES_REDIS_URL)",
+            error,
+        )
 
     def _came_back(self) -> None:
         with self._lock:
@@ -149,6 +154,8 @@ class SweepingWorker(SimpleWorker):
             except StopRequested:
                 # RQ's SIGTERM handler raises it wherever an idle worker is.
                 raise
+            except EXPLAINED as exc:
+                log.warning("the sweeper could not run: %s", explain(exc, self.app_state.config))
             except Exception:
                 log.exception("the sweeper failed; it will run again")
 
