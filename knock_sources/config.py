@@ -10,6 +10,9 @@ DEFAULTS = {
     "REDIS_URL": None,
     # Encrypts signing secrets and secret variables at rest: set it in production.
     "SECRET_KEY": "dev-insecure-change-me",
+    # Older keys that still decrypt (Flask 3.1's name); `flask rotate-secrets`
+    # re-encrypts everything under SECRET_KEY so that they can be dropped.
+    "SECRET_KEY_FALLBACKS": [],
     "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
     "ENVIRONMENTS": ["development", "production"],
     "IDEMPOTENCY_WINDOW_SECONDS": 86400,
@@ -26,6 +29,9 @@ DEFAULTS = {
     # How long a process trusts its cached view of a source's token, settings
     # and secrets; API writes clear the local cache immediately.
     "SOURCE_CACHE_SECONDS": 5,
+    # How long a source environment's previous URL token keeps working after
+    # `POST /v1/sources/{key}/rotate_token` (24 h, as Svix does for secrets).
+    "TOKEN_GRACE_SECONDS": 86400,
     "LOAD_PLUGIN_ENTRYPOINTS": True,
     # Plugins that must not load: dotted module paths or entry-point names.
     "DISABLED_PLUGINS": [],
@@ -37,7 +43,7 @@ DEVELOPMENT_SECRET_KEY = DEFAULTS["SECRET_KEY"]
 
 def normalise(config):
     """Accept comma-separated strings where lists are expected."""
-    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS"):
+    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS", "SECRET_KEY_FALLBACKS"):
         value = config.get(key)
         if isinstance(value, str):
             config[key] = [item.strip() for item in value.split(",") if item.strip()]

@@ -15,6 +15,7 @@ from flask import g
 from peewee import SqliteDatabase
 from playhouse.db_url import parse as parse_db_url
 from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run
 from playhouse.pool import PooledPostgresqlDatabase
 
 from knock_sources import store
@@ -24,10 +25,33 @@ from knock_sources.store.dataplane import DATA_MODELS
 #: Every table, in dependency order.
 MODELS = control.CONTROL_MODELS + DATA_MODELS
 
+
+def _add_token_rotation(migrator, database):
+    """Rotated URL tokens: the previous token and when it stops working."""
+    table = control.SourceEnvironment._meta.table_name
+    fields = control.SourceEnvironment._meta.fields
+    run(
+        migrator.add_column(table, "previous_token", fields["previous_token"]),
+        migrator.add_column(table, "previous_token_expires_at", fields["previous_token_expires_at"]),
+    )
+
+
+def _add_api_key_last_used(migrator, database):
+    """When each API key was last used, for ``flask api-key list``."""
+    run(
+        migrator.add_column(
+            control.ApiKey._meta.table_name, "last_used_at", control.ApiKey._meta.fields["last_used_at"]
+        )
+    )
+
+
 #: Migrations after the initial schema, in order: ``(version, function)``
 #: where ``function(migrator, database)`` changes the schema of an existing
 #: database. Tables created fresh already have the latest shape.
-MIGRATIONS: tuple = ()
+MIGRATIONS: tuple = (
+    (2, _add_token_rotation),
+    (3, _add_api_key_last_used),
+)
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 
 
@@ -87,12 +111,23 @@ def init_app(app):
             store.db.close()
 
 
+def _existing_tables(database) -> set[str]:
+    """The tables of the schema in use (on PostgreSQL the first of ``search_path``, not always ``public``)."""
+    if isinstance(database.obj, SqliteDatabase):
+        return set(database.get_tables())
+    cursor = database.execute_sql("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()")
+    return {row[0] for row in cursor.fetchall()}
+
+
 def migrate(environments=("development", "production")):
     """Create or upgrade the schema and make sure ``environments`` exist."""
     database = store.db
     with database.connection_context():
         with database.atomic():
-            database.create_tables(MODELS, safe=True)
+            # Only missing tables: an existing table gets new columns and
+            # indexes from its migrations, never from its current model.
+            existing = _existing_tables(database)
+            database.create_tables([model for model in MODELS if model._meta.table_name not in existing])
             row = control.SchemaVersion.select().first()
             if row is None:
                 row = control.SchemaVersion.create(version=CURRENT_VERSION)
