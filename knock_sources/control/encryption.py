@@ -10,7 +10,7 @@ the fallbacks, so it encrypts under the current key and decrypts under any.
 key (``rotate``), after which the fallbacks can be dropped.
 
 A value no key decrypts is reported as undecryptable, never taken for a
-missing one, and logged once per process (``report_undecryptable``).
+missing one, and logged once per process (``Keyring.report_undecryptable``).
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 log = logging.getLogger(__name__)
 
-_reported: set[str] = set()
-_reported_lock = threading.Lock()
-
 
 @lru_cache(maxsize=16)
 def _fernet(secret_key: str) -> Fernet:
@@ -45,6 +42,8 @@ class Keyring:
     def __init__(self, secret_key: str, fallbacks: Iterable[str] = ()):
         keys = [secret_key, *(key for key in fallbacks if key and key != secret_key)]
         self._multi = MultiFernet([_fernet(key) for key in dict.fromkeys(keys)])
+        self._reported: set[str] = set()
+        self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config) -> Keyring:
@@ -69,16 +68,15 @@ class Keyring:
         except (InvalidToken, UnicodeError):
             return None
 
-
-def report_undecryptable(what: str) -> None:
-    """Log, once per process, that the secret described by ``what`` cannot be decrypted."""
-    with _reported_lock:
-        if what in _reported:
-            return
-        _reported.add(what)
-    log.error(
-        "%s cannot be decrypted with SECRET_KEY or SECRET_KEY_FALLBACKS: if SECRET_KEY was changed, "
-        "add the old key to KNOCK_SOURCES_SECRET_KEY_FALLBACKS and run `flask rotate-secrets`; "
-        "otherwise enter the secret again",
-        what,
-    )
+    def report_undecryptable(self, what: str) -> None:
+        """Log, once per keyring (one per app and process), that the secret ``what`` cannot be decrypted."""
+        with self._lock:
+            if what in self._reported:
+                return
+            self._reported.add(what)
+        log.error(
+            "%s cannot be decrypted with SECRET_KEY or SECRET_KEY_FALLBACKS: if SECRET_KEY was changed, "
+            "add the old key to KNOCK_SOURCES_SECRET_KEY_FALLBACKS and run `flask rotate-secrets`; "
+            "otherwise enter the secret again",
+            what,
+        )

@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from knock_sources.control import mappings
-from knock_sources.control.encryption import Keyring, report_undecryptable
+from knock_sources.control.encryption import Keyring
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.scripting import ScriptError, check_script
 from knock_sources.store import db, to_utc_naive, utcnow
@@ -182,7 +182,7 @@ def rotate_secrets(keyring: Keyring) -> tuple[int, int]:
             token = keyring.rotate(entry["secret"])
             if token is None:
                 failed += 1
-                report_undecryptable(
+                keyring.report_undecryptable(
                     f"a signing secret of source {source_env.source.key!r} (environment {source_env.id})"
                 )
                 entries.append(entry)

@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from knock_sources.control.encryption import Keyring, report_undecryptable
+from knock_sources.control.encryption import Keyring
 from knock_sources.errors import ValidationFailed
 from knock_sources.store import db, utcnow
 from knock_sources.store.control import Environment, Variable, VariableValue
@@ -93,7 +93,7 @@ def values_for(environment, keyring: Keyring) -> ScriptVariables:
         text = _plain(keyring, variable, stored)
         if text is None and stored is not None:
             undecryptable.append(variable.key)
-            report_undecryptable(f"secret variable {variable.key}")
+            keyring.report_undecryptable(f"secret variable {variable.key}")
             continue
         if text is not None:
             values[variable.key] = parse_value(text)
@@ -192,7 +192,7 @@ def rotate(keyring: Keyring) -> tuple[int, int]:
             token = keyring.rotate(row.value)
             if token is None:
                 failed += 1
-                report_undecryptable(f"secret variable {variable.key}")
+                keyring.report_undecryptable(f"secret variable {variable.key}")
                 continue
             row.value = token
             row.save()

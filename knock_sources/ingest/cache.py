@@ -19,7 +19,7 @@ from datetime import datetime
 from peewee import DoesNotExist
 
 from knock_sources.control import variables
-from knock_sources.control.encryption import Keyring, report_undecryptable
+from knock_sources.control.encryption import Keyring
 from knock_sources.store import utcnow
 from knock_sources.store.control import Source, SourceEnvironment
 
@@ -62,7 +62,7 @@ def snapshot(source_env: SourceEnvironment, keyring: Keyring) -> ReceivingEnviro
         plaintext = keyring.decrypt(entry["secret"])
         if plaintext is None:
             undecryptable += 1
-            report_undecryptable(signing_secret_label(source_env))
+            keyring.report_undecryptable(signing_secret_label(source_env))
             continue
         expires_at = entry.get("expires_at")
         secrets.append((plaintext, datetime.fromisoformat(expires_at) if expires_at else None))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from flask import g
-from peewee import SqliteDatabase
+from peewee import CharField, SqliteDatabase
 from playhouse.db_url import parse as parse_db_url
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as run
@@ -26,13 +26,22 @@ from knock_sources.store.dataplane import DATA_MODELS
 MODELS = control.CONTROL_MODELS + DATA_MODELS
 
 
+def _model_index_name(model, column: str) -> str:
+    """The name ``create_tables`` gives the one-column index on ``column``, so migrated and fresh databases agree."""
+    return next(index._name for index in model._meta.fields_to_index() if index._expressions[0].column_name == column)
+
+
 def _add_token_rotation(migrator, database):
-    """Rotated URL tokens: the previous token and when it stops working."""
-    table = control.SourceEnvironment._meta.table_name
-    fields = control.SourceEnvironment._meta.fields
+    """Rotated URL tokens: the previous token (indexed, as the token lookup reads it) and when it stops working."""
+    model = control.SourceEnvironment
+    table, fields = model._meta.table_name, model._meta.fields
     run(
-        migrator.add_column(table, "previous_token", fields["previous_token"]),
+        # Added without its index first: add_column would name the index differently.
+        migrator.add_column(
+            table, "previous_token", CharField(max_length=fields["previous_token"].max_length, null=True)
+        ),
         migrator.add_column(table, "previous_token_expires_at", fields["previous_token_expires_at"]),
+        migrator.add_index(table, ("previous_token",), False, name=_model_index_name(model, "previous_token")),
     )
 
 
