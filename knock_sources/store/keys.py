@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from knock_sources.store.control import Environment, Source, Variable
+from knock_sources.store.control import Source, Variable
 from knock_sources.store.dataplane import Workflow
 
 
@@ -41,7 +41,6 @@ _SLUG_CHARACTERS = "letters, digits, '-', '_' and '.', starting with a letter or
 
 SOURCE_KEY = KeyRule("source key", _SLUG, Source.key.max_length, _SLUG_CHARACTERS)
 WORKFLOW_KEY = KeyRule("workflow key", _SLUG, Workflow.key.max_length, _SLUG_CHARACTERS)
-ENVIRONMENT_SLUG = KeyRule("environment", _SLUG, Environment.slug.max_length, _SLUG_CHARACTERS)
 #: Scripts read variables as ``vars.KEY``, so their keys are identifiers.
 VARIABLE_KEY = KeyRule(
     "variable key",
