@@ -26,6 +26,12 @@ DEFAULTS = {
     # How long a process trusts its cached view of a source's token, settings
     # and secrets; API writes clear the local cache immediately.
     "SOURCE_CACHE_SECONDS": 5,
+    # The Segment-compatible tracking API (/segment/v1): the largest event, the
+    # largest request (after gzip is inflated; RudderStack's SDK sends up to
+    # 4 MB), and the browser origins allowed to call it (CORS; "*" for any).
+    "SEGMENT_MAX_EVENT_BYTES": 32 * 1024,
+    "SEGMENT_MAX_REQUEST_BYTES": 500 * 1024,
+    "SEGMENT_CORS_ORIGINS": [],
     "LOAD_PLUGIN_ENTRYPOINTS": True,
     # Plugins that must not load: dotted module paths or entry-point names.
     "DISABLED_PLUGINS": [],
@@ -37,7 +43,7 @@ DEVELOPMENT_SECRET_KEY = DEFAULTS["SECRET_KEY"]
 
 def normalise(config):
     """Accept comma-separated strings where lists are expected."""
-    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS"):
+    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS", "SEGMENT_CORS_ORIGINS"):
         value = config.get(key)
         if isinstance(value, str):
             config[key] = [item.strip() for item in value.split(",") if item.strip()]

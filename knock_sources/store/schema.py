@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from flask import g
 from peewee import SqliteDatabase
 from playhouse.db_url import parse as parse_db_url
-from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import SchemaMigrator, migrate as apply_migrations
 from playhouse.pool import PooledPostgresqlDatabase
 
 from knock_sources import store
@@ -24,10 +24,22 @@ from knock_sources.store.dataplane import DATA_MODELS
 #: Every table, in dependency order.
 MODELS = control.CONTROL_MODELS + DATA_MODELS
 
+def add_event_log_normalized(migrator, database) -> None:
+    """Version 2: ``ks_event_log.normalized``, Knock's normalized form of Segment-style events.
+
+    (``ks_received_message``, new in the same version, is created by
+    ``create_tables`` like any missing table.)
+    """
+    table = control.EventLog._meta.table_name
+    columns = {column.name for column in database.get_columns(table)}
+    if "normalized" not in columns:
+        apply_migrations(migrator.add_column(table, "normalized", store.JSONField(null=True)))
+
+
 #: Migrations after the initial schema, in order: ``(version, function)``
 #: where ``function(migrator, database)`` changes the schema of an existing
 #: database. Tables created fresh already have the latest shape.
-MIGRATIONS: tuple = ()
+MIGRATIONS: tuple = ((2, add_event_log_normalized),)
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 
 

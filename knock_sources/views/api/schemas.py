@@ -52,6 +52,7 @@ class SourceSettingsSchema(Schema):
     idempotency_key_path = Path(allow_none=True)
     enforce_idempotency = fields.Boolean()
     enforce_verification = fields.Boolean()
+    handle_identifies = fields.Boolean()
     secret_header = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
     tolerance_seconds = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=86400))
     preprocess_script = fields.Nested(ScriptSchema, allow_none=True)
@@ -60,6 +61,8 @@ class SourceSettingsSchema(Schema):
     # Read-only in responses; accepted and ignored so a GET body can be PUT back.
     endpoint = fields.String(load_only=True)
     signing_secrets_info = fields.Dict(load_only=True)
+    write_key = fields.String(load_only=True)
+    tracking_host = fields.String(load_only=True)
 
 
 class MappingSchema(Schema):
