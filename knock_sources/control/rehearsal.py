@@ -3,8 +3,9 @@
 Nothing here writes to the database. A rehearsal is composed of the
 pipeline's own pieces (``ingest.verification.verify``, the event-type,
 timestamp and idempotency-key resolution of the worker, the provider's
-normalization, ``processing.select_mappings`` and ``actions.runner.plan``), so it cannot disagree with a real event about
-what would happen; it reports what would happen and why not.
+normalization, ``processing.select_mappings`` and ``actions.runner.plan``),
+so it cannot disagree with a real event about what would happen; it reports
+what would happen and why not.
 """
 
 from __future__ import annotations

@@ -117,5 +117,7 @@ def _receive_batch(state, receiving, provider, envelope, headers, verdict, event
     for event_log_id in pending:
         jobs.submit_event(state, event_log_id)
     if not pending:
-        raise PayloadError("No element of the array is a valid event; each is logged as rejected.", code="no_valid_events")
+        raise PayloadError(
+            "No element of the array is a valid event; each is logged as rejected.", code="no_valid_events"
+        )
     return [row.id for row in stored]

@@ -93,7 +93,9 @@ def check_event(call) -> None:
     if not (isinstance(call.get("type"), str) and call["type"]):
         raise InvalidEvent("The event has no type.", {"type": ["Missing a string type."]}, code="missing_type")
     if call["type"] == "track" and not (isinstance(call.get("event"), str) and call["event"]):
-        raise InvalidEvent("A track call needs an event name.", {"event": ["Missing a string event."]}, code="missing_event")
+        raise InvalidEvent(
+            "A track call needs an event name.", {"event": ["Missing a string event."]}, code="missing_event"
+        )
 
 
 def check_call(call) -> dict:

@@ -143,7 +143,9 @@ def receive_calls(state: KnockSources, route: str, delivery) -> Outcome:
             raise PayloadError("The JSON body must be an object.", code="not_an_object")
         in_body = body_write_key(payload)
         if basic and in_body and not constant_time_equal(basic, in_body):
-            raise AuthenticationRequired("The Basic write key and the body's writeKey differ.", code="write_key_mismatch")
+            raise AuthenticationRequired(
+                "The Basic write key and the body's writeKey differ.", code="write_key_mismatch"
+            )
         receiving = receiving or find_writer(state, in_body)
         provider = state.registry.providers.get(receiving.provider)
         if provider is None or not provider.tracking_api:

@@ -14,7 +14,8 @@ from urllib.parse import urlparse
 from flask import g
 from peewee import SqliteDatabase
 from playhouse.db_url import parse as parse_db_url
-from playhouse.migrate import SchemaMigrator, migrate as apply_migrations
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as apply_migrations
 from playhouse.pool import PooledPostgresqlDatabase
 
 from knock_sources import store
@@ -23,6 +24,7 @@ from knock_sources.store.dataplane import DATA_MODELS
 
 #: Every table, in dependency order.
 MODELS = control.CONTROL_MODELS + DATA_MODELS
+
 
 def add_event_log_normalized(migrator, database) -> None:
     """Version 2: ``ks_event_log.normalized``, Knock's normalized form of Segment-style events.

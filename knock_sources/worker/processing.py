@@ -78,7 +78,9 @@ def scope_of(event_log) -> dict:
     return make_scope(event_log.body, event_log.headers, event_log.preprocess_output, event_log.normalized)
 
 
-def make_scope(body: dict | None, headers: dict | None, preprocess: dict | None, normalized: dict | None = None) -> dict:
+def make_scope(
+    body: dict | None, headers: dict | None, preprocess: dict | None, normalized: dict | None = None
+) -> dict:
     """Return the scope paths resolve against: ``body``, ``headers`` (lower-cased) and ``preprocess``.
 
     A Segment-style event's normalized form (``event``, ``user_id``,

@@ -123,6 +123,40 @@ class WorkflowBodySchema(Schema):
     active = fields.Boolean(load_default=True)
 
 
+class TriggerMappingSchema(Schema):
+    """A trigger's field mapping: each field a path, a literal ``{"value": ...}`` or (``data``) an object of paths."""
+
+    class Meta:
+        unknown = RAISE
+
+    recipients = fields.Raw(required=True)
+    actor = fields.Raw(allow_none=True)
+    tenant = fields.Raw(allow_none=True)
+    cancellation_key = fields.Raw(allow_none=True)
+    data = fields.Raw(allow_none=True)
+
+
+class TriggerBodySchema(Schema):
+    """``trigger`` in the body of ``POST /v1/workflows/{key}/triggers``."""
+
+    class Meta:
+        unknown = RAISE
+
+    source = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    event = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    mapping = fields.Nested(TriggerMappingSchema, required=True)
+
+
+class TriggerUpdateSchema(Schema):
+    """``trigger`` in the body of ``PATCH /v1/workflows/{key}/triggers/{source}/{event}``."""
+
+    class Meta:
+        unknown = RAISE
+
+    active = fields.Boolean()
+    mapping = fields.Nested(TriggerMappingSchema)
+
+
 def envelope_schema(name: str, inner: type[Schema]) -> Schema:
     """Return a schema for ``{name: <inner>}``, the shape Knock's API wraps bodies in."""
     return Schema.from_dict({name: fields.Nested(inner, required=True)})(unknown=RAISE)

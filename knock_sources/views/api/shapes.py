@@ -236,3 +236,20 @@ def serialize_tracking_outcome(outcome) -> dict:
             for item in outcome.rejected
         ],
     }
+
+
+def serialize_trigger(trigger, environment: Environment) -> dict:
+    """Return a workflow's source-event trigger as seen from ``environment``, with every environment's switch."""
+    mapping = trigger.mappings[environment.slug]
+    return {
+        "workflow": trigger.workflow_key,
+        "type": "source_event",
+        "source": trigger.source.key,
+        "event": trigger.event_type,
+        "mapping": trigger.fields,
+        "active": mapping.active,
+        "environments": {slug: {"active": row.active} for slug, row in sorted(trigger.mappings.items())},
+        "mapping_id": str(mapping.id),
+        "created_at": isoformat(mapping.created_at),
+        "updated_at": isoformat(mapping.updated_at),
+    }
