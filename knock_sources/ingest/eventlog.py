@@ -213,7 +213,8 @@ def rejection_fields(receiving: ReceivingEnvironment, error: SourcesError, heade
         "reason": error.code,
         "error": error.detail or error.message,
         "headers": headers,
-        "raw_excerpt": raw[:REJECTED_EXCERPT_BYTES].decode("utf-8", "replace"),
+        # PostgreSQL text cannot hold NUL, which binary (say, gzip) bodies have.
+        "raw_excerpt": raw[:REJECTED_EXCERPT_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd"),
         "verification_status": VerificationStatus.ENFORCED_UNVERIFIED if isinstance(error, SignatureError) else None,
     }
 

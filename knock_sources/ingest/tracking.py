@@ -132,6 +132,7 @@ def receive_calls(state: KnockSources, route: str, delivery) -> Outcome:
     config = state.config
     basic = basic_username(delivery.headers.get("authorization"))
     receiving = find_writer(state, basic) if basic else None
+    in_body = None
     headers = verification.stored_headers(delivery.headers, verification.CREDENTIAL_HEADERS)
     raw = b""
     try:
@@ -158,6 +159,9 @@ def receive_calls(state: KnockSources, route: str, delivery) -> Outcome:
         calls = calls_of(route, payload)
     except SourcesError as exc:
         if receiving is not None:
+            # The write key is a credential: never stored, even inside a refused body.
+            for key in filter(None, (basic, in_body)):
+                raw = raw.replace(key.encode("utf-8"), verification.REDACTED.encode("ascii"))
             eventlog.log_rejection(receiving, exc, headers, raw, delivery.remote_ip)
         raise
     received_at = utcnow()
@@ -213,6 +217,9 @@ class CallContext:
 
 def check_item(provider, receiving: ReceivingEnvironment, item, context: CallContext) -> eventlog.Entry:
     """Check and complete one item on its own: an accepted ``eventlog.Entry``, or one carrying its rejection."""
+    if isinstance(item, dict):
+        # The write key is a credential, never stored.
+        item = {key: value for key, value in item.items() if key != "writeKey"}
     try:
         if not isinstance(item, dict):
             raise PayloadError("A call must be a JSON object.", code="not_an_object")
@@ -237,10 +244,9 @@ def check_item(provider, receiving: ReceivingEnvironment, item, context: CallCon
 def complete(item: dict, context: CallContext) -> dict:
     """Return the call as it is stored: typed by its route, batch defaults merged, checked, timed.
 
-    The write key is a credential and is dropped; ids sent as numbers
-    become text (``track.check_call``).
+    Ids sent as numbers become text (``track.check_call``).
     """
-    call = {key: value for key, value in item.items() if key != "writeKey"}
+    call = dict(item)
     if context.route_type is not None:
         call["type"] = context.route_type
     for name, default in context.defaults.items():

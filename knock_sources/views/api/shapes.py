@@ -106,6 +106,8 @@ def serialize_event_log(event_log: EventLog) -> dict:
         "reason": event_log.reason,
         "error": event_log.error,
         "data": event_log.body,
+        # Knock's normalized form of a Segment-style event (event, user_id, data).
+        "normalized": event_log.normalized,
         "headers": event_log.headers,
         "raw_excerpt": event_log.raw_excerpt,
         "idempotency_key": event_log.idempotency_key,
