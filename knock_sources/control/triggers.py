@@ -98,16 +98,28 @@ def triggers_in(environment: Environment, **filters) -> list[Trigger]:
     return [trigger for trigger in find_triggers(**filters) if environment.slug in trigger.mappings]
 
 
-def get_trigger(workflow: Workflow, source_key: str, event_type: str) -> Trigger:
-    """Return the trigger of ``workflow`` for a source's event, present in the workflow's environment."""
+def get_trigger(workflow_key: str, environment: Environment, source_key: str, event_type: str) -> Trigger:
+    """Return the trigger of workflow ``workflow_key`` for a source's event, present in ``environment``.
+
+    The workflow itself need not exist there yet: a trigger can be switched
+    off in an environment before its workflow is promoted to it.
+    """
     source = sources.get_source(source_key)
-    found = triggers_in(workflow.environment, workflow_key=workflow.key, source=source, event_type=event_type)
+    found = triggers_in(environment, workflow_key=workflow_key, source=source, event_type=event_type)
     if not found:
         raise NotFound(
-            f"Workflow {workflow.key!r} has no trigger for {event_type!r} events of source {source_key!r}.",
+            f"Workflow {workflow_key!r} has no trigger for {event_type!r} events of source {source_key!r}.",
             code="trigger_missing",
         )
     return found[0]
+
+
+def workflow_triggers(environment: Environment, workflow_key: str) -> list[Trigger]:
+    """Return the triggers of a workflow present in ``environment``; ``NotFound`` if it has neither."""
+    found = triggers_in(environment, workflow_key=workflow_key)
+    if not found:
+        get_workflow(environment, workflow_key)
+    return found
 
 
 def _parameters(registry, workflow_key: str, mapping: dict) -> dict:
@@ -138,7 +150,7 @@ def create_trigger(registry, workflow: Workflow, body: dict) -> Trigger:
                 action_parameters=parameters,
                 active=True,
             )
-    return get_trigger(workflow, source.key, body["event"])
+    return get_trigger(workflow.key, workflow.environment, source.key, body["event"])
 
 
 def update_trigger(registry, trigger: Trigger, environment: Environment, body: dict) -> None:

@@ -40,16 +40,14 @@ def test_create_list_get_update_delete(api, setup):
     response = api.request("PATCH", f"{BASE}/http/signed.up", json={"trigger": {"mapping": {"recipients": "userId"}}})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["mapping"]["recipients"] == "userId"
-    # The field mapping is shared by the environments.
-    production = api.get(f"{BASE}/http/signed.up", environment="production")
-    assert production.status_code == 404  # no workflow "welcome" in production yet
-    api.create_workflow("welcome", environment="production")
+    # The field mapping is shared by the environments, even one the workflow is not promoted to yet.
     production = api.get(f"{BASE}/http/signed.up", environment="production").get_json()
-    assert production["mapping"]["recipients"] == "userId"
+    assert (production["mapping"]["recipients"], production["active"]) == ("userId", True)
 
     assert api.delete(f"{BASE}/http/signed.up").status_code == 204
     assert api.get(BASE).get_json()["entries"] == []
-    assert api.get(BASE, environment="production").get_json()["entries"] == []
+    # Gone from production too, where the workflow does not exist either.
+    assert api.get(BASE, environment="production").get_json()["code"] == "workflow_missing"
     assert api.get(f"{BASE}/http/signed.up").status_code == 404
 
 
@@ -67,7 +65,6 @@ def test_a_trigger_is_a_workflows_trigger_mapping_of_the_source(api, setup):
 
 
 def test_switching_off_affects_only_that_environment(api, setup):
-    api.create_workflow("welcome", environment="production")
     create(api)
     response = api.request("PATCH", f"{BASE}/http/signed.up", json={"trigger": {"active": False}})
     assert response.get_json()["environments"] == {"development": {"active": False}, "production": {"active": True}}
@@ -117,3 +114,12 @@ def test_missing_workflow_source_or_trigger_is_404(api, setup):
     assert create(api, source="nope").get_json()["code"] == "source_missing"
     assert api.get(f"{BASE}/http/never").get_json()["code"] == "trigger_missing"
     assert api.get("/v1/workflows/nope/triggers").get_json()["code"] == "workflow_missing"
+
+
+def test_a_trigger_can_be_switched_off_where_its_workflow_is_not_promoted_yet(api, setup):
+    create(api)
+    response = api.request(
+        "PATCH", f"{BASE}/http/signed.up", json={"trigger": {"active": False}}, environment="production"
+    )
+    assert response.status_code == 200, response.get_json()
+    assert [entry["active"] for entry in api.get(BASE, environment="production").get_json()["entries"]] == [False]

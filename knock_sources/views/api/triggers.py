@@ -3,7 +3,8 @@
 A trigger is addressed by its source and event type,
 ``/v1/workflows/{key}/triggers/{source}/{event}`` (an event type may hold
 slashes, as ``track/user-signed-up`` does). ``?environment=`` chooses the
-environment whose active switch a ``PATCH`` of ``active`` changes.
+environment whose active switch a ``PATCH`` of ``active`` changes; the
+workflow only has to exist there to create a trigger.
 """
 
 from __future__ import annotations
@@ -28,16 +29,14 @@ def _listing(found, environment) -> dict:
 
 
 def _trigger(key, source_key, event):
-    workflow = triggers.get_workflow(current_environment(), key)
-    return triggers.get_trigger(workflow, source_key, event)
+    return triggers.get_trigger(key, current_environment(), source_key, event)
 
 
 @bp.get("/workflows/<key>/triggers")
 def list_workflow_triggers(key):
     """List the workflow's triggers present in the environment."""
     environment = current_environment()
-    workflow = triggers.get_workflow(environment, key)
-    return jsonify(_listing(triggers.triggers_in(environment, workflow_key=workflow.key), environment))
+    return jsonify(_listing(triggers.workflow_triggers(environment, key), environment))
 
 
 @bp.post("/workflows/<key>/triggers")
