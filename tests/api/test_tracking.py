@@ -328,3 +328,13 @@ def test_basic_auth_password_is_ignored(client, key):
     token = base64.b64encode(f"{key}:anything".encode()).decode()
     response = post_call(client, "batch", {"batch": [track("x")]}, headers={"Authorization": f"Basic {token}"})
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("app_config", [{"SEGMENT_MAX_REQUEST_BYTES": 4 * 1024 * 1024, "MAX_PAYLOAD_BYTES": 1024}])
+def test_the_request_limit_is_configurable(client, api, key):
+    # RudderStack's SDK sends up to 4 MB; the webhook limit (MAX_PAYLOAD_BYTES) does not apply here.
+    big = {"batch": [track("Signed Up", f"user-{index}", padding="y" * 6000) for index in range(100)]}
+    assert len(json.dumps(big)) > 500 * 1024
+    response = post_call(client, "batch", big, headers=basic(key), compress=True)
+    assert (response.status_code, response.get_json()) == (200, {"success": True})
+    assert len(api.logs("seg", limit=100)) == 100

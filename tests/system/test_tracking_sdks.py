@@ -194,3 +194,28 @@ def test_a_refused_batch_is_not_retried(tmp_path, api, server, key, client_sdk):
     outcome = run_sdk(tmp_path, sdk, path, server.host, "not-a-write-key", CALLS[:1], mode="queued", max_retries=3)
     assert len(outcome["errors"]) == 1
     assert [seen["status"] for seen in server.requests] == [401]
+
+
+def test_a_chunked_gzip_body_without_content_length_is_read(api, server, key):
+    # analytics-kotlin and legacy analytics-android stream gzip with Transfer-Encoding: chunked.
+    import base64
+    import gzip
+    import http.client
+    from urllib.parse import urlsplit
+
+    body = gzip.compress(
+        json.dumps({"batch": [{"type": "identify", "userId": "ada", "traits": {"name": "Ada"}}]}).encode()
+    )
+    url = urlsplit(server.host)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    chunks = (body[start : start + 7] for start in range(0, len(body), 7))
+    headers = {
+        "Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(),
+        "Content-Type": "text/plain",
+        "Content-Encoding": "gzip",
+    }
+    connection.request("POST", url.path + "/v1/b", body=chunks, headers=headers, encode_chunked=True)
+    response = connection.getresponse()
+    assert (response.status, json.loads(response.read())) == (200, {"success": True})
+    connection.close()
+    assert api.get("/v1/users/ada").get_json()["name"] == "Ada"
