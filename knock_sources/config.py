@@ -47,6 +47,12 @@ DEFAULTS: dict[str, Any] = {
     # How long a source environment's previous URL token keeps working after
     # `POST /v1/sources/{key}/rotate_token` (24 h, as Svix does for secrets).
     "TOKEN_GRACE_SECONDS": 86400,
+    # The Segment-compatible tracking API (/segment/v1): the largest event, the
+    # largest request (after gzip is inflated; RudderStack's SDK sends up to
+    # 4 MB), and the browser origins allowed to call it (CORS; "*" for any).
+    "SEGMENT_MAX_EVENT_BYTES": 32 * 1024,
+    "SEGMENT_MAX_REQUEST_BYTES": 500 * 1024,
+    "SEGMENT_CORS_ORIGINS": [],
     "LOAD_PLUGIN_ENTRYPOINTS": True,
     # Plugins that must not load: dotted module paths or entry-point names.
     "DISABLED_PLUGINS": [],
@@ -90,6 +96,9 @@ class ConfigSchema(Schema):
     JOB_TIMEOUT_SECONDS = _whole()
     SOURCE_CACHE_SECONDS = fields.Float(validate=validate.Range(min=0))
     TOKEN_GRACE_SECONDS = _whole(minimum=0)
+    SEGMENT_MAX_EVENT_BYTES = _whole()
+    SEGMENT_MAX_REQUEST_BYTES = _whole()
+    SEGMENT_CORS_ORIGINS = fields.List(fields.String(validate=validate.Regexp(r"^(\*|https?://[^/\s]+)$")))
     LOAD_PLUGIN_ENTRYPOINTS = fields.Boolean(truthy={True}, falsy={False})
     DISABLED_PLUGINS = fields.List(fields.String())
     EXTRA_PLUGINS = fields.List(fields.Raw())
@@ -97,7 +106,7 @@ class ConfigSchema(Schema):
 
 def normalise(config) -> None:
     """Accept comma-separated strings where lists are expected."""
-    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS", "SECRET_KEY_FALLBACKS"):
+    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS", "SECRET_KEY_FALLBACKS", "SEGMENT_CORS_ORIGINS"):
         value = config.get(key)
         if isinstance(value, str):
             config[key] = [item.strip() for item in value.split(",") if item.strip()]

@@ -204,6 +204,12 @@ def restore_defaults(source_env: SourceEnvironment, provider) -> list[Mapping]:
     return list_for(source_env)
 
 
+def configured_text(spec) -> str | None:
+    """Return the text a literal parameter is configured with (a plain string or ``{"value": "..."}``), if any."""
+    value = spec["value"] if is_literal(spec) else spec
+    return value if isinstance(value, str) and value else None
+
+
 def missing_workflows(registry, source_env: SourceEnvironment) -> list[str]:
     """Return the workflow keys that active mappings trigger or cancel but that do not exist here."""
     keys = set()
@@ -211,9 +217,8 @@ def missing_workflows(registry, source_env: SourceEnvironment) -> list[str]:
         action = registry.actions.get(mapping.action_type)
         if not mapping.active or action is None or action.workflow_param is None:
             continue
-        spec = (mapping.action_parameters or {}).get(action.workflow_param)
-        key = spec["value"] if is_literal(spec) else spec
-        if isinstance(key, str) and key:
+        key = configured_text((mapping.action_parameters or {}).get(action.workflow_param))
+        if key:
             keys.add(key)
     if not keys:
         return []

@@ -12,7 +12,8 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from knock_sources.store import EVENT_STATUSES
 from knock_sources.store.dataplane import RUN_STATUSES
-from knock_sources.views.api.fields import HeaderName, Keyed, Path, StrictBoolean, StrictInteger
+from knock_sources.store.keys import SOURCE_KEY
+from knock_sources.views.api.fields import HeaderName, Key, Keyed, Path, StrictBoolean, StrictInteger
 
 # Ids are 64-bit integers in every backend.
 MAX_ROW_ID = 2**63 - 1
@@ -64,6 +65,7 @@ class SourceSettingsSchema(Schema):
     idempotency_key_path = Path(allow_none=True)
     enforce_idempotency = StrictBoolean()
     enforce_verification = StrictBoolean()
+    handle_identifies = StrictBoolean()
     # Stored stripped and lower-cased: the name verification reads and redaction hides.
     secret_header = HeaderName(allow_none=True)
     tolerance_seconds = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=86400))
@@ -73,6 +75,8 @@ class SourceSettingsSchema(Schema):
     # Read-only in responses; accepted and ignored so a GET body can be PUT back.
     endpoint = fields.String(load_only=True)
     signing_secrets_info = fields.Dict(load_only=True)
+    write_key = fields.String(load_only=True)
+    tracking_host = fields.String(load_only=True)
 
 
 class MappingFieldsSchema(Schema):
@@ -161,6 +165,40 @@ class WorkflowBodySchema(Schema):
 
     name = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=255))
     active = StrictBoolean(load_default=True)
+
+
+class TriggerMappingSchema(Schema):
+    """A trigger's field mapping: each field a path, a literal ``{"value": ...}`` or (``data``) an object of paths."""
+
+    class Meta:
+        unknown = RAISE
+
+    recipients = fields.Raw(required=True)
+    actor = fields.Raw(allow_none=True)
+    tenant = fields.Raw(allow_none=True)
+    cancellation_key = fields.Raw(allow_none=True)
+    data = fields.Raw(allow_none=True)
+
+
+class TriggerBodySchema(Schema):
+    """``trigger`` in the body of ``POST /v1/workflows/{key}/triggers``."""
+
+    class Meta:
+        unknown = RAISE
+
+    source = Key(SOURCE_KEY, required=True)
+    event = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    mapping = fields.Nested(TriggerMappingSchema, required=True)
+
+
+class TriggerUpdateSchema(Schema):
+    """``trigger`` in the body of ``PATCH /v1/workflows/{key}/triggers/{source}/{event}``."""
+
+    class Meta:
+        unknown = RAISE
+
+    active = StrictBoolean()
+    mapping = fields.Nested(TriggerMappingSchema)
 
 
 def envelope_schema(name: str, inner: type[Schema]) -> Schema:

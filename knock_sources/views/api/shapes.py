@@ -10,7 +10,7 @@ from __future__ import annotations
 from knock_sources.actions.users import RESERVED_USER_FIELDS, find_user
 from knock_sources.control import mappings, sources, variables
 from knock_sources.control.encryption import Keyring
-from knock_sources.control.sources import endpoint_url, get_source_environment
+from knock_sources.control.sources import endpoint_url, get_source_environment, tracking_host
 from knock_sources.ingest import verification
 from knock_sources.ingest.cache import snapshot
 from knock_sources.store import isoformat, utcnow
@@ -66,15 +66,19 @@ def serialize_environment(state, source: Source, source_env: SourceEnvironment) 
     """Return one environment's settings (secrets summarised, never shown), mappings and verification summary."""
     provider = state.registry.providers.get(source.provider)
     expiries = [entry.get("expires_at") for entry in source_env.signing_secrets or ()]
+    settings = {
+        **(source_env.settings or {}),
+        "endpoint": endpoint_url(state.config, source_env.token),
+        # Secrets are write-only: only how many there are and when they expire.
+        "signing_secrets_info": {"count": len(expiries), "expires_at": expiries},
+    }
+    if provider is not None and provider.tracking_api:
+        # The write key is the endpoint's token: whoever has one has the other.
+        settings.update(tracking_host=tracking_host(state.config), write_key=source_env.token)
     previous_expiry = sources.previous_token_expiry(source_env)
     receiving = snapshot(source_env, state.keyring)
     return {
-        "settings": {
-            **(source_env.settings or {}),
-            "endpoint": endpoint_url(state.config, source_env.token),
-            # Secrets are write-only: only how many there are and when they expire.
-            "signing_secrets_info": {"count": len(expiries), "expires_at": expiries},
-        },
+        "settings": settings,
         "active": source_env.active,
         "mappings": [serialize_mapping(mapping, provider) for mapping in mappings.list_for(source_env)],
         "missing_workflows": mappings.missing_workflows(state.registry, source_env),
@@ -122,6 +126,8 @@ def serialize_event_log(event_log: EventLog) -> dict:
         "reason": event_log.reason,
         "error": event_log.error,
         "data": event_log.body,
+        # Knock's normalized form of a Segment-style event (event, user_id, data).
+        "normalized": event_log.normalized,
         "headers": event_log.headers,
         "raw_excerpt": event_log.raw_excerpt,
         "idempotency_key": event_log.idempotency_key,
@@ -237,4 +243,35 @@ def serialize_member(member: AudienceMember, environment) -> dict:
         "user": serialize_user(user) if user else None,
         "tenant": member.tenant or None,
         "added_at": isoformat(member.created_at),
+    }
+
+
+def serialize_tracking_outcome(outcome) -> dict:
+    """Return the tracking API's answer: ``{"success": true}``, plus the rejected items when there are any."""
+    if not outcome.rejected:
+        return {"success": True}
+    return {
+        "success": True,
+        "accepted": outcome.accepted,
+        "rejected": [
+            {"index": item.index, "messageId": item.message_id, "code": item.code, "message": item.message}
+            for item in outcome.rejected
+        ],
+    }
+
+
+def serialize_trigger(trigger, environment: Environment) -> dict:
+    """Return a workflow's source-event trigger as seen from ``environment``, with every environment's switch."""
+    mapping = trigger.mappings[environment.slug]
+    return {
+        "workflow": trigger.workflow_key,
+        "type": "source_event",
+        "source": trigger.source.key,
+        "event": trigger.event_type,
+        "mapping": trigger.fields,
+        "active": mapping.active,
+        "environments": {slug: {"active": row.active} for slug, row in sorted(trigger.mappings.items())},
+        "mapping_id": str(mapping.id),
+        "created_at": isoformat(mapping.created_at),
+        "updated_at": isoformat(mapping.updated_at),
     }
