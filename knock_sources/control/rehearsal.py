@@ -66,8 +66,8 @@ def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
         field = "preprocess_script" if exc.code == "script_unverified" else "verification"
         errors.append({"field": field, "message": exc.detail or exc.message})
         verdict = verification.Verdict(verification.VerificationStatus.ENFORCED_UNVERIFIED)
-    if verdict.script_error:
-        errors.append({"field": "preprocess_script", "message": str(verdict.script_error)})
+    if verdict.problem or verdict.script_error:
+        errors.append({"field": "preprocess_script", "message": verdict.problem or str(verdict.script_error)})
     known = processing.provider_for(state.registry, receiving.provider)
     normalized = None
     try:
