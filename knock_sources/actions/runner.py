@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def in_order(mappings) -> list:
-    """Return ``mappings`` in Knock's fixed action order (then by id)."""
-    return sorted(mappings, key=lambda mapping: (order_key(mapping.action_type), mapping.id))
+    """Return ``mappings`` in Knock's fixed action order (then by id; unsaved implicit mappings first)."""
+    return sorted(mappings, key=lambda mapping: (order_key(mapping.action_type), mapping.id or 0))
 
 
 def run_mappings(registry, mappings, scope: dict, context) -> list[ActionLog]:
@@ -88,8 +88,8 @@ def check_parameters(action, configured: dict, scope: dict) -> tuple[str, dict, 
     unstorable = find_unstorable(values)
     if unstorable:
         # A payload may hold anything JSON can; the data plane stores only what a database can.
-        where, problem = unstorable
-        name = where.split(".", 1)[0].split("[", 1)[0]
+        (name, *inside), problem = unstorable
+        where = name + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in inside)
         return ERROR, values, f"{where}: holds {problem}, which cannot be stored ({origins.get(name, 'value')})"
     try:
         return SUCCESS, schema.load(values, unknown=EXCLUDE), None

@@ -61,24 +61,23 @@ def unstorable(text: str) -> str | None:
     return f"a lone surrogate (\\u{ord(found.group()):04x})"
 
 
-def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+def find_unstorable(value: Any, path: tuple = ()) -> tuple[tuple, str] | None:
     """Return ``(path, problem)`` for the first string (key or value) inside ``value`` that is ``unstorable``.
 
-    ``path`` is dotted with ``[i]`` for list items, the way a client names fields.
+    ``path`` is the keys and list indexes leading to it.
     """
     if isinstance(value, str):
         problem = unstorable(value)
         return (path, problem) if problem else None
     if isinstance(value, dict):
         for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
             problem = unstorable(key) if isinstance(key, str) else None
-            found = (where, problem) if problem else find_unstorable(item, where)
+            found = ((*path, key), problem) if problem else find_unstorable(item, (*path, key))
             if found:
                 return found
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            found = find_unstorable(item, f"{path}[{index}]")
+            found = find_unstorable(item, (*path, index))
             if found:
                 return found
     return None

@@ -49,6 +49,9 @@ class SourceEnvironment(BaseModel):
     source = ForeignKeyField(Source, backref="environments", on_delete="CASCADE")
     environment = ForeignKeyField(Environment, on_delete="CASCADE")
     token = CharField(max_length=64, unique=True)
+    #: The token replaced by the last rotation, still accepted until ``previous_token_expires_at``.
+    previous_token = CharField(max_length=64, null=True, index=True)
+    previous_token_expires_at = DateTimeField(null=True)
     settings = JSONField(default=dict)
     #: ``[{"secret": <encrypted>, "expires_at": iso or null}]``; write-only in the API.
     signing_secrets = JSONField(default=list)
@@ -123,6 +126,9 @@ class EventLog(BaseModel):
     remote_ip = CharField(max_length=64, null=True)
     verification_status = CharField(max_length=32, null=True)
     preprocess_output = JSONField(null=True)
+    #: Knock's normalized form of a Segment-style event (``event``, ``user_id``,
+    #: ``data``), which overlays the body for paths; null for other sources.
+    normalized = JSONField(null=True)
     error = StorableTextField(null=True)
     occurred_at = DateTimeField(null=True)
     received_at = DateTimeField(default=utcnow)
@@ -167,6 +173,25 @@ class IdempotencyRecord(BaseModel):
         indexes = ((("source_environment", "event_type", "key"), True),)
 
 
+class ReceivedMessage(BaseModel):
+    """A ``messageId`` the tracking API received for a source environment.
+
+    SDKs resend a batch with the same messageIds when they did not see a
+    200, so a messageId seen before is a retry: its event is logged as
+    idempotent and runs nothing, whatever the idempotency settings. The
+    unique index makes the check atomic, as for ``IdempotencyRecord``.
+    """
+
+    source_environment = ForeignKeyField(SourceEnvironment, on_delete="CASCADE")
+    message_id = CharField(max_length=255)
+    event_log = ForeignKeyField(EventLog, null=True, on_delete="SET NULL")
+    received_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(index=True)
+
+    class Meta:
+        indexes = ((("source_environment", "message_id"), True),)
+
+
 class Variable(BaseModel):
     """An account-level variable scripts read through ``vars``.
 
@@ -200,6 +225,8 @@ class ApiKey(BaseModel):
     prefix = CharField(max_length=16)
     name = CharField(max_length=255, null=True)
     created_at = DateTimeField(default=utcnow)
+    #: Updated at most once a minute (``control.api_keys.LAST_USED_RESOLUTION``), not on every request.
+    last_used_at = DateTimeField(null=True)
 
 
 CONTROL_MODELS = (
@@ -212,6 +239,7 @@ CONTROL_MODELS = (
     EventLog,
     ActionLog,
     IdempotencyRecord,
+    ReceivedMessage,
     Variable,
     VariableValue,
     ApiKey,

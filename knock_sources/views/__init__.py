@@ -9,13 +9,14 @@ import logging
 
 from flask import jsonify, request
 from flask.json.provider import DefaultJSONProvider
+from flask_cors import CORS
 from marshmallow import ValidationError
 from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import PayloadError, SourcesError, ValidationFailed
 from knock_sources.store import unstorable
-from knock_sources.views import api, health, receive
+from knock_sources.views import api, health, receive, tracking
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def refuse_unstorable_url():
     for name, value in request.args.items(multi=True):
         problem = unstorable(name) or unstorable(value)
         if problem:
-            raise ValidationFailed({name: [f"holds {problem}, which no value can."]}, "The query string is invalid.")
+            raise ValidationFailed({name: [f"holds {problem}, which no value can."]}, location="query")
 
 
 def init_app(app):
@@ -47,6 +48,15 @@ def init_app(app):
     app.register_blueprint(receive.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(tracking.bp)
+    # Browsers call the tracking API cross-origin (analytics.js); only the configured origins may.
+    CORS(
+        app,
+        resources={r"/segment/*": {"origins": app.config["SEGMENT_CORS_ORIGINS"]}},
+        methods=["POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"],
+        max_age=86400,
+    )
 
     @app.errorhandler(SourcesError)
     def _sources_error(exc):

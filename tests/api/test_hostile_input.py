@@ -102,9 +102,9 @@ def test_identifiers_and_queries_no_database_can_hold_are_refused(client, api, w
 def test_a_body_value_no_database_can_hold_is_a_422_naming_its_field(api):
     response = api.put("/v1/workflows/receipt", {"workflow": {"name": "a\x00b", "active": True}})
     assert response.status_code == 422
-    assert response.get_json()["errors"] == {
-        "workflow": {"name": ["holds a NUL character (\\u0000), which cannot be stored."]}
-    }
+    assert response.get_json()["errors"] == [
+        {"field": "workflow.name", "in": "body", "message": "holds a NUL character (\\u0000), which cannot be stored."}
+    ]
 
 
 def test_a_rehearsal_of_a_payload_holding_nul_names_the_problem(api, world):

@@ -8,20 +8,20 @@ Shapes follow Knock's Management API. Every call takes ``?environment=``
 from __future__ import annotations
 
 from flask import Blueprint, request
+from marshmallow import ValidationError
 
-from knock_sources.control.api_keys import is_valid
+from knock_sources.control import api_keys
 from knock_sources.errors import AuthenticationRequired, NotFound, SourcesError, ValidationFailed
 from knock_sources.ingest import body as ingest_body
 from knock_sources.state import current_state
 from knock_sources.store import find_unstorable
 from knock_sources.store.control import Environment
+from knock_sources.store.keys import KeyRule
+from knock_sources.views.api.schemas import PageQuerySchema, RowId
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
-DEFAULT_PAGE_SIZE = 25
-# Ids are 64-bit integers in every backend.
-MAX_ROW_ID = 2**63 - 1
-MAX_PAGE_SIZE = 100
+page_query_schema = PageQuerySchema()
 # A request body's ceiling: sources with scripts and rehearsals of the largest
 # accepted payloads fit many times over.
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -35,7 +35,7 @@ def _authenticate():
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationRequired("Send an API key as 'Authorization: Bearer <key>'.", code="api_key_missing")
-    if not is_valid(token.strip()):
+    if not api_keys.is_valid(token.strip()):
         raise AuthenticationRequired("The API key is not valid.")
 
 
@@ -48,7 +48,7 @@ def current_environment() -> Environment:
     return environment
 
 
-def json_body(schema) -> dict:
+def json_body(schema, *, optional: bool = False) -> dict:
     """Load the JSON request body with ``schema``; 422 with field errors if invalid.
 
     Parsed here rather than with ``request.get_json``, whose ``silent`` mode
@@ -56,10 +56,12 @@ def json_body(schema) -> dict:
     rules ingestion uses (charset, numbers JSON can carry). Text no database
     can store (a NUL, a lone surrogate) is refused naming its field, except
     inside the ``payload`` of a dry run, which is a sample of what ingestion
-    accepts.
+    accepts. With ``optional``, an empty body stands for ``{}``.
     """
     # Unreadable (400) and too large (413) stand as they are; the rest is the body's content.
     raw = ingest_body.read_body(request.stream, request.content_length, MAX_BODY_BYTES)
+    if optional and not raw.strip():
+        return schema.load({})
     try:
         payload = ingest_body.RequestBody.parse(raw, "application/json", request.mimetype_params.get("charset")).data
     except SourcesError as exc:
@@ -67,38 +69,45 @@ def json_body(schema) -> dict:
     found = find_unstorable({key: value for key, value in payload.items() if key not in SAMPLE_FIELDS})
     if found:
         where, problem = found
-        raise ValidationFailed(_nested(where, f"holds {problem}, which cannot be stored."))
-    return schema.load(payload)
+        raise ValidationFailed({".".join(map(str, where)): [f"holds {problem}, which cannot be stored."]})
+    try:
+        return schema.load(payload)
+    except ValidationError as exc:
+        raise ValidationFailed(exc.messages) from None
 
 
-def _nested(path: str, message: str) -> dict:
-    """``{"a": {"b": [message]}}`` for ``a.b``: the shape of marshmallow's field errors."""
-    errors: dict = {path.rsplit(".", 1)[-1]: [message]}
-    for part in reversed(path.split(".")[:-1]):
-        errors = {part: errors}
-    return errors
+def query_args(schema) -> dict:
+    """Load the query parameters ``schema`` declares; 422 naming each bad one as a query parameter."""
+    given = {name: request.args[name] for name in schema.fields if name in request.args}
+    try:
+        return schema.load(given)
+    except ValidationError as exc:
+        raise ValidationFailed(exc.messages, location="query") from None
 
 
-def row_id(value: str | int, name: str = "id") -> int:
-    """Return ``value`` as a row id; 422 unless it is a whole number a database can hold."""
-    text = str(value)
-    if not text.isdigit() or int(text) > MAX_ROW_ID:
-        raise ValidationFailed({name: ["Not a valid id."]})
-    return int(text)
+def path_key(rule: KeyRule, value: str, name: str = "key") -> str:
+    """Return ``value``, a key from the URL, if it follows ``rule``; 422 naming it otherwise."""
+    problem = rule.problem(value)
+    if problem:
+        raise ValidationFailed({name: [problem]}, location="path")
+    return value
 
 
-def _cursor(name: str) -> int | None:
-    value = request.args.get(name)
-    return None if value is None else row_id(value, name)
+def row_id(value: str, name: str = "id") -> int:
+    """Return ``value``, an id from the URL, as a row id; 422 unless a database can hold it."""
+    try:
+        return RowId().deserialize(value)
+    except ValidationError as exc:
+        raise ValidationFailed({name: exc.messages}, location="path") from None
 
 
 def paginate(query, id_field, serialize) -> dict:
-    """Return one page of ``query``, newest first, as ``{"entries", "page_info"}``."""
-    try:
-        limit = min(max(int(request.args.get("limit", DEFAULT_PAGE_SIZE)), 1), MAX_PAGE_SIZE)
-    except ValueError:
-        raise ValidationFailed({"limit": ["Not a valid integer."]}) from None
-    after, before = _cursor("after"), _cursor("before")
+    """Return one page of ``query``, newest first, as ``{"entries", "page_info"}``.
+
+    ``limit`` is 1 to 100 (25 by default); anything else is refused with 422.
+    """
+    page = query_args(page_query_schema)
+    limit, after, before = page["limit"], page["after"], page["before"]
     if before is not None:
         rows = list(query.where(id_field > before).order_by(id_field.asc()).limit(limit + 1))
         has_more_newer = len(rows) > limit
