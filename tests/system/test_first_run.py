@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -10,7 +11,7 @@ import uuid
 import pytest
 
 from tests.support import POSTGRES_HOST, ROOT, free_port, postgres_user
-from tests.support.processes import FLASK
+from tests.support.processes import FLASK, stop, wait_for
 
 WARNING = "KNOCK_SOURCES_SECRET_KEY is not set"
 
@@ -80,3 +81,27 @@ def test_a_server_and_a_worker_warn_once_when_they_start(tmp_path, redis_url):
     assert (worker.stderr + worker.stdout).count(WARNING) == 1
     quiet = run([sys.executable, "-c", "import wsgi"], tmp_path, SECRET_KEY="a-real-secret")
     assert WARNING not in quiet.stderr
+
+
+def test_a_worker_started_without_redis_says_so_once_and_waits_for_it(tmp_path):
+    assert run([FLASK, "init-db"], tmp_path).returncode == 0
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "KNOCK_SOURCES_DATABASE_URL": f"sqlite:///{tmp_path / 'first.db'}",
+        "KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS": "false",
+        "KNOCK_SOURCES_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+    }
+    log = tmp_path / "worker.log"
+    with open(log, "w") as output:
+        worker = subprocess.Popen([FLASK, "worker"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "Redis is unreachable" in log.read_text(), "the worker to report the missing Redis")
+        assert worker.poll() is None
+    finally:
+        stop([worker])
+    text = log.read_text()
+    # Still starting (RQ installs its handlers once registered), so SIGTERM ends it as signals do.
+    assert worker.returncode in (0, -signal.SIGTERM), text
+    assert text.count("Redis is unreachable") == 1 and "start Redis or fix KNOCK_SOURCES_REDIS_URL" in text
+    assert "Traceback" not in text
