@@ -1,10 +1,11 @@
-"""Flask CLI commands: ``flask init-db``, ``worker``, ``sweep``, ``purge``, ``api-key create``.
+"""Flask CLI commands: ``flask init-db``, ``worker``, ``sweep``, ``purge``, ``api-key create``, ``admin create``.
 
 Flask finds the app through ``wsgi.py``, so no ``--app`` is needed.
 """
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 
 import click
@@ -12,13 +13,15 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from knock_sources import store
-from knock_sources.control import api_keys
+from knock_sources.control import admins, api_keys
+from knock_sources.errors import ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store import schema, utcnow
 from knock_sources.store.control import EventLog
 from knock_sources.worker import idempotency, jobs
 
 api_key_cli = AppGroup("api-key", help="Manage JSON API keys.")
+admin_cli = AppGroup("admin", help="Manage dashboard administrators.")
 PURGE_BATCH = 5000
 
 
@@ -92,7 +95,33 @@ def create_api_key(name):
     click.echo(key)
 
 
+def read_password() -> str:
+    """Prompt twice without echo on a terminal; otherwise read one line from standard input."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@admin_cli.command("create")
+@click.option("--username", required=True, help="The name to sign in with.")
+@with_appcontext
+def create_admin(username):
+    """Create a dashboard administrator, or set a new password for an existing one.
+
+    The password is prompted for, or read from standard input when it is not
+    a terminal (``echo "$PASSWORD" | flask admin create --username ada``).
+    """
+    password = read_password()
+    try:
+        with store.db.connection_context():
+            _, created = admins.create_or_reset(username, password)
+    except ValidationFailed as exc:
+        raise click.UsageError(exc.message) from None
+    verb = "Created" if created else "Set a new password for"
+    click.echo(f"{verb} administrator {username!r}.", err=True)
+
+
 def init_app(app):
     """Register the commands."""
-    for command in (init_db_command, worker_command, sweep_command, purge_command, api_key_cli):
+    for command in (init_db_command, worker_command, sweep_command, purge_command, api_key_cli, admin_cli):
         app.cli.add_command(command)

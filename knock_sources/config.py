@@ -29,6 +29,10 @@ DEFAULTS = {
     "LOAD_PLUGIN_ENTRYPOINTS": True,
     # Plugins that must not load: dotted module paths or entry-point names.
     "DISABLED_PLUGINS": [],
+    # Dashboard sign-ins last this long, then the administrator signs in again.
+    "SESSION_LIFETIME_HOURS": 12,
+    # Failed or not, sign-in attempts per client address (Flask-Limiter syntax).
+    "LOGIN_RATE_LIMIT": "10 per minute",
 }
 
 

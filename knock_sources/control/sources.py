@@ -8,19 +8,21 @@ in each environment. Signing secrets are encrypted and never shown back.
 
 from __future__ import annotations
 
+import re
 import secrets
-from datetime import datetime
 
-from knock_sources.control import encryption
+from knock_sources.control import signing_secrets
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.ingest.cache import snapshot
 from knock_sources.paths import validate_parameter_spec
 from knock_sources.scripting import ScriptError, check_script
-from knock_sources.store import db, to_utc_naive, utcnow
+from knock_sources.store import db, utcnow
 from knock_sources.store.control import Environment, Mapping, Source, SourceEnvironment
 
 # 18 random bytes: 144 bits, 24 URL-safe characters.
 TOKEN_BYTES = 18
+#: Source keys appear in URLs: lower-case letters, digits, ``-`` and ``_``.
+KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,127}")
 
 
 def new_token() -> str:
@@ -77,17 +79,63 @@ def upsert_source(registry, config, key: str, body: dict) -> Source:
     return source
 
 
-def _create_environment(source, environment, provider) -> None:
+def available_key(wanted: str) -> str:
+    """Return ``wanted``, or ``wanted-2``, ``wanted-3``... when a source already has that key."""
+    key, suffix = wanted, 1
+    while Source.select().where(Source.key == key).exists():
+        suffix += 1
+        key = f"{wanted}-{suffix}"
+    return key
+
+
+def connect(registry, config, environment, *, key, name, provider_slug, inactive_defaults=(), signing_secret=None):
+    """Create source ``key`` from a provider's template, as the dashboard's "Connect" does.
+
+    Every environment gets the provider's settings and default mappings;
+    the defaults at the positions in ``inactive_defaults`` are created
+    switched off, so that they can be switched on later. ``signing_secret``
+    is stored, encrypted, for ``environment`` only.
+    """
+    problems = {}
+    if not KEY_PATTERN.fullmatch(key or ""):
+        problems["key"] = ["Use 1 to 128 lower-case letters, digits, - or _, starting with a letter or digit."]
+    elif Source.select().where(Source.key == key).exists():
+        problems["key"] = [f"A source with the key {key!r} already exists."]
+    if not name or len(name) > Source.name.max_length:
+        problems["name"] = [f"Give the source a name of 1 to {Source.name.max_length} characters."]
+    provider = registry.providers.get(provider_slug)
+    if provider is None:
+        problems["provider"] = [f"No provider {provider_slug!r} is installed."]
+    if problems:
+        raise ValidationFailed(problems)
+    inactive = frozenset(inactive_defaults)
+    with db.atomic():
+        source = Source.create(key=key, name=name, provider=provider_slug)
+        for each in Environment.select():
+            source_env = _create_environment(source, each, provider, inactive)
+            if each.id == environment.id and signing_secret:
+                signing_secrets.replace(config, source_env, signing_secret)
+    return source
+
+
+def _create_environment(source, environment, provider, inactive=frozenset()) -> SourceEnvironment:
     source_env = SourceEnvironment.create(
         source=source, environment=environment, token=new_token(), settings=provider.default_settings()
     )
-    for default in provider.default_mappings:
+    for index, default in enumerate(provider.default_mappings):
         Mapping.create(
             source_environment=source_env,
             event_type=default.event_type,
             action_type=default.action_type,
             action_parameters=default.action_parameters,
+            active=index not in inactive,
         )
+    return source_env
+
+
+def configure(config, source_env, settings: dict) -> None:
+    """Change some of an environment's settings (the others are kept); a script is compiled first (422)."""
+    _apply_environment_settings(None, config, source_env, {"settings": settings, "mappings": None})
 
 
 def _apply_environment_settings(registry, config, source_env, env_body: dict) -> None:
@@ -97,23 +145,19 @@ def _apply_environment_settings(registry, config, source_env, env_body: dict) ->
     settings.pop("endpoint", None)
     settings.pop("signing_secrets_info", None)
     signing_secret = settings.pop("signing_secret", None)
-    signing_secrets = settings.pop("signing_secrets", None)
+    secret_list = settings.pop("signing_secrets", None)
     # Settings merge key by key; null clears a path.
     source_env.settings = {**(source_env.settings or {}), **settings}
-    if signing_secrets is not None:
+    if secret_list is not None:
         source_env.signing_secrets = [
-            _encrypted(config, entry["secret"], entry["expires_at"]) for entry in signing_secrets
+            signing_secrets.new_entry(config, entry["secret"], entry["expires_at"]) for entry in secret_list
         ]
     elif signing_secret is not None:
         # The new secret becomes the current one; secrets with a future
         # expiry stay valid until then, so a rollover needs no downtime.
-        now = utcnow()
-        still_valid = [
-            entry
-            for entry in source_env.signing_secrets or ()
-            if entry.get("expires_at") and datetime.fromisoformat(entry["expires_at"]) > now
-        ]
-        source_env.signing_secrets = [_encrypted(config, signing_secret, None), *still_valid]
+        source_env.signing_secrets = signing_secrets.rolled_over(
+            source_env.signing_secrets, signing_secrets.new_entry(config, signing_secret)
+        )
     source_env.updated_at = utcnow()
     source_env.save()
     if env_body["mappings"] is not None:
@@ -130,14 +174,6 @@ def _check_script(config, source_env, source: str) -> None:
             {"environment_settings": {slug: {"settings": {"preprocess_script": [str(error)]}}}},
             message=f"The script does not compile: {error}",
         ) from None
-
-
-def _encrypted(config, secret: str, expires_at) -> dict:
-    expires_at = to_utc_naive(expires_at)
-    return {
-        "secret": encryption.encrypt(config["SECRET_KEY"], secret),
-        "expires_at": expires_at.isoformat() if expires_at else None,
-    }
 
 
 def _replace_mappings(registry, source_env, mappings: list[dict]) -> None:

@@ -10,11 +10,21 @@ rest and never returned by the API; only scripts get them.
 from __future__ import annotations
 
 import json
+import re
 
 from knock_sources.control import encryption
-from knock_sources.errors import NotFound
+from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.store import db, utcnow
 from knock_sources.store.control import Environment, Variable, VariableValue
+
+# Keys are used as ``vars.KEY`` in scripts, so they must be identifiers.
+KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+
+
+def check_key(key: str) -> None:
+    """Refuse (422) a key that scripts could not use as ``vars.KEY``."""
+    if not KEY_PATTERN.match(key or ""):
+        raise ValidationFailed({"key": ["Use letters, digits and underscores, not starting with a digit."]})
 
 
 def parse_value(text: str):
@@ -81,6 +91,14 @@ def upsert_variable(secret_key: str, key: str, body: dict) -> Variable:
                     variable=variable, environment=environment, value=_stored(secret, secret_key, text)
                 )
     return variable
+
+
+def delete_variable(key: str) -> None:
+    """Delete variable ``key`` with its environment values; ``NotFound`` if there is none."""
+    variable = Variable.get_or_none(Variable.key == key)
+    if variable is None:
+        raise NotFound(f"Variable {key!r} does not exist.", code="variable_missing")
+    variable.delete_instance(recursive=True)
 
 
 def _reencrypt(variable: Variable, secret_key: str, secret: bool) -> None:

@@ -24,10 +24,16 @@ from knock_sources.store.dataplane import DATA_MODELS
 #: Every table, in dependency order.
 MODELS = control.CONTROL_MODELS + DATA_MODELS
 
+
+def _add_admin_users(migrator, database):
+    """Version 2: dashboard administrators (``flask admin create``)."""
+    database.create_tables([control.AdminUser], safe=True)
+
+
 #: Migrations after the initial schema, in order: ``(version, function)``
 #: where ``function(migrator, database)`` changes the schema of an existing
 #: database. Tables created fresh already have the latest shape.
-MIGRATIONS: tuple = ()
+MIGRATIONS: tuple = ((2, _add_admin_users),)
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 
 

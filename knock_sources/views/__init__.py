@@ -8,7 +8,7 @@ from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import SourcesError, ValidationFailed
-from knock_sources.views import api, health, receive
+from knock_sources.views import api, health, receive, ui
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,7 @@ def init_app(app):
     app.register_blueprint(receive.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    ui.init_app(app)
 
     @app.errorhandler(SourcesError)
     def _sources_error(exc):

@@ -7,7 +7,7 @@ return models; this module turns models into the JSON the API (and the
 
 from __future__ import annotations
 
-from knock_sources.actions.users import RESERVED_USER_FIELDS, find_user
+from knock_sources.actions.users import RESERVED_USER_FIELDS, users_by_id
 from knock_sources.control.sources import endpoint_url, get_source_environment, is_verified
 from knock_sources.store import isoformat
 from knock_sources.store.control import (
@@ -207,13 +207,16 @@ def serialize_user(user: User) -> dict:
     }
 
 
-def serialize_member(member: AudienceMember, environment) -> dict:
-    """Return an audience member in Knock's API shape, with the user when it exists."""
-    user = find_user(environment, member.user_id)
-    return {
-        "__typename": "AudienceMember",
-        "user_id": member.user_id,
-        "user": serialize_user(user) if user else None,
-        "tenant": member.tenant or None,
-        "added_at": isoformat(member.created_at),
-    }
+def serialize_members(members: list[AudienceMember], environment) -> list[dict]:
+    """Return audience members in Knock's API shape, each with its user when it exists (one query for all)."""
+    users = users_by_id(environment, [member.user_id for member in members])
+    return [
+        {
+            "__typename": "AudienceMember",
+            "user_id": member.user_id,
+            "user": serialize_user(users[member.user_id]) if member.user_id in users else None,
+            "tenant": member.tenant or None,
+            "added_at": isoformat(member.created_at),
+        }
+        for member in members
+    ]
