@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 # that nothing else contends for the SQLite file.
 GUNICORN_ARGS ?= --workers 1 --threads 8
 
-.PHONY: run test bench venv clean
+.PHONY: run test test-fast lint fmt bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,20 @@ run: venv
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests that start real processes (workers, gunicorn, pip): for quick iterations.
+test-fast: venv
+	$(BIN)/python -m pytest -m "not system" $(PYTEST_ARGS)
+
+# Format check, lint, and type check of the public plugin API (files listed in pyproject.toml).
+lint: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench: venv
 	$(BIN)/python bench/run.py

@@ -13,7 +13,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from knock_sources import store
-from knock_sources.control import admins, api_keys
+from knock_sources.control import admins, api_keys, sources
 from knock_sources.errors import ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store import schema, utcnow
@@ -30,6 +30,10 @@ PURGE_BATCH = 5000
 def init_db_command():
     """Create the database or migrate it to the current schema (safe to re-run)."""
     version = schema.migrate(current_app.config["ENVIRONMENTS"])
+    with store.db.connection_context():
+        created = sources.create_missing_environments(current_state().registry)
+    if created:
+        click.echo(f"Configured {created} source environments for newly added environments.", err=True)
     click.echo(f"Database ready at schema version {version}.", err=True)
 
 

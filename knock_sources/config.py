@@ -1,9 +1,24 @@
-"""Default configuration. Environment variables prefixed ``KNOCK_SOURCES_``
-override each key (``KNOCK_SOURCES_DATABASE_URL`` sets ``DATABASE_URL``);
-values are parsed as JSON when they parse, so numbers and lists work.
+"""Configuration: the defaults, and their validation at start-up.
+
+Environment variables prefixed ``KNOCK_SOURCES_`` override each key
+(``KNOCK_SOURCES_DATABASE_URL`` sets ``DATABASE_URL``); values are parsed as
+JSON when they parse, so numbers and lists work, and comma-separated strings
+are accepted where lists are expected. ``validate`` checks every key when
+the app is created, so a mistyped value stops the start with a message
+naming it instead of failing every request.
 """
 
-DEFAULTS = {
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import limits
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from knock_sources.errors import ConfigurationError
+
+DEFAULTS: dict[str, Any] = {
     # None: SQLite at instance/knock_sources.db (set by create_app).
     "DATABASE_URL": None,
     # None: jobs run in-process right after the event is logged.
@@ -11,6 +26,7 @@ DEFAULTS = {
     # Encrypts signing secrets and secret variables at rest: set it in production.
     "SECRET_KEY": "dev-insecure-change-me",
     "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+    # The first one is the default of every API call's ``?environment=``.
     "ENVIRONMENTS": ["development", "production"],
     "IDEMPOTENCY_WINDOW_SECONDS": 86400,
     "MAX_PAYLOAD_BYTES": 1024 * 1024,
@@ -29,26 +45,94 @@ DEFAULTS = {
     "LOAD_PLUGIN_ENTRYPOINTS": True,
     # Plugins that must not load: dotted module paths or entry-point names.
     "DISABLED_PLUGINS": [],
+    # Plugin objects registered in addition to the built-in and installed ones (tests, embedding).
+    "EXTRA_PLUGINS": [],
     # Dashboard sign-ins last this long, then the administrator signs in again.
     "SESSION_LIFETIME_HOURS": 12,
     # Failed or not, sign-in attempts per client address (Flask-Limiter syntax).
     "LOGIN_RATE_LIMIT": "10 per minute",
 }
 
-
 DEVELOPMENT_SECRET_KEY = DEFAULTS["SECRET_KEY"]
+ENVIRONMENT_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-def normalise(config):
+def _whole(minimum: int = 1, **kwargs) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=minimum), **kwargs)
+
+
+def _slug(value: str) -> None:
+    if not ENVIRONMENT_SLUG.fullmatch(value):
+        raise ValidationError("must be lower-case letters, digits, '-' or '_', at most 64 characters")
+
+
+def _rate_limit(value: str) -> None:
+    try:
+        limits.parse_many(value)
+    except ValueError:
+        raise ValidationError("must be a rate limit such as '10 per minute' or '5/minute;50/hour'") from None
+
+
+class ConfigSchema(Schema):
+    """What each configuration key must hold. Keys it does not know (Flask's own) pass through."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    DATABASE_URL = fields.String(validate=validate.Regexp(r"^(sqlite|postgres(ql)?)(\+\w+)?://"))
+    REDIS_URL = fields.String(allow_none=True, validate=validate.Regexp(r"^rediss?://|^unix://"))
+    SECRET_KEY = fields.String(validate=validate.Length(min=1))
+    PUBLIC_BASE_URL = fields.String(validate=validate.Regexp(r"^https?://[^/\s]+"))
+    ENVIRONMENTS = fields.List(fields.String(validate=_slug), validate=validate.Length(min=1))
+    IDEMPOTENCY_WINDOW_SECONDS = _whole()
+    MAX_PAYLOAD_BYTES = _whole()
+    SCRIPT_TIMEOUT_MS = _whole()
+    SCRIPT_MEMORY_MB = _whole()
+    LOG_RETENTION_DAYS = _whole()
+    QUEUE_NAME = fields.String(validate=validate.Length(min=1, max=128))
+    SWEEP_GRACE_SECONDS = _whole(minimum=0)
+    SWEEP_INTERVAL_SECONDS = _whole()
+    JOB_TIMEOUT_SECONDS = _whole()
+    SOURCE_CACHE_SECONDS = fields.Float(validate=validate.Range(min=0))
+    LOAD_PLUGIN_ENTRYPOINTS = fields.Boolean(truthy={True}, falsy={False})
+    DISABLED_PLUGINS = fields.List(fields.String())
+    EXTRA_PLUGINS = fields.List(fields.Raw())
+    SESSION_LIFETIME_HOURS = _whole()
+    LOGIN_RATE_LIMIT = fields.String(validate=_rate_limit)
+
+
+def normalise(config) -> None:
     """Accept comma-separated strings where lists are expected."""
     for key in ("ENVIRONMENTS", "DISABLED_PLUGINS"):
         value = config.get(key)
         if isinstance(value, str):
             config[key] = [item.strip() for item in value.split(",") if item.strip()]
-    config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
+    if isinstance(config.get("PUBLIC_BASE_URL"), str):
+        config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
 
 
-def warn_if_insecure(config, logger):
+def validate_config(config) -> None:
+    """Raise ``ConfigurationError`` naming every key whose value is unusable.
+
+    The message shows the offending values except ``SECRET_KEY``'s, which is
+    never repeated anywhere.
+    """
+    errors = ConfigSchema().validate(dict(config))
+    if errors:
+        problems = []
+        for key, messages in sorted(errors.items()):
+            shown = "" if key == "SECRET_KEY" else f" (got {config.get(key)!r})"
+            problems.append(f"KNOCK_SOURCES_{key}{shown}: {_first(messages)}")
+        raise ConfigurationError("Invalid configuration: " + "; ".join(problems))
+
+
+def _first(messages) -> str:
+    while isinstance(messages, (dict, list)):
+        messages = next(iter(messages.values())) if isinstance(messages, dict) else messages[0]
+    return str(messages)
+
+
+def warn_if_insecure(config, logger) -> None:
     """Log a warning when a server-backed deployment still uses the development secret key."""
     if config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY and not config.get("TESTING"):
         logger.warning(

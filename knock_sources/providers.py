@@ -3,7 +3,7 @@
 A provider is a plain object registered through the ``register_providers``
 hook. It never imports Flask or reads globals: it receives an ``Envelope`` and
 the source environment's configuration, so each one can be tested without an
-app (style-anchors 3.3).
+app, as django-anymail's backends are.
 """
 
 from __future__ import annotations
@@ -173,6 +173,7 @@ class SharedSecretProvider(Provider):
 
     signed = False
     timestamped = False
+    secret_header: str = "x-webhook-secret"
 
     def verify(self, envelope: Envelope, config: Mapping[str, Any]) -> None:
         """Raise ``SignatureError`` unless the header carries a configured secret."""

@@ -1,4 +1,4 @@
-"""The worker-side pipeline (DESIGN.md section 2, steps 7-12).
+"""The worker-side pipeline (docs/architecture.md section 1, steps 7-12).
 
 ``process(event_log_id)`` claims a pending event, resolves its type,
 timestamp and idempotency key, runs the active mappings in Knock's order and

@@ -1,4 +1,4 @@
-"""The ingestion endpoint's status-code contract, through HTTP (DESIGN.md 5.1)."""
+"""The ingestion endpoint's status-code contract, through HTTP (docs/architecture.md 3.6)."""
 
 import json
 

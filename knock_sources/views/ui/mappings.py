@@ -20,4 +20,6 @@ def index(key):
     rows = Mapping.select().where(Mapping.source_environment == source_env).order_by(Mapping.event_type, Mapping.id)
     groups = [(event_type, list(mappings)) for event_type, mappings in groupby(rows, key=lambda row: row.event_type)]
     provider = current_state().registry.providers.get(source.provider)
-    return render_template("mappings/index.html", source=source, source_env=source_env, groups=groups, provider=provider)
+    return render_template(
+        "mappings/index.html", source=source, source_env=source_env, groups=groups, provider=provider
+    )

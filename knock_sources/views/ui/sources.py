@@ -42,22 +42,20 @@ def index():
         by_source.setdefault(row.source_id, []).append(row)
     here = {}
     for source in listed:
-        environments = by_source.get(source.id, [])
-        current = next((row for row in environments if row.environment_id == g.environment.id), None)
-        if current is None:
-            current = sources.get_source_environment(source, g.environment)
-            environments.append(current)
-        current.source = source
-        here[source.id] = current
+        current = next((row for row in by_source.get(source.id, []) if row.environment_id == g.environment.id), None)
+        if current is not None:
+            current.source = source
+            here[source.id] = current
     recent = activity.activity_of([row.id for row in here.values()])
     entries = [
         {
             "source": source,
             "provider": state.registry.providers.get(source.provider),
             "environments": by_source.get(source.id, []),
-            "here": here[source.id],
-            "activity": recent[here[source.id].id],
-            "verified": sources.is_verified(state.registry, source, here[source.id], state.config["SECRET_KEY"]),
+            "here": here.get(source.id),
+            "activity": recent[here[source.id].id] if source.id in here else None,
+            "verified": source.id in here
+            and sources.is_verified(state.registry, source, here[source.id], state.config["SECRET_KEY"]),
         }
         for source in listed
     ]
