@@ -172,6 +172,13 @@ def environment_url(slug: str) -> str:
 
 
 @bp.app_template_global()
+def page_url(**cursor) -> str:
+    """The current page with its filters and a new cursor (``after=`` or ``before=``)."""
+    args = {name: value for name, value in request.args.items() if name not in ("after", "before")}
+    return url_for(request.endpoint, **{**(request.view_args or {}), **args, **cursor})
+
+
+@bp.app_template_global()
 def action_name(action_type: str) -> str:
     """The human name of an action type ("Trigger workflow")."""
     action = current_state().registry.actions.get(action_type)

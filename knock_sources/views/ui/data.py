@@ -28,10 +28,6 @@ def _page(query, id_field):
     return paginate(query, id_field, lambda row: row)
 
 
-def _args():
-    return {name: value for name, value in request.args.items() if name not in ("after", "before")}
-
-
 @bp.get("/<env>/data/users")
 def users():
     """Users, newest first; ``q`` finds one id."""
@@ -39,7 +35,7 @@ def users():
     wanted = request.args.get("q", "").strip()
     if wanted:
         query = query.where(User.external_id == wanted)
-    return render_template("data/users.html", page=_page(query, User.id), q=wanted, args=_args())
+    return render_template("data/users.html", page=_page(query, User.id), q=wanted)
 
 
 @bp.get("/<env>/data/users/<user_id>")
@@ -65,7 +61,7 @@ def objects():
     collection = request.args.get("collection", "").strip()
     if collection:
         query = query.where(Object.collection == collection)
-    return render_template("data/objects.html", page=_page(query, Object.id), collection=collection, args=_args())
+    return render_template("data/objects.html", page=_page(query, Object.id), collection=collection)
 
 
 @bp.get("/<env>/data/objects/<collection>/<object_id>")
@@ -84,7 +80,7 @@ def object(collection, object_id):
 def tenants():
     """Tenants, newest first."""
     query = Tenant.select().where(Tenant.environment == g.environment)
-    return render_template("data/tenants.html", page=_page(query, Tenant.id), args=_args())
+    return render_template("data/tenants.html", page=_page(query, Tenant.id))
 
 
 @bp.get("/<env>/data/tenants/<tenant_id>")
@@ -107,7 +103,7 @@ def audiences():
         .group_by(AudienceMember.audience)
         .tuples()
     )
-    return render_template("data/audiences.html", page=page, counts=counts, args=_args())
+    return render_template("data/audiences.html", page=page, counts=counts)
 
 
 @bp.get("/<env>/data/audiences/<key>")
@@ -118,4 +114,4 @@ def audience(key):
         raise NotFound(f"Audience {key!r} does not exist in {g.environment.slug}.", code="audience_missing")
     page = _page(AudienceMember.select().where(AudienceMember.audience == found), AudienceMember.id)
     members = users_by_id(g.environment, [member.user_id for member in page["entries"]])
-    return render_template("data/audience.html", audience=found, page=page, users=members, args=_args())
+    return render_template("data/audience.html", audience=found, page=page, users=members)

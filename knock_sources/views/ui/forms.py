@@ -73,7 +73,7 @@ class AddSecretForm(FlaskForm):
     """Add another valid secret, with an optional expiry."""
 
     secret = PasswordField("Additional signing secret", validators=[DataRequired(), Length(max=1024)])
-    expires_at = DateTimeLocalField("Expires at (UTC)", formats=DATETIME_FORMATS, validators=[Optional()])
+    expires_at = DateTimeLocalField("Expires at (UTC)", format=DATETIME_FORMATS, validators=[Optional()])
 
 
 class PathsForm(FlaskForm):
@@ -113,8 +113,8 @@ class LogFilterForm(FlaskForm):
 
     status = SelectField("Status", choices=[], validate_choice=False)
     event = StringField("Event type", validators=[Optional(), Length(max=255)])
-    starting_at = DateTimeLocalField("From (UTC)", formats=DATETIME_FORMATS, validators=[Optional()])
-    ending_at = DateTimeLocalField("Until (UTC)", formats=DATETIME_FORMATS, validators=[Optional()])
+    starting_at = DateTimeLocalField("From (UTC)", format=DATETIME_FORMATS, validators=[Optional()])
+    ending_at = DateTimeLocalField("Until (UTC)", format=DATETIME_FORMATS, validators=[Optional()])
 
 
 class TestEventForm(FlaskForm):
