@@ -1,14 +1,16 @@
 """Reading event logs: the filtered, newest-first query behind the logs API and the logs page.
 
 Every filter narrows a walk of the ``(source_environment, id)`` index, so
-the newest rows of a page are found without sorting the table; pagination
-is by id cursor, so new arrivals never shift the pages already seen.
+the newest rows of a page are found without sorting the table (a date range
+becomes an id range: ``activity.first_id_since``); pagination is by id
+cursor, so new arrivals never shift the pages already seen.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from knock_sources.control import activity
 from knock_sources.store import to_utc_naive
 from knock_sources.store.control import ActionLog, EventLog
 
@@ -27,10 +29,20 @@ def filtered(
         query = query.where(EventLog.event_type == event)
     if status:
         query = query.where(EventLog.status == status)
+    # Times become id bounds too, so that a date range is a range of the index.
     if starting_at is not None:
-        query = query.where(EventLog.received_at >= to_utc_naive(starting_at))
+        starting_at = to_utc_naive(starting_at)
+        since = activity.first_id_since(starting_at)
+        if since is None:
+            # Nothing has been received since then.
+            return query.where(EventLog.id.is_null())
+        query = query.where((EventLog.id >= since) & (EventLog.received_at >= starting_at))
     if ending_at is not None:
-        query = query.where(EventLog.received_at <= to_utc_naive(ending_at))
+        ending_at = to_utc_naive(ending_at)
+        after = activity.first_id_since(ending_at + timedelta(microseconds=1))
+        if after is not None:
+            query = query.where(EventLog.id < after)
+        query = query.where(EventLog.received_at <= ending_at)
     return query
 
 

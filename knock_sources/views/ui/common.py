@@ -20,7 +20,7 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from knock_sources.control import admins, sources
+from knock_sources.control import activity, admins, sources
 from knock_sources.errors import SourcesError, ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store.control import Environment
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("ui", __name__)
 csrf = CSRFProtect()
 LIMITER = "knock_sources_login_limiter"
+HOURLY = "knock_sources_hourly_counts"
 #: Endpoints reachable without a session (the sign-in page itself).
 PUBLIC_ENDPOINTS = frozenset({"ui.auth.login"})
 
@@ -54,6 +55,12 @@ def configure(app) -> None:
         key_prefix="knock_sources_login",
     )
     app.extensions[LIMITER] = limiter
+    app.extensions[HOURLY] = activity.HourlyCounts()
+
+
+def hourly_counts() -> activity.HourlyCounts:
+    """This process's memory of completed hours' event counts (see ``control.activity``)."""
+    return current_app.extensions[HOURLY]
 
 
 def login_limit():
