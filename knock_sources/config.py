@@ -42,6 +42,12 @@ DEFAULTS: dict[str, Any] = {
     # How long a process trusts its cached view of a source's token, settings
     # and secrets; API writes clear the local cache immediately.
     "SOURCE_CACHE_SECONDS": 5,
+    # The Segment-compatible tracking API (/segment/v1): the largest event, the
+    # largest request (after gzip is inflated; RudderStack's SDK sends up to
+    # 4 MB), and the browser origins allowed to call it (CORS; "*" for any).
+    "SEGMENT_MAX_EVENT_BYTES": 32 * 1024,
+    "SEGMENT_MAX_REQUEST_BYTES": 500 * 1024,
+    "SEGMENT_CORS_ORIGINS": [],
     "LOAD_PLUGIN_ENTRYPOINTS": True,
     # Plugins that must not load: dotted module paths or entry-point names.
     "DISABLED_PLUGINS": [],
@@ -94,6 +100,9 @@ class ConfigSchema(Schema):
     SWEEP_INTERVAL_SECONDS = _whole()
     JOB_TIMEOUT_SECONDS = _whole()
     SOURCE_CACHE_SECONDS = fields.Float(validate=validate.Range(min=0))
+    SEGMENT_MAX_EVENT_BYTES = _whole()
+    SEGMENT_MAX_REQUEST_BYTES = _whole()
+    SEGMENT_CORS_ORIGINS = fields.List(fields.String(validate=validate.Regexp(r"^(\*|https?://[^/\s]+)$")))
     LOAD_PLUGIN_ENTRYPOINTS = fields.Boolean(truthy={True}, falsy={False})
     DISABLED_PLUGINS = fields.List(fields.String())
     EXTRA_PLUGINS = fields.List(fields.Raw())
@@ -103,7 +112,7 @@ class ConfigSchema(Schema):
 
 def normalise(config) -> None:
     """Accept comma-separated strings where lists are expected."""
-    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS"):
+    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS", "SEGMENT_CORS_ORIGINS"):
         value = config.get(key)
         if isinstance(value, str):
             config[key] = [item.strip() for item in value.split(",") if item.strip()]

@@ -30,6 +30,11 @@ DEFAULT_PLUGINS = (
     "plugins.workos",
     "plugins.supabase",
     "plugins.posthog",
+    "plugins.legacy_http",
+    "plugins.segment",
+    "plugins.rudderstack",
+    "plugins.jitsu",
+    "plugins.freshpaint",
 )
 
 ENTRY_POINT_GROUP = "knock_sources"

@@ -2,9 +2,10 @@
 
 Nothing here writes to the database. A rehearsal is composed of the
 pipeline's own pieces (``ingest.verification.verify``, the event-type,
-timestamp and idempotency-key resolution of the worker, ``Mapping.active_for``
-and ``actions.runner.plan``), so it cannot disagree with a real event about
-what would happen; it reports what would happen and why not.
+timestamp and idempotency-key resolution of the worker, the provider's
+normalization, ``processing.select_mappings`` and ``actions.runner.plan``),
+so it cannot disagree with a real event about what would happen; it reports
+what would happen and why not.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import json
 import time
 
 from knock_sources.actions.runner import plan
-from knock_sources.errors import SignatureError
+from knock_sources.errors import SignatureError, SourcesError
 from knock_sources.ingest import verification
 from knock_sources.providers import Envelope
 from knock_sources.scripting import ScriptError
 from knock_sources.store import SUCCESS, utcnow
-from knock_sources.store.control import Mapping
 from knock_sources.worker import idempotency, processing
 
 
@@ -65,16 +65,20 @@ def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
         verdict = verification.Verdict(verification.VerificationStatus.ENFORCED_UNVERIFIED)
     if verdict.script_error:
         errors.append({"field": "preprocess_script", "message": str(verdict.script_error)})
-    scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output)
+    known = processing.provider_for(state.registry, receiving.provider)
+    normalized = None
+    try:
+        normalized = known.normalize(envelope.body)
+    except SourcesError as exc:
+        errors.append({"field": "body", "message": exc.detail or exc.message})
+    scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output, normalized)
     settings = receiving.settings
-    event_type = processing.resolve_event_type(
-        processing.provider_for(state.registry, receiving.provider), settings, scope
-    )
+    event_type = processing.resolve_event_type(known, settings, scope)
     actions = []
     if event_type == processing.UNKNOWN_EVENT_TYPE:
         errors.append({"field": "event_type_path", "message": "the event type path did not resolve to a string"})
     else:
-        actions = plan(state.registry, Mapping.active_for(source_env.id, event_type), scope)
+        actions = plan(state.registry, processing.select_mappings(known, source_env.id, settings, event_type), scope)
     for action in actions:
         if action["error"]:
             errors.append({"field": f"mappings.{action['action_type']}", "message": action["error"]})

@@ -36,6 +36,15 @@ def endpoint_url(config, token: str) -> str:
     return f"{config['PUBLIC_BASE_URL']}/integrations/receive/{token}"
 
 
+def tracking_host(config) -> str:
+    """Return the host an SDK is pointed at to use the tracking API (``<host>/v1/batch``...)."""
+    return f"{config['PUBLIC_BASE_URL']}/segment"
+
+
+#: Settings the API shows but never takes: a body read back from a GET may carry them.
+READ_ONLY_SETTINGS = ("endpoint", "signing_secrets_info", "write_key", "tracking_host")
+
+
 def get_source(key: str) -> Source:
     """Return source ``key`` or raise ``NotFound``."""
     source = Source.get_or_none(Source.key == key)
@@ -170,8 +179,8 @@ def _apply_environment_settings(registry, config, source_env, env_body: dict) ->
     settings = dict(env_body["settings"])
     if settings.get("preprocess_script"):
         _check_script(config, source_env, settings["preprocess_script"]["source"])
-    settings.pop("endpoint", None)
-    settings.pop("signing_secrets_info", None)
+    for name in READ_ONLY_SETTINGS:
+        settings.pop(name, None)
     signing_secret = settings.pop("signing_secret", None)
     secret_list = settings.pop("signing_secrets", None)
     # Settings merge key by key; null clears a path.

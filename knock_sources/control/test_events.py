@@ -87,7 +87,7 @@ def send(state, source_env, payload: dict, remote_ip: str | None = None) -> Sent
     )
     newest_before = EventLog.select(fn.MAX(EventLog.id)).scalar() or 0
     try:
-        event_log_id = ingest.receive(state, source_env.token, delivery)
+        event_log_ids = ingest.receive(state, source_env.token, delivery)
     except SourcesError as exc:
         rejected = (
             EventLog.select(EventLog.id)
@@ -100,7 +100,8 @@ def send(state, source_env, payload: dict, remote_ip: str | None = None) -> Sent
             .first()
         )
         return Sent(rejected.id if rejected else None, False, exc.status, exc.code, exc.message)
-    return Sent(event_log_id, True, 204)
+    # A batch (a CDP's JSON array) is one log per element: show the first.
+    return Sent(event_log_ids[0] if event_log_ids else None, True, 204)
 
 
 def example_event_types(provider) -> list[str]:

@@ -15,6 +15,7 @@ from flask import g
 from peewee import SqliteDatabase
 from playhouse.db_url import parse as parse_db_url
 from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as apply_migrations
 from playhouse.pool import PooledPostgresqlDatabase
 
 from knock_sources import store
@@ -25,15 +26,27 @@ from knock_sources.store.dataplane import DATA_MODELS
 MODELS = control.CONTROL_MODELS + DATA_MODELS
 
 
-def _add_admin_users(migrator, database):
-    """Version 2: dashboard administrators (``flask admin create``)."""
+def add_event_log_normalized(migrator, database) -> None:
+    """Version 2: ``ks_event_log.normalized``, Knock's normalized form of Segment-style events.
+
+    (``ks_received_message``, new in the same version, is created by
+    ``create_tables`` like any missing table.)
+    """
+    table = control.EventLog._meta.table_name
+    columns = {column.name for column in database.get_columns(table)}
+    if "normalized" not in columns:
+        apply_migrations(migrator.add_column(table, "normalized", store.JSONField(null=True)))
+
+
+def add_admin_users(migrator, database) -> None:
+    """Version 3: dashboard administrators (``flask admin create``)."""
     database.create_tables([control.AdminUser], safe=True)
 
 
 #: Migrations after the initial schema, in order: ``(version, function)``
 #: where ``function(migrator, database)`` changes the schema of an existing
 #: database. Tables created fresh already have the latest shape.
-MIGRATIONS: tuple = ((2, _add_admin_users),)
+MIGRATIONS: tuple = ((2, add_event_log_normalized), (3, add_admin_users))
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 
 

@@ -3,12 +3,13 @@
 import logging
 
 from flask import jsonify
+from flask_cors import CORS
 from marshmallow import ValidationError
 from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import SourcesError, ValidationFailed
-from knock_sources.views import api, health, receive, ui
+from knock_sources.views import api, health, receive, tracking, ui
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,15 @@ def init_app(app):
     app.register_blueprint(receive.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(tracking.bp)
+    # Browsers call the tracking API cross-origin (analytics.js); only the configured origins may.
+    CORS(
+        app,
+        resources={r"/segment/*": {"origins": app.config["SEGMENT_CORS_ORIGINS"]}},
+        methods=["POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"],
+        max_age=86400,
+    )
     ui.init_app(app)
 
     @app.errorhandler(SourcesError)

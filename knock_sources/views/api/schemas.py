@@ -52,6 +52,7 @@ class SourceSettingsSchema(Schema):
     idempotency_key_path = Path(allow_none=True)
     enforce_idempotency = fields.Boolean()
     enforce_verification = fields.Boolean()
+    handle_identifies = fields.Boolean()
     secret_header = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
     tolerance_seconds = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=86400))
     preprocess_script = fields.Nested(ScriptSchema, allow_none=True)
@@ -60,6 +61,8 @@ class SourceSettingsSchema(Schema):
     # Read-only in responses; accepted and ignored so a GET body can be PUT back.
     endpoint = fields.String(load_only=True)
     signing_secrets_info = fields.Dict(load_only=True)
+    write_key = fields.String(load_only=True)
+    tracking_host = fields.String(load_only=True)
 
 
 class MappingSchema(Schema):
@@ -118,6 +121,40 @@ class WorkflowBodySchema(Schema):
 
     name = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=255))
     active = fields.Boolean(load_default=True)
+
+
+class TriggerMappingSchema(Schema):
+    """A trigger's field mapping: each field a path, a literal ``{"value": ...}`` or (``data``) an object of paths."""
+
+    class Meta:
+        unknown = RAISE
+
+    recipients = fields.Raw(required=True)
+    actor = fields.Raw(allow_none=True)
+    tenant = fields.Raw(allow_none=True)
+    cancellation_key = fields.Raw(allow_none=True)
+    data = fields.Raw(allow_none=True)
+
+
+class TriggerBodySchema(Schema):
+    """``trigger`` in the body of ``POST /v1/workflows/{key}/triggers``."""
+
+    class Meta:
+        unknown = RAISE
+
+    source = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    event = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    mapping = fields.Nested(TriggerMappingSchema, required=True)
+
+
+class TriggerUpdateSchema(Schema):
+    """``trigger`` in the body of ``PATCH /v1/workflows/{key}/triggers/{source}/{event}``."""
+
+    class Meta:
+        unknown = RAISE
+
+    active = fields.Boolean()
+    mapping = fields.Nested(TriggerMappingSchema)
 
 
 def envelope_schema(name: str, inner: type[Schema]) -> Schema:
