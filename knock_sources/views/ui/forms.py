@@ -7,6 +7,8 @@ shown again with errors.
 
 from __future__ import annotations
 
+import json
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -22,6 +24,27 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from knock_sources.paths import InvalidPath, parse_path
 
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+
+
+def spec_from_text(text: str | None):
+    """A mapping parameter as typed: empty is unset, ``{...}`` is JSON (an object of paths or
+    ``{"value": ...}``), anything else a path (or, for a configured parameter, the value).
+
+    Raises ``ValueError`` for text that starts like JSON but is not.
+    """
+    text = (text or "").strip()
+    if not text:
+        return None
+    if text.startswith("{"):
+        return json.loads(text)
+    return text
+
+
+def text_of_spec(spec) -> str:
+    """The inverse of ``spec_from_text``, to show a stored parameter in a field."""
+    if spec is None:
+        return ""
+    return spec if isinstance(spec, str) else json.dumps(spec, ensure_ascii=False)
 
 
 def valid_path(form, field):
@@ -115,6 +138,13 @@ class LogFilterForm(FlaskForm):
     event = StringField("Event type", validators=[Optional(), Length(max=255)])
     starting_at = DateTimeLocalField("From (UTC)", format=DATETIME_FORMATS, validators=[Optional()])
     ending_at = DateTimeLocalField("Until (UTC)", format=DATETIME_FORMATS, validators=[Optional()])
+
+
+class TriggerForm(FlaskForm):
+    """A workflow's source-event trigger: which source and event, and the field mapping (``field-<name>``)."""
+
+    source = SelectField("Source", choices=[], validate_choice=False, validators=[DataRequired()])
+    event = StringField("Event name", validators=[DataRequired(), Length(max=255)])
 
 
 class TestEventForm(FlaskForm):

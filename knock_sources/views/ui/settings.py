@@ -135,6 +135,16 @@ def enforce_verification(key):
     return _saved(key, f"Enforce verification is {state}.", "verification")
 
 
+@bp.post("/<env>/sources/<key>/settings/identifies")
+def handle_identifies(key):
+    """Switch "Create and update users on identify calls" (CDP sources) on or off."""
+    _, source_env = source_environment(key)
+    form = SwitchForm()
+    sources.configure(current_state().config, source_env, {"handle_identifies": bool(form.enabled.data)})
+    state = "on" if form.enabled.data else "off"
+    return _saved(key, f"Handling identify calls is {state}.", "identifies")
+
+
 @bp.post("/<env>/sources/<key>/settings/paths")
 def paths(key):
     """Save the event type and timestamp paths (empty: the provider's own rule, or none)."""

@@ -110,6 +110,7 @@ def overview(key):
         source_env=source_env,
         provider=state.registry.providers.get(source.provider),
         endpoint=sources.endpoint_url(state.config, source_env.token),
+        tracking_host=sources.tracking_host(state.config),
         latest=latest,
         chart=chart.events_per_hour(hourly_counts().series([source_env.id])[source_env.id]),
         verified=sources.is_verified(state.registry, source, source_env, state.config["SECRET_KEY"]),
