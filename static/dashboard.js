@@ -110,6 +110,7 @@
   function setupPathCheck(input) {
     var status = document.getElementById(input.getAttribute("data-path-status"));
     var url = input.getAttribute("data-path-check");
+    var eventInput = document.getElementById(input.getAttribute("data-event-input"));
     var pending = null;
     function check() {
       var path = input.value.trim();
@@ -118,7 +119,11 @@
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-        body: JSON.stringify({ path: path, literal: input.hasAttribute("data-literal") })
+        body: JSON.stringify({
+          path: path,
+          literal: input.hasAttribute("data-literal"),
+          event_type: eventInput ? eventInput.value : null
+        })
       })
         .then(function (response) { return response.ok ? response.json() : null; })
         .then(function (data) {
