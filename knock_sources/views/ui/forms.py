@@ -15,6 +15,7 @@ from wtforms import (
     DateTimeLocalField,
     HiddenField,
     PasswordField,
+    SelectChoice,
     SelectField,
     StringField,
     TextAreaField,
@@ -87,7 +88,12 @@ class ReplaceSecretForm(FlaskForm):
     secret = PasswordField("New signing secret", validators=[DataRequired(), Length(max=1024)])
     keep_previous = SelectField(
         "Keep the previous secret valid for",
-        choices=[("0", "No time: stop accepting it now"), ("1", "1 hour"), ("24", "24 hours"), ("168", "7 days")],
+        choices=[
+            SelectChoice("0", "No time: stop accepting it now"),
+            SelectChoice("1", "1 hour"),
+            SelectChoice("24", "24 hours"),
+            SelectChoice("168", "7 days"),
+        ],
         default="24",
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from wtforms import SelectChoice
 
 from knock_sources.control import event_logs, test_events
 from knock_sources.errors import NotFound
@@ -31,12 +32,14 @@ def _known_events(source_env):
 def _test_event_form(source, known) -> TestEventForm:
     form = TestEventForm()
     provider = current_state().registry.providers.get(source.provider)
+    examples = test_events.example_event_types(provider)
     form.payload.choices = [
+        *(SelectChoice(f"{EXAMPLE}:{event_type}", f"Example {event_type}") for event_type in examples),
         *(
-            (f"{EXAMPLE}:{event_type}", f"Example {event_type}")
-            for event_type in test_events.example_event_types(provider)
+            SelectChoice(f"{SAMPLE}:{row.event_type}", f"Last {row.event_type} received")
+            for row in known
+            if row.sample_payload
         ),
-        *((f"{SAMPLE}:{row.event_type}", f"Last {row.event_type} received") for row in known if row.sample_payload),
     ]
     return form
 
@@ -56,7 +59,10 @@ def _filters(form: LogFilterForm) -> dict:
 
 def _filter_form(known) -> LogFilterForm:
     form = LogFilterForm(formdata=request.args)
-    form.status.choices = [("", "Any status"), *((status, status.capitalize()) for status in EVENT_STATUSES)]
+    form.status.choices = [
+        SelectChoice("", "Any status"),
+        *(SelectChoice(status, status.capitalize()) for status in EVENT_STATUSES),
+    ]
     form.validate()
     form.known_types = [row.event_type for row in known]
     return form

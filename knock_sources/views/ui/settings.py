@@ -11,6 +11,7 @@ import json
 from datetime import timedelta
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from wtforms import SelectChoice
 
 from knock_sources.control import rehearsal, signing_secrets, sources
 from knock_sources.errors import ValidationFailed
@@ -33,10 +34,12 @@ bp = Blueprint("settings", __name__)
 PASTED = "__pasted__"
 
 
-def _sample_choices(source_env) -> list[tuple[str, str]]:
+def _sample_choices(source_env) -> list[SelectChoice]:
     known = KnownEvent.select(KnownEvent.event_type).where(KnownEvent.source_environment == source_env)
-    choices = [(row.event_type, f"Last {row.event_type} received") for row in known.order_by(KnownEvent.event_type)]
-    return [*choices, (PASTED, "The payload pasted below")]
+    choices = [
+        SelectChoice(row.event_type, f"Last {row.event_type} received") for row in known.order_by(KnownEvent.event_type)
+    ]
+    return [*choices, SelectChoice(PASTED, "The payload pasted below")]
 
 
 def _page(source, source_env, status=200, **forms):

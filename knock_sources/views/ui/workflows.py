@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from peewee import fn
+from wtforms import SelectChoice
 
 from knock_sources.actions.workflows import RUN_STATUSES
 from knock_sources.control import triggers, workflows
@@ -57,7 +58,7 @@ def _field_mapping(form_data) -> dict:
 
 def _trigger_form() -> TriggerForm:
     form = TriggerForm()
-    form.source.choices = [(source.key, source.name) for source in Source.select().order_by(Source.name)]
+    form.source.choices = [SelectChoice(source.key, source.name) for source in Source.select().order_by(Source.name)]
     return form
 
 
