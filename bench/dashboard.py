@@ -67,15 +67,14 @@ def load(app) -> dict:
         development = Environment.get(Environment.slug == "development")
         admins.create_or_reset("bench", "bench password")
         stripe = sources.connect(
-            state.registry,
-            state.config,
+            state,
             development,
             key="stripe",
             name="Stripe",
             provider_slug="stripe",
             signing_secret="whsec_bench",
         )
-        sources.connect(state.registry, state.config, development, key="app", name="App", provider_slug="custom_http")
+        sources.connect(state, development, key="app", name="App", provider_slug="custom_http")
         source_env = SourceEnvironment.get(source=stripe, environment=development)
         mapping = source_env.mappings.first()
         example = state.registry.providers["stripe"].example_payloads["invoice.paid"][0]
@@ -150,7 +149,7 @@ def load(app) -> dict:
                 ]
             ).execute()
         for number in range(10):
-            variables.upsert_variable(state.config["SECRET_KEY"], f"VAR_{number}", {"value": str(number)})
+            variables.upsert_variable(state.keyring, f"VAR_{number}", {"value": str(number)})
         store.db.execute_sql("ANALYZE")
         newest = EventLog.select().order_by(EventLog.id.desc()).first()
         middle = EventLog.select().order_by(EventLog.id).offset(EVENTS // 2).first()

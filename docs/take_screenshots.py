@@ -48,8 +48,7 @@ def seed(live: LiveServer) -> str:
         state = current_state()
         development = Environment.get(Environment.slug == "development")
         sources.connect(
-            state.registry,
-            state.config,
+            state,
             development,
             key="stripe",
             name="Stripe billing",

@@ -16,6 +16,7 @@ from typing import Any
 
 from rq import Queue
 
+from knock_sources.control.encryption import Keyring
 from knock_sources.ingest.cache import SourceCache
 from knock_sources.plugins import Registry, build_registry
 from knock_sources.scripting import ScriptRunner, shared_runner
@@ -39,6 +40,8 @@ class KnockSources:
 
     config: dict[str, Any]
     registry: Registry
+    #: ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``: encrypts and decrypts secrets at rest.
+    keyring: Keyring
     cache: SourceCache
     scripts: ScriptRunner
     #: ``None`` in embedded mode: events are processed in-process.
@@ -50,10 +53,12 @@ class KnockSources:
     def from_config(cls, config: dict[str, Any]) -> KnockSources:
         """Build the state for ``config`` (an app's validated configuration)."""
         queue = jobs.make_queue(config) if config["REDIS_URL"] else None
+        keyring = Keyring.from_config(config)
         return cls(
             config=config,
             registry=build_registry(config),
-            cache=SourceCache(config["SOURCE_CACHE_SECONDS"], config["SECRET_KEY"]),
+            keyring=keyring,
+            cache=SourceCache(config["SOURCE_CACHE_SECONDS"], keyring),
             # One runner per process and limits, not per app: each keeps a
             # script host process with its compiled scripts.
             scripts=shared_runner(config["SCRIPT_TIMEOUT_MS"], config["SCRIPT_MEMORY_MB"]),

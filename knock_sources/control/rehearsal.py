@@ -56,11 +56,14 @@ def check_parameter(spec, sample: dict | None, *, literal: bool = False) -> dict
     return {"state": "resolves", "value": value}
 
 
-def try_script(runner, source: str, envelope: Envelope, variables: dict) -> dict:
-    """Run ``source`` once on a sample; return its output or its error, and the time taken."""
+def try_script(runner, source: str, envelope: Envelope, variables) -> dict:
+    """Run ``source`` once on a sample; return its output (secrets redacted) or its error, and the time taken.
+
+    ``variables`` is the environment's ``ScriptVariables``.
+    """
     started = time.perf_counter()
     try:
-        output, error = runner.run_once(source, verification.build_context(envelope, variables)), None
+        output, error = verification.run_script(runner.run_once, source, envelope, variables), None
     except ScriptError as exc:
         output, error = None, exc.to_dict()
     return {
@@ -88,8 +91,8 @@ def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
         field = "preprocess_script" if exc.code == "script_unverified" else "verification"
         errors.append({"field": field, "message": exc.detail or exc.message})
         verdict = verification.Verdict(verification.VerificationStatus.ENFORCED_UNVERIFIED)
-    if verdict.script_error:
-        errors.append({"field": "preprocess_script", "message": str(verdict.script_error)})
+    if verdict.problem or verdict.script_error:
+        errors.append({"field": "preprocess_script", "message": verdict.problem or str(verdict.script_error)})
     known = processing.provider_for(state.registry, receiving.provider)
     normalized = None
     try:

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from knock_sources.control import encryption
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.store import to_utc_naive, utcnow
 
 MAX_SECRET_LENGTH = 1024
 
 
-def new_entry(config, secret: str, expires_at: datetime | None = None) -> dict:
-    """Return the stored form of ``secret``: encrypted under ``SECRET_KEY``."""
+def new_entry(keyring, secret: str, expires_at: datetime | None = None) -> dict:
+    """Return the stored form of ``secret``: encrypted with the app's ``Keyring`` (``SECRET_KEY``)."""
     expires_at = to_utc_naive(expires_at)
     return {
-        "secret": encryption.encrypt(config["SECRET_KEY"], secret),
+        "secret": keyring.encrypt(secret),
         "expires_at": expires_at.isoformat() if expires_at else None,
         "added_at": utcnow().isoformat(),
     }
@@ -76,19 +75,19 @@ def _checked(secret: str) -> str:
     return secret
 
 
-def replace(config, source_env, secret: str, keep_previous_for: timedelta | None = None) -> None:
+def replace(keyring, source_env, secret: str, keep_previous_for: timedelta | None = None) -> None:
     """Make ``secret`` the environment's current secret (see ``rolled_over``) and save."""
     _checked(secret)
-    source_env.signing_secrets = rolled_over(source_env.signing_secrets, new_entry(config, secret), keep_previous_for)
+    source_env.signing_secrets = rolled_over(source_env.signing_secrets, new_entry(keyring, secret), keep_previous_for)
     _save(source_env)
 
 
-def add(config, source_env, secret: str, expires_at: datetime | None = None) -> None:
+def add(keyring, source_env, secret: str, expires_at: datetime | None = None) -> None:
     """Add ``secret`` beside the existing ones, valid until ``expires_at`` (or until removed)."""
     _checked(secret)
     if expires_at is not None and to_utc_naive(expires_at) <= utcnow():
         raise ValidationFailed({"expires_at": ["Choose a time in the future."]})
-    source_env.signing_secrets = [*(source_env.signing_secrets or ()), new_entry(config, secret, expires_at)]
+    source_env.signing_secrets = [*(source_env.signing_secrets or ()), new_entry(keyring, secret, expires_at)]
     _save(source_env)
 
 

@@ -73,7 +73,7 @@ def send(state, source_env, payload: dict, remote_ip: str | None = None) -> Sent
     headers = {name: value for name, value in envelope.headers.items() if name != "content-length"}
     headers.setdefault("content-type", "application/json")
     provider = state.registry.providers.get(source_env.source.provider)
-    secrets = snapshot(source_env, state.config["SECRET_KEY"]).verification_config(utcnow())["signing_secrets"]
+    secrets = snapshot(source_env, state.keyring).verification_config(utcnow())["signing_secrets"]
     if provider is not None and secrets:
         signed = provider.sign(raw, secrets[0], timestamp=int(time.time()))
         headers.update({name.lower(): value for name, value in signed.items()})

@@ -119,20 +119,11 @@ def source_environment(key: str):
 
 
 def field_errors(error: ValidationFailed) -> dict[str, list[str]]:
-    """Flatten a ``ValidationFailed``'s nested errors to ``{"a.b": [messages]}``, for showing beside fields."""
-    flat: dict[str, list[str]] = {}
-
-    def walk(prefix, value):
-        if isinstance(value, dict):
-            for name, inner in value.items():
-                walk(f"{prefix}.{name}" if prefix else str(name), inner)
-        elif isinstance(value, list) and all(isinstance(item, str) for item in value):
-            flat.setdefault(prefix, []).extend(value)
-        else:
-            flat.setdefault(prefix, []).append(str(value))
-
-    walk("", error.errors)
-    return flat
+    """A ``ValidationFailed``'s messages by field path (``"action_parameters.recipients"``), to show beside fields."""
+    by_field: dict[str, list[str]] = {}
+    for problem in error.errors:
+        by_field.setdefault(problem["field"], []).append(problem["message"])
+    return by_field
 
 
 def safe_next(target: str | None) -> str | None:

@@ -64,7 +64,7 @@ def _page(source, source_env, status=200, **forms):
             source_env=source_env,
             provider=state.registry.providers.get(source.provider),
             secrets=signing_secrets.describe(source_env.signing_secrets),
-            verified=sources.is_verified(state.registry, source, source_env, state.config["SECRET_KEY"]),
+            verification=sources.verification_summary(state, source, source_env),
             replace_form=forms.pop("replace_form", None) or ReplaceSecretForm(formdata=None),
             add_form=forms.pop("add_form", None) or AddSecretForm(formdata=None),
             action_form=ActionForm(formdata=None),
@@ -99,7 +99,7 @@ def replace_secret(key):
     if form.validate_on_submit():
         keep = timedelta(hours=int(form.keep_previous.data or 0))
         try:
-            signing_secrets.replace(current_state().config, source_env, form.secret.data, keep or None)
+            signing_secrets.replace(current_state().keyring, source_env, form.secret.data, keep or None)
         except ValidationFailed as exc:
             return _page(source, source_env, 422, replace_form=form, errors=field_errors(exc))
         return _saved(key, "The new signing secret is in use.", "verification")
@@ -113,7 +113,7 @@ def add_secret(key):
     form = AddSecretForm()
     if form.validate_on_submit():
         try:
-            signing_secrets.add(current_state().config, source_env, form.secret.data, form.expires_at.data)
+            signing_secrets.add(current_state().keyring, source_env, form.secret.data, form.expires_at.data)
         except ValidationFailed as exc:
             return _page(source, source_env, 422, add_form=form, errors=field_errors(exc))
         return _saved(key, "The signing secret was added.", "verification")
@@ -133,7 +133,7 @@ def enforce_verification(key):
     """Switch "Enforce verification" (the script's verdict) on or off."""
     _, source_env = source_environment(key)
     form = SwitchForm()
-    sources.configure(current_state().config, source_env, {"enforce_verification": bool(form.enabled.data)})
+    sources.configure(current_state(), source_env, {"enforce_verification": bool(form.enabled.data)})
     state = "on" if form.enabled.data else "off"
     return _saved(key, f"Enforce verification is {state}.", "verification")
 
@@ -143,7 +143,7 @@ def handle_identifies(key):
     """Switch "Create and update users on identify calls" (CDP sources) on or off."""
     _, source_env = source_environment(key)
     form = SwitchForm()
-    sources.configure(current_state().config, source_env, {"handle_identifies": bool(form.enabled.data)})
+    sources.configure(current_state(), source_env, {"handle_identifies": bool(form.enabled.data)})
     state = "on" if form.enabled.data else "off"
     return _saved(key, f"Handling identify calls is {state}.", "identifies")
 
@@ -156,7 +156,7 @@ def paths(key):
     if not form.validate_on_submit():
         return _page(source, source_env, 422, paths=form)
     changes = {"event_type_path": form.event_type_path.data or None, "timestamp_path": form.timestamp_path.data or None}
-    sources.configure(current_state().config, source_env, changes)
+    sources.configure(current_state(), source_env, changes)
     return _saved(key, "The paths were saved.", "paths")
 
 
@@ -175,7 +175,7 @@ def idempotency(key):
         "enforce_idempotency": bool(form.enabled.data),
         "idempotency_key_path": form.idempotency_key_path.data or None,
     }
-    sources.configure(current_state().config, source_env, changes)
+    sources.configure(current_state(), source_env, changes)
     return _saved(key, "Idempotency settings saved.", "idempotency")
 
 
@@ -192,7 +192,7 @@ def script(key):
     text = (form.source.data or "").strip()
     value = {"language": "javascript", "source": text} if text else None
     try:
-        sources.configure(current_state().config, source_env, {"preprocess_script": value})
+        sources.configure(current_state(), source_env, {"preprocess_script": value})
     except ValidationFailed as exc:
         return _page(source, source_env, 422, script=form, script_error=exc.message)
     return _saved(key, "The script was saved." if text else "The script was removed.", "script")

@@ -54,8 +54,7 @@ def index():
             "environments": by_source.get(source.id, []),
             "here": here.get(source.id),
             "activity": recent[here[source.id].id] if source.id in here else None,
-            "verified": source.id in here
-            and sources.is_verified(state.registry, source, here[source.id], state.config["SECRET_KEY"]),
+            "verification": sources.verification_summary(state, source, here[source.id]) if source.id in here else None,
         }
         for source in listed
     ]
@@ -80,8 +79,7 @@ def connect(provider_slug):
         if form.validate_on_submit():
             try:
                 source = sources.connect(
-                    state.registry,
-                    state.config,
+                    state,
                     g.environment,
                     key=form.key.data.strip(),
                     name=form.name.data.strip(),
@@ -113,7 +111,7 @@ def overview(key):
         tracking_host=sources.tracking_host(state.config),
         latest=latest,
         chart=chart.events_per_hour(hourly_counts().series([source_env.id])[source_env.id]),
-        verified=sources.is_verified(state.registry, source, source_env, state.config["SECRET_KEY"]),
+        verification=sources.verification_summary(state, source, source_env),
     )
 
 

@@ -12,6 +12,7 @@ from knock_sources.control import variables
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store.control import Environment, Variable, VariableValue
+from knock_sources.store.keys import VARIABLE_KEY
 from knock_sources.views.ui.common import field_errors
 from knock_sources.views.ui.forms import ActionForm, VariableForm
 
@@ -70,12 +71,12 @@ def edit(key):
     if form.validate_on_submit():
         new_key = form.key.data.strip() if variable is None else variable.key
         try:
-            variables.check_key(new_key)
+            problem = VARIABLE_KEY.problem(new_key)
+            if problem:
+                raise ValidationFailed({"key": [problem]})
             if variable is None and Variable.select().where(Variable.key == new_key).exists():
                 raise ValidationFailed({"key": [f"A variable {new_key!r} already exists."]})
-            saved = variables.upsert_variable(
-                current_state().config["SECRET_KEY"], new_key, _body(form, variable, environments)
-            )
+            saved = variables.upsert_variable(current_state().keyring, new_key, _body(form, variable, environments))
         except ValidationFailed as exc:
             errors = field_errors(exc)
         else:

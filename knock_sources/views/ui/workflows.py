@@ -6,12 +6,11 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from peewee import fn
 from wtforms import SelectChoice
 
-from knock_sources.actions.workflows import RUN_STATUSES
 from knock_sources.control import triggers, workflows
 from knock_sources.errors import ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store.control import Environment, Source
-from knock_sources.store.dataplane import Workflow, WorkflowRun
+from knock_sources.store.dataplane import RUN_STATUSES, Workflow, WorkflowRun
 from knock_sources.views.api.common import paginate
 from knock_sources.views.ui.common import field_errors, safe_next
 from knock_sources.views.ui.forms import ActionForm, SwitchForm, TriggerForm, spec_from_text, text_of_spec
