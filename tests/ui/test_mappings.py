@@ -86,3 +86,27 @@ def test_the_editor_checks_paths_against_the_last_sample_as_you_type_and_shows_r
     page.get_by_role("link", name="Edit invoice.paid → Trigger workflow").click()
     expect(page.get_by_label("actor")).to_have_value('{"value": "billing-bot"}')
     expect(page.locator("#status-actor")).to_have_text("a configured value")
+
+
+def test_an_environment_disabled_from_its_page_answers_404_and_a_rotated_url_keeps_the_old_one_for_a_while(
+    signed_in, live
+):
+    page = signed_in
+    old_url = connect_stripe(page, live)
+    page.goto(f"{live.url}/development/sources/stripe/settings")
+    page.get_by_role("switch", name="Environment enabled").click()
+    expect(page.get_by_role("status")).to_contain_text("disabled")
+    raw, headers = stripe_event(live, event_id="evt_disabled")
+    assert post(old_url, raw, {"Content-Type": "application/json", **headers}) == 404
+    page.get_by_role("switch", name="Environment enabled").click()
+    expect(page.get_by_role("status")).to_contain_text("is enabled")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Rotate URL token").click()
+    expect(page.get_by_role("status")).to_contain_text("The webhook URL was rotated; the previous one works until")
+    page.get_by_role("navigation", name="Source").get_by_role("link", name="Overview").click()
+    new_url = page.get_by_role("button", name="Copy webhook URL").get_attribute("data-copy")
+    assert new_url != old_url
+    for number, url in enumerate((new_url, old_url)):
+        raw, headers = stripe_event(live, event_id=f"evt_rotated_{number}")
+        assert post(url, raw, {"Content-Type": "application/json", **headers}) == 204

@@ -71,7 +71,7 @@ def index(key):
         provider=provider,
         defaults={mapping.id for mapping in rows if mappings.is_default(provider, mapping)},
         action_form=ActionForm(formdata=None),
-        actions=sorted(current_state().registry.actions.values(), key=lambda action: action.name),
+        missing_workflows=mappings.missing_workflows(current_state().registry, source_env),
     )
 
 

@@ -65,6 +65,8 @@ def _page(source, source_env, status=200, **forms):
             provider=state.registry.providers.get(source.provider),
             secrets=signing_secrets.describe(source_env.signing_secrets),
             verification=sources.verification_summary(state, source, source_env),
+            previous_expiry=sources.previous_token_expiry(source_env),
+            grace_hours=round(state.config["TOKEN_GRACE_SECONDS"] / 3600, 1),
             replace_form=forms.pop("replace_form", None) or ReplaceSecretForm(formdata=None),
             add_form=forms.pop("add_form", None) or AddSecretForm(formdata=None),
             action_form=ActionForm(formdata=None),
@@ -146,6 +148,27 @@ def handle_identifies(key):
     sources.configure(current_state(), source_env, {"handle_identifies": bool(form.enabled.data)})
     state = "on" if form.enabled.data else "off"
     return _saved(key, f"Handling identify calls is {state}.", "identifies")
+
+
+@bp.post("/<env>/sources/<key>/settings/active")
+def set_active(key):
+    """Enable or disable the environment: a disabled one's URL answers 404 and logs nothing."""
+    _, source_env = source_environment(key)
+    form = SwitchForm()
+    sources.set_active(current_state(), source_env, bool(form.enabled.data))
+    state = "enabled" if form.enabled.data else "disabled: its URL answers 404"
+    return _saved(key, f"The {source_env.environment.slug} environment is {state}.", "environment")
+
+
+@bp.post("/<env>/sources/<key>/rotate-token")
+def rotate_token(key):
+    """Give the environment a new webhook URL; the old one keeps working for ``TOKEN_GRACE_SECONDS``."""
+    _, source_env = source_environment(key)
+    grace = current_state().config["TOKEN_GRACE_SECONDS"]
+    sources.rotate_token(source_env, grace)
+    until = sources.previous_token_expiry(source_env)
+    kept = f"the previous one works until {until:%Y-%m-%d %H:%M} UTC" if until else "the previous one stopped working"
+    return _saved(key, f"The webhook URL was rotated; {kept}.", "environment")
 
 
 @bp.post("/<env>/sources/<key>/settings/paths")
