@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from playwright.sync_api import expect  # noqa: E402
+
 from knock_sources import store  # noqa: E402
 from knock_sources.control import sources  # noqa: E402
 from knock_sources.state import current_state  # noqa: E402
@@ -53,7 +55,7 @@ def seed(live: LiveServer) -> str:
             key="stripe",
             name="Stripe billing",
             provider_slug="stripe",
-            inactive_defaults={2},
+            inactive_defaults={1},
             signing_secret=SECRET,
         )
         for key, name in (("invoice-created", "Invoice created"), ("invoice-paid", "Invoice paid")):
@@ -97,14 +99,19 @@ def main() -> None:
                     "mappings": f"{base}/sources/stripe/mappings",
                     "logs": f"{base}/sources/stripe/logs",
                     "workflows": f"{base}/workflows",
+                    "workflow": f"{base}/workflows/invoice-paid",
                 }
                 for name, url in shots.items():
                     page.goto(url)
                     page.screenshot(path=OUT / f"{name}.png", full_page=True)
                 page.goto(f"{base}/sources/stripe/logs?status=rejected")
-                first = page.locator("tbody tr a").first
-                first.click()
+                page.locator("tbody tr a").first.click()
                 page.screenshot(path=OUT / "log-detail.png", full_page=True)
+                page.goto(f"{base}/sources/stripe/mappings")
+                page.get_by_role("link", name="Edit invoice.paid → Trigger workflow").click()
+                page.get_by_label("actor").fill("body.data.object.nobody")
+                expect(page.locator("#status-actor")).to_contain_text("not found")
+                page.screenshot(path=OUT / "mapping-editor.png", full_page=True)
                 phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
                 sign_in(phone, live.url)
                 phone.goto(f"{base}/sources/stripe")
