@@ -24,10 +24,10 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg2
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.run import postgres_url  # noqa: E402
 
 SCHEMA = "ks_bench_dashboard"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "100000"))
@@ -36,20 +36,6 @@ WARMUP = 3
 RESULTS = ROOT / "bench" / "results" / "dashboard.json"
 TARGET_MS = 100.0
 BATCH = 2000
-
-
-def postgres_url() -> str:
-    """Create a fresh schema for the run and return a URL using it."""
-    for user in ("postgres", "root"):
-        try:
-            connection = psycopg2.connect(host="127.0.0.1", dbname="test", user=user, connect_timeout=3)
-        except psycopg2.OperationalError:
-            continue
-        connection.autocommit = True
-        connection.cursor().execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
-        connection.close()
-        return f"postgresql://{user}@127.0.0.1:5432/test?options=-csearch_path%3D{SCHEMA}"
-    sys.exit("The benchmark needs PostgreSQL at 127.0.0.1:5432 (database test).")
 
 
 def load(app) -> dict:
@@ -216,7 +202,7 @@ def measure(client, url: str) -> tuple[float, list[float]]:
 def main() -> None:
     os.environ.update(
         {
-            "KNOCK_SOURCES_DATABASE_URL": postgres_url(),
+            "KNOCK_SOURCES_DATABASE_URL": postgres_url(SCHEMA),
             "KNOCK_SOURCES_SECRET_KEY": "bench-secret-key",
             "KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS": "false",
         }

@@ -14,8 +14,6 @@ import json
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,20 +26,10 @@ from knock_sources.control import sources  # noqa: E402
 from knock_sources.state import current_state  # noqa: E402
 from knock_sources.store.control import Environment, Source, SourceEnvironment  # noqa: E402
 from knock_sources.store.dataplane import Workflow  # noqa: E402
-from tests.support.browser import LiveServer, chromium, sign_in  # noqa: E402
+from tests.support.browser import LiveServer, chromium, post, sign_in  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 SECRET = "whsec_" + "d" * 32
-
-
-def post(url: str, body: bytes, headers: dict) -> int:
-    """POST ``body`` and return the status."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def seed(live: LiveServer) -> str:

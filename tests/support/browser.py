@@ -8,10 +8,15 @@ Without it, browser tests skip locally and fail under
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 
+from playwright.sync_api import expect, sync_playwright
 from werkzeug.serving import make_server
 
 from knock_sources import store
@@ -55,6 +60,39 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
+def post(url: str, body: bytes, headers: dict) -> int:
+    """POST ``body`` to ``url`` over HTTP, as a sender would; return the status."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+STRIPE_SECRET = "whsec_" + "s3cr3t" * 6
+
+
+def stripe_event(live, event_id="evt_test_1", event_type="customer.created"):
+    """A Stripe example event with its own id, and the headers Stripe would sign it with."""
+    provider = live.app.extensions["knock_sources"].registry.providers["stripe"]
+    body = dict(provider.example_payloads[event_type][0]["body"], id=event_id)
+    raw = json.dumps(body).encode()
+    return raw, provider.sign(raw, STRIPE_SECRET, timestamp=int(time.time()))
+
+
+def connect_stripe(page, live):
+    """Connect Stripe from its template in the browser, pasting ``STRIPE_SECRET``; return the webhook URL."""
+    page.goto(f"{live.url}/development/sources")
+    page.get_by_role("link", name="Connect Stripe").click()
+    expect(page.get_by_role("heading", name="Connect Stripe")).to_be_visible()
+    expect(page.get_by_label("Key")).to_have_value("stripe")
+    page.get_by_label("Signing secret").fill(STRIPE_SECRET)
+    page.get_by_role("button", name="Connect Stripe").click()
+    expect(page.get_by_role("heading", name="Webhook URL")).to_be_visible()
+    return page.get_by_role("button", name="Copy webhook URL").get_attribute("data-copy")
+
+
 def chromium_path() -> str:
     """Return the Chromium executable, or skip (fail under CI) when it is not installed."""
     if not os.path.exists(CHROMIUM):
@@ -65,8 +103,6 @@ def chromium_path() -> str:
 @contextmanager
 def chromium():
     """Yield a headless Chromium browser driven by Playwright."""
-    from playwright.sync_api import sync_playwright
-
     executable = chromium_path()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

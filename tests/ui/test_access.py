@@ -56,6 +56,6 @@ def test_a_form_post_without_the_csrf_token_is_refused(page, live):
 
     status = page.evaluate(
         """async (url) => (await fetch(url, {method: "POST", body: new URLSearchParams({enabled: "y"})})).status""",
-        f"{live.url}/development/sources/stripe/settings/verification",
+        f"{live.url}/development/sources/stripe/settings/switch/enforce_verification",
     )
     assert status == 400

@@ -2,41 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
-import urllib.request
-
 from playwright.sync_api import expect
 
-STRIPE_SECRET = "whsec_" + "s3cr3t" * 6
-
-
-def post(url: str, body: bytes, headers: dict) -> int:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
-def stripe_event(live, event_id="evt_test_1", event_type="customer.created"):
-    provider = live.app.extensions["knock_sources"].registry.providers["stripe"]
-    body = dict(provider.example_payloads[event_type][0]["body"], id=event_id)
-    raw = json.dumps(body).encode()
-    return raw, provider.sign(raw, STRIPE_SECRET, timestamp=int(time.time()))
-
-
-def connect_stripe(page, live):
-    page.goto(f"{live.url}/development/sources")
-    page.get_by_role("link", name="Connect Stripe").click()
-    expect(page.get_by_role("heading", name="Connect Stripe")).to_be_visible()
-    expect(page.get_by_label("Key")).to_have_value("stripe")
-    page.get_by_label("Signing secret").fill(STRIPE_SECRET)
-    page.get_by_role("button", name="Connect Stripe").click()
-    expect(page.get_by_role("heading", name="Webhook URL")).to_be_visible()
-    return page.get_by_role("button", name="Copy webhook URL").get_attribute("data-copy")
+from tests.support.browser import STRIPE_SECRET, connect_stripe, post, stripe_event
 
 
 def test_connect_stripe_then_a_signed_event_shows_in_the_logs_and_the_secret_in_no_page(signed_in, live):
@@ -156,3 +124,23 @@ def test_send_test_event_signs_the_example_with_the_providers_own_sign(signed_in
     expect(page.get_by_role("heading", name="Log #")).to_contain_text("idempotent")
     page.goto(f"{live.url}/development/sources/stripe/logs")
     expect(page.get_by_role("table", name="Event logs").get_by_role("row")).to_have_count(3)
+
+
+def test_waiting_for_the_first_event_turns_live_and_the_live_tail_shows_new_events(signed_in, live):
+    page = signed_in
+    webhook_url = connect_stripe(page, live)
+    waiting = page.locator("[data-first-event]")
+    expect(waiting).to_contain_text("Waiting for your first event...")
+    raw, headers = stripe_event(live, event_id="evt_first")
+    assert post(webhook_url, raw, {"Content-Type": "application/json", **headers}) == 204
+    expect(waiting).to_contain_text("Event received", timeout=20_000)
+    expect(waiting.get_by_role("link", name="customer.created")).to_be_visible()
+
+    page.goto(f"{live.url}/development/sources/stripe/logs")
+    rows = page.get_by_role("table", name="Event logs").get_by_role("row")
+    expect(rows).to_have_count(2)
+    page.get_by_label("Live tail").check()
+    raw, headers = stripe_event(live, event_id="evt_second", event_type="invoice.paid")
+    assert post(webhook_url, raw, {"Content-Type": "application/json", **headers}) == 204
+    expect(rows).to_have_count(3, timeout=20_000)
+    expect(rows.nth(1)).to_contain_text("invoice.paid")

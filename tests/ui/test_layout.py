@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.browser import sign_in
-from tests.ui.test_connect_and_logs import connect_stripe, post, stripe_event
+from tests.support.browser import connect_stripe, post, sign_in, stripe_event
 
 PAGES = (
     "/development/sources",

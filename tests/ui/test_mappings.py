@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.ui.test_connect_and_logs import connect_stripe, post, stripe_event
+from tests.support.browser import connect_stripe, post, stripe_event
 
 
 def send(live, webhook_url, event_id, event_type="customer.created"):

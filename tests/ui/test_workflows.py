@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 
 from playwright.sync_api import expect
 
 from knock_sources import store
 from knock_sources.store.control import Environment
 from knock_sources.store.dataplane import Workflow, WorkflowRun
+from tests.support.browser import post
 
-
-def post_json(url: str, body: dict) -> int:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request) as response:
-        return response.status
+JSON = {"Content-Type": "application/json"}
 
 
 def runs(live) -> dict[str, int]:
@@ -64,8 +58,8 @@ def test_a_trigger_added_in_the_page_runs_and_switched_off_in_production_only_st
         "userId": "JohnHammond1",
         "properties": {"recipient": {"id": "ann", "name": "Ann"}},
     }
-    assert post_json(development_url, event) == 204
-    assert post_json(production_url, event) == 204
+    assert post(development_url, json.dumps(event).encode(), JSON) == 204
+    assert post(production_url, json.dumps(event).encode(), JSON) == 204
     assert runs(live) == {"development": 1, "production": 0}
     page.reload()
     expect(page.get_by_role("table", name="Runs")).to_contain_text("ann")

@@ -14,7 +14,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from wtforms import SelectChoice
 
 from knock_sources.control import rehearsal, signing_secrets, sources
-from knock_sources.errors import ValidationFailed
+from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.ingest.verification import script_source
 from knock_sources.state import current_state
 from knock_sources.store.control import KnownEvent
@@ -130,24 +130,23 @@ def remove_secret(key, index):
     return _saved(key, "The signing secret was removed.", "verification")
 
 
-@bp.post("/<env>/sources/<key>/settings/verification")
-def enforce_verification(key):
-    """Switch "Enforce verification" (the script's verdict) on or off."""
-    _, source_env = source_environment(key)
-    form = SwitchForm()
-    sources.configure(current_state(), source_env, {"enforce_verification": bool(form.enabled.data)})
-    state = "on" if form.enabled.data else "off"
-    return _saved(key, f"Enforce verification is {state}.", "verification")
+#: The on/off settings with a switch of their own: what the flash message calls them, the section they are in.
+SWITCHES = {
+    "enforce_verification": ("Enforce verification", "verification"),
+    "handle_identifies": ("Handling identify calls", "identifies"),
+}
 
 
-@bp.post("/<env>/sources/<key>/settings/identifies")
-def handle_identifies(key):
-    """Switch "Create and update users on identify calls" (CDP sources) on or off."""
+@bp.post("/<env>/sources/<key>/settings/switch/<name>")
+def switch(key, name):
+    """Switch one on/off setting ("Enforce verification", "Handle identifies") on or off."""
+    if name not in SWITCHES:
+        raise NotFound(f"There is no {name!r} switch.", code="setting_missing")
     _, source_env = source_environment(key)
     form = SwitchForm()
-    sources.configure(current_state(), source_env, {"handle_identifies": bool(form.enabled.data)})
-    state = "on" if form.enabled.data else "off"
-    return _saved(key, f"Handling identify calls is {state}.", "identifies")
+    sources.configure(current_state(), source_env, {name: bool(form.enabled.data)})
+    label, anchor = SWITCHES[name]
+    return _saved(key, f"{label} is {'on' if form.enabled.data else 'off'}.", anchor)
 
 
 @bp.post("/<env>/sources/<key>/settings/active")
