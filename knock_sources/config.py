@@ -61,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "EXTRA_PLUGINS": [],
     # Dashboard sign-ins last this long, then the administrator signs in again.
     "SESSION_LIFETIME_HOURS": 12,
-    # Failed or not, sign-in attempts per client address (Flask-Limiter syntax).
+    # Failed or not, sign-in attempts per client address (``limits`` syntax: "10 per minute", "5/minute;50/hour").
     "LOGIN_RATE_LIMIT": "10 per minute",
 }
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import time
+import uuid
 
 import pytest
 
 from knock_sources.store.control import AdminUser
+from tests.support import make_app, reset_database, stop_dispatcher
 from tests.support.dashboard import PASSWORD, USERNAME, create_admin, csrf_token, sign_in
 
 
@@ -127,3 +130,23 @@ def test_init_db_upgrades_a_version_one_database_with_the_admin_table(app, db):
     assert result.exit_code == 0, result.output
     assert SchemaVersion.get().version == schema.CURRENT_VERSION
     assert AdminUser.table_exists()
+
+
+def test_with_redis_the_sign_in_limit_is_shared_by_every_process(database_url, redis_url):
+    config = {"REDIS_URL": redis_url, "QUEUE_NAME": f"ks-test-{uuid.uuid4().hex}", "LOGIN_RATE_LIMIT": "2 per minute"}
+    first, second = make_app(database_url, **config), make_app(database_url, **config)
+    try:
+        create_admin(first)
+        # A client address of this test alone: the count lives in the shared Redis for a minute.
+        address = {"REMOTE_ADDR": f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"}
+        statuses = []
+        for app in (first, second, second):
+            client = app.test_client()
+            token = csrf_token(client.get("/login", environ_base=address))
+            data = {"csrf_token": token, "username": USERNAME, "password": "guess"}
+            statuses.append(client.post("/login", data=data, environ_base=address).status_code)
+        assert statuses == [200, 200, 429]
+    finally:
+        for app in (first, second):
+            stop_dispatcher(app)
+        reset_database()

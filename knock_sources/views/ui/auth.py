@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
 
 from knock_sources.control import admins
-from knock_sources.views.ui.common import login_limit, safe_next, start_session
+from knock_sources.views.ui.common import count_login_attempt, safe_next, start_session
 from knock_sources.views.ui.forms import LoginForm
 
 bp = Blueprint("auth", __name__)
@@ -22,13 +22,13 @@ def login():
     form = LoginForm()
     failed = False
     if request.method == "POST":
-        with login_limit():
-            if form.validate_on_submit():
-                admin = admins.authenticate(form.username.data, form.password.data)
-                if admin is not None:
-                    start_session(admin)
-                    return redirect(target)
-                failed = True
+        count_login_attempt()
+        if form.validate_on_submit():
+            admin = admins.authenticate(form.username.data, form.password.data)
+            if admin is not None:
+                start_session(admin)
+                return redirect(target)
+            failed = True
     return render_template("auth/login.html", form=form, failed=failed)
 
 
