@@ -109,7 +109,10 @@ def _protect():
         if not admins.exists():
             return render_template("auth/setup.html"), 503
         return redirect(url_for("ui.auth.login", next=request.full_path.rstrip("?")))
-    g.environments = list(Environment.select().order_by(Environment.id))
+    # In the configured order: the first is every page's default, as it is the API's.
+    configured = current_app.config["ENVIRONMENTS"]
+    rank = {slug: index for index, slug in enumerate(configured)}
+    g.environments = sorted(Environment.select(), key=lambda row: (rank.get(row.slug, len(configured)), row.id))
     g.environment = _environment(g.environment_slug, g.environments)
     return None
 
