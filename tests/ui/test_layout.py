@@ -37,3 +37,26 @@ def test_no_page_is_wider_than_a_phone(browser, live, signed_in):
             overflowing.append((path, width))
     phone.close()
     assert overflowing == []
+
+
+UNNAMED_CONTROLS = """() => Array.from(document.querySelectorAll("input, select, textarea, button, a[href]"))
+    .filter((el) => el.type !== "hidden")
+    .filter((el) => !(el.labels && el.labels.length)
+        && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby")
+        && !(el.textContent || "").trim())
+    .map((el) => el.outerHTML.slice(0, 120))"""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_control_of_every_page_has_an_accessible_name(live, signed_in):
+    page = signed_in
+    webhook_url = connect_stripe(page, live)
+    raw, headers = stripe_event(live, event_type="invoice.paid")
+    assert post(webhook_url, raw, {"Content-Type": "application/json", **headers}) == 204
+    unnamed = {}
+    for path in (*PAGES, "/development/sources/stripe/logs/1", "/development/variables/new", "/login"):
+        page.goto(live.url + path)
+        found = page.evaluate(UNNAMED_CONTROLS)
+        if found:
+            unnamed[path] = found
+    assert unnamed == {}

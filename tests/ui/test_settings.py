@@ -35,7 +35,7 @@ def page(client) -> str:
 
 def test_rotating_the_signing_secret_from_the_page_never_shows_a_secret(admin, db):
     response = post_form(
-        admin, SETTINGS, "/development/sources/billing/secrets/replace", {"secret": SECOND, "keep_previous": "24"}
+        admin, SETTINGS, "/development/sources/billing/secrets/replace", {"new_secret": SECOND, "keep_previous": "24"}
     )
     assert response.status_code == 302
     entries = stored_secrets(db)
@@ -44,7 +44,7 @@ def test_rotating_the_signing_secret_from_the_page_never_shows_a_secret(admin, d
         admin,
         SETTINGS,
         "/development/sources/billing/secrets/add",
-        {"secret": THIRD, "expires_at": "2999-01-01T00:00"},
+        {"additional_secret": THIRD, "expires_at": "2999-01-01T00:00"},
     )
     assert response.status_code == 302
     shown = page(admin)
@@ -61,7 +61,7 @@ def test_a_refused_secret_form_does_not_echo_what_was_typed(admin):
         admin,
         SETTINGS,
         "/development/sources/billing/secrets/add",
-        {"secret": SECOND, "expires_at": "2001-01-01T00:00"},
+        {"additional_secret": SECOND, "expires_at": "2001-01-01T00:00"},
     )
     assert response.status_code == 422
     body = response.get_data(as_text=True)

@@ -85,7 +85,7 @@ class ConnectForm(FlaskForm):
 class ReplaceSecretForm(FlaskForm):
     """Make a new secret the current one, optionally keeping the previous ones valid a while."""
 
-    secret = PasswordField("New signing secret", validators=[DataRequired(), Length(max=1024)])
+    new_secret = PasswordField("New signing secret", validators=[DataRequired(), Length(max=1024)])
     keep_previous = SelectField(
         "Keep the previous secret valid for",
         choices=[
@@ -101,7 +101,7 @@ class ReplaceSecretForm(FlaskForm):
 class AddSecretForm(FlaskForm):
     """Add another valid secret, with an optional expiry."""
 
-    secret = PasswordField("Additional signing secret", validators=[DataRequired(), Length(max=1024)])
+    additional_secret = PasswordField("Additional signing secret", validators=[DataRequired(), Length(max=1024)])
     expires_at = DateTimeLocalField("Expires at (UTC)", format=DATETIME_FORMATS, validators=[Optional()])
 
 

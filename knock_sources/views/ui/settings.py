@@ -101,7 +101,7 @@ def replace_secret(key):
     if form.validate_on_submit():
         keep = timedelta(hours=int(form.keep_previous.data or 0))
         try:
-            signing_secrets.replace(current_state().keyring, source_env, form.secret.data, keep or None)
+            signing_secrets.replace(current_state().keyring, source_env, form.new_secret.data, keep or None)
         except ValidationFailed as exc:
             return _page(source, source_env, 422, replace_form=form, errors=field_errors(exc))
         return _saved(key, "The new signing secret is in use.", "verification")
@@ -115,7 +115,7 @@ def add_secret(key):
     form = AddSecretForm()
     if form.validate_on_submit():
         try:
-            signing_secrets.add(current_state().keyring, source_env, form.secret.data, form.expires_at.data)
+            signing_secrets.add(current_state().keyring, source_env, form.additional_secret.data, form.expires_at.data)
         except ValidationFailed as exc:
             return _page(source, source_env, 422, add_form=form, errors=field_errors(exc))
         return _saved(key, "The signing secret was added.", "verification")
