@@ -46,8 +46,8 @@ def try_script(runner, source: str, envelope: Envelope, variables: dict) -> dict
     }
 
 
-def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
-    """Return what the pipeline would do with ``envelope``, without writing anything."""
+def verify(state, receiving, envelope: Envelope, run_script) -> tuple[verification.Verdict, list]:
+    """Verify ``envelope`` as ingestion would; return the verdict and the problems found (never raises)."""
     errors = []
     provider = state.registry.providers.get(receiving.provider)
     try:
@@ -56,7 +56,7 @@ def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
             receiving,
             envelope,
             envelope.received_at,
-            state.scripts.run_once,
+            run_script,
             lambda: state.cache.variables(receiving.environment_id),
         )
     except SignatureError as exc:
@@ -65,32 +65,65 @@ def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
         verdict = verification.Verdict(verification.VerificationStatus.ENFORCED_UNVERIFIED)
     if verdict.script_error:
         errors.append({"field": "preprocess_script", "message": str(verdict.script_error)})
-    scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output)
+    return verdict, errors
+
+
+def plan_event(state, receiving, source_env_id: int, scope: dict, received_at, *, ignore_idempotency=False) -> dict:
+    """Return what processing would do now with an event of ``scope``: type, key, actions, problems.
+
+    Composed of processing's own resolution, ``idempotency.is_claimed`` (the
+    dry run of the claim) and ``runner.plan``; a duplicate runs no actions.
+    """
+    errors = []
     settings = receiving.settings
     event_type = processing.resolve_event_type(
         processing.provider_for(state.registry, receiving.provider), settings, scope
     )
+    key = idempotency.key_for(settings, scope)
+    duplicate = False
     actions = []
     if event_type == processing.UNKNOWN_EVENT_TYPE:
         errors.append({"field": "event_type_path", "message": "the event type path did not resolve to a string"})
     else:
-        actions = plan(state.registry, Mapping.active_for(source_env.id, event_type), scope)
+        duplicate = (
+            key is not None
+            and not ignore_idempotency
+            and idempotency.is_claimed(source_env_id, event_type, key, now=utcnow())
+        )
+        if not duplicate:
+            actions = plan(state.registry, Mapping.active_for(source_env_id, event_type), scope)
     for action in actions:
         if action["error"]:
             errors.append({"field": f"mappings.{action['action_type']}", "message": action["error"]})
     succeeded = sum(1 for action in actions if action["action_status"] == SUCCESS)
-    occurred_at = processing.resolve_timestamp(settings.get("timestamp_path"), scope, envelope.received_at)
+    occurred_at = processing.resolve_timestamp(settings.get("timestamp_path"), scope, received_at)
     return {
-        "log_id": None,
-        "status": "error" if errors else "ok",
         "event": event_type,
         "occurred_at": occurred_at.isoformat() + "Z",
-        "idempotency_key": idempotency.key_for(settings, scope),
-        "verification_status": verdict.status,
-        "preprocess_output": verdict.preprocess_output,
+        "idempotency_key": key,
+        "idempotent": duplicate,
         "actions": actions,
         "action_logs_count": len(actions),
         "successful_action_logs_count": succeeded,
         "failed_action_logs_count": len(actions) - succeeded,
+        "errors": errors,
+    }
+
+
+def rehearse(state, receiving, source_env, envelope: Envelope, run_script=None) -> dict:
+    """Return what the pipeline would do with ``envelope``, without writing anything.
+
+    ``run_script`` defaults to a throwaway isolate per call.
+    """
+    verdict, errors = verify(state, receiving, envelope, run_script or state.scripts.run_once)
+    scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output)
+    planned = plan_event(state, receiving, source_env.id, scope, envelope.received_at)
+    errors += planned.pop("errors")
+    return {
+        "log_id": None,
+        "status": "error" if errors else "ok",
+        **planned,
+        "verification_status": verdict.status,
+        "preprocess_output": verdict.preprocess_output,
         "errors": errors or None,
     }

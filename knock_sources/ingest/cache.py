@@ -19,7 +19,7 @@ from datetime import datetime
 from peewee import DoesNotExist
 
 from knock_sources.control import encryption, variables
-from knock_sources.store.control import Source, SourceEnvironment
+from knock_sources.store.control import Environment, Source, SourceEnvironment
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,8 @@ class ReceivingEnvironment:
     id: int
     token: str
     environment_id: int
+    #: The environment's slug, for metrics and logs.
+    environment: str
     source_key: str
     provider: str
     settings: dict
@@ -53,6 +55,7 @@ def snapshot(source_env: SourceEnvironment, secret_key: str) -> ReceivingEnviron
         id=source_env.id,
         token=source_env.token,
         environment_id=source_env.environment_id,
+        environment=source_env.environment.slug,
         source_key=source_env.source.key,
         provider=source_env.source.provider,
         settings=dict(source_env.settings or {}),
@@ -105,8 +108,10 @@ class SourceCache:
     def _load(self, token: str) -> ReceivingEnvironment | None:
         try:
             source_env = (
-                SourceEnvironment.select(SourceEnvironment, Source)
+                SourceEnvironment.select(SourceEnvironment, Source, Environment)
                 .join(Source)
+                .switch(SourceEnvironment)
+                .join(Environment)
                 .where((SourceEnvironment.token == token) & (SourceEnvironment.active == True))  # noqa: E712
                 .get()
             )

@@ -34,6 +34,7 @@ _PERSISTED_COLUMNS = (
     "received_at",
     "preprocess_output",
     "error",
+    "replay_of",
 )
 
 
@@ -70,10 +71,12 @@ def persist(
     verdict: Verdict,
     *,
     body_text: str | None = None,
+    replay_of: int | None = None,
 ) -> int:
     """Commit the pending ``EventLog`` (the durability point) and return its id.
 
-    ``body_text`` is the body's JSON text when it is already at hand. Raises
+    ``body_text`` is the body's JSON text when it is already at hand;
+    ``replay_of`` the id of the event a replay repeats. Raises
     ``LogUnavailable`` when the database cannot take it, so that the sender
     retries, and ``NotFound`` when the source was deleted meanwhile.
     """
@@ -87,6 +90,7 @@ def persist(
         envelope.received_at,
         verdict.preprocess_output,
         verdict.error,
+        replay_of,
     )
     fields = EventLog._meta.fields
     try:
@@ -108,19 +112,48 @@ def persist(
     raise LogUnavailable("The event could not be recorded; retry later.")
 
 
-def log_rejection(receiving: ReceivingEnvironment, error: SourcesError, headers: dict, raw: bytes, remote_ip) -> None:
-    """Record a refused request as ``rejected``, with its reason and the start of its body."""
+def whole_text(raw: bytes | None) -> str | None:
+    """Return ``raw`` as text when all of it is kept (short enough, valid UTF-8), else ``None``."""
+    if raw is None or len(raw) > REJECTED_EXCERPT_BYTES:
+        return None
     try:
-        EventLog.create(
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def log_rejection(
+    receiving: ReceivingEnvironment,
+    error: SourcesError,
+    headers: dict,
+    raw: bytes | None,
+    remote_ip,
+    *,
+    replay_of: int | None = None,
+) -> int | None:
+    """Record a refused request as ``rejected``, with its reason and the start of its body.
+
+    ``raw`` is ``None`` when the body was not read (too large). A body kept
+    whole can be replayed (``control.replay``), verified again. Returns the
+    row's id, or ``None`` when it could not be written.
+    """
+    whole = whole_text(raw)
+    try:
+        return EventLog.create(
             source_environment=receiving.id,
             status=REJECTED,
             reason=error.code,
             error=error.detail or error.message,
             headers=headers,
-            raw_excerpt=raw[:REJECTED_EXCERPT_BYTES].decode("utf-8", "replace"),
+            raw_excerpt=whole
+            if whole is not None
+            else (raw or b"")[:REJECTED_EXCERPT_BYTES].decode("utf-8", "replace"),
+            raw_complete=whole is not None,
             remote_ip=remote_ip,
+            replay_of=replay_of,
             verification_status=VerificationStatus.ENFORCED_UNVERIFIED if isinstance(error, SignatureError) else None,
-        )
+        ).id
     except PeeweeException as exc:
         # The caller still gets its 4xx; losing the debug row is the lesser harm.
         log.error("could not log a rejected request for source environment %s: %s", receiving.id, exc)
+        return None

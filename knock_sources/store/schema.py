@@ -15,6 +15,7 @@ from flask import g
 from peewee import SqliteDatabase
 from playhouse.db_url import parse as parse_db_url
 from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as apply_migrations
 from playhouse.pool import PooledPostgresqlDatabase
 
 from knock_sources import store
@@ -24,11 +25,26 @@ from knock_sources.store.dataplane import DATA_MODELS
 #: Every table, in dependency order.
 MODELS = control.CONTROL_MODELS + DATA_MODELS
 
+
+def _add_replays(migrator, database):
+    """Replays: ``EventLog.replay_of`` and ``EventLog.raw_complete`` (the ``Replay`` table is new)."""
+    event_log = control.EventLog
+    table = event_log._meta.table_name
+    apply_migrations(
+        *(
+            migrator.add_column(table, field.column_name, field)
+            for field in (event_log.replay_of, event_log.raw_complete)
+        )
+    )
+
+
 #: Migrations after the initial schema, in order: ``(version, function)``
 #: where ``function(migrator, database)`` changes the schema of an existing
 #: database. Tables created fresh already have the latest shape.
-MIGRATIONS: tuple = ()
+MIGRATIONS: tuple = ((2, _add_replays),)
 CURRENT_VERSION = 1 + len(MIGRATIONS)
+#: Indexes on columns that migrations add: created after them, on fresh and old databases alike.
+LATE_INDEXES = ((control.EventLog, control.REPLAY_OF_INDEX),)
 
 
 class PooledPostgres(PooledPostgresqlDatabase):
@@ -102,6 +118,8 @@ def migrate(environments=("development", "production")):
                     function(migrator, database)
                     row.version = version
                     row.save()
+            for model, index in LATE_INDEXES:
+                database.execute(model._schema._create_index(index, safe=True))
             for slug in environments:
                 control.Environment.get_or_create(slug=slug)
     return row.version

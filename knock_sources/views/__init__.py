@@ -8,7 +8,7 @@ from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import SourcesError, ValidationFailed
-from knock_sources.views import api, health, receive
+from knock_sources.views import api, health, metrics, receive
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,7 @@ def init_app(app):
     """Register the blueprints and error handlers."""
     app.register_blueprint(receive.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(api.bp)
 
     @app.errorhandler(SourcesError)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import redis
@@ -41,12 +42,13 @@ DRAIN_MAX_SECONDS = 30
 DRAIN_FLAG_SECONDS = 60
 
 
-def make_queue(config) -> Queue:
-    """Return the RQ queue for ``config``; Redis errors surface fast, not after minutes."""
-    connection = redis.Redis.from_url(
-        config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
-    )
-    return Queue(config["QUEUE_NAME"], connection=connection, default_timeout=config["JOB_TIMEOUT_SECONDS"])
+def make_queue(config, name: str | None = None, connection: redis.Redis | None = None) -> Queue:
+    """Return the RQ queue ``name`` (default ``QUEUE_NAME``); Redis errors surface fast, not after minutes."""
+    if connection is None:
+        connection = redis.Redis.from_url(
+            config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+        )
+    return Queue(name or config["QUEUE_NAME"], connection=connection, default_timeout=config["JOB_TIMEOUT_SECONDS"])
 
 
 def pending_key(queue: Queue) -> str:
@@ -137,13 +139,20 @@ def drain(state: KnockSources) -> int:
             return drained
 
 
-def process_event(state: KnockSources, event_log_id: int) -> None:
-    """Process one logged event: resolve, deduplicate, run its actions."""
+def process_event(state: KnockSources, event_log_id: int, *, ignore_idempotency: bool = False) -> str | None:
+    """Process one logged event: resolve, deduplicate, run its actions; return its final status."""
+    run = partial(
+        processing.process,
+        event_log_id,
+        state.registry,
+        state.config,
+        state.metrics,
+        ignore_idempotency=ignore_idempotency,
+    )
     if store.db.is_closed():
         with store.db.connection_context():
-            processing.process(event_log_id, state.registry, state.config)
-    else:
-        processing.process(event_log_id, state.registry, state.config)
+            return run()
+    return run()
 
 
 def sweep(state: KnockSources) -> int:
@@ -178,6 +187,7 @@ def sweep(state: KnockSources) -> int:
             except redis.RedisError as exc:
                 log.warning("the sweeper stops, Redis is unreachable: %s", exc)
                 return swept
+        state.metrics.requeued(len(ids))
         swept += len(ids)
         last_id = ids[-1]
 
