@@ -40,7 +40,7 @@ from knock_sources.ingest import eventlog, verification
 from knock_sources.ingest.cache import ReceivingEnvironment, snapshot
 from knock_sources.observability import logs
 from knock_sources.providers import Envelope
-from knock_sources.store import FAILED, IDEMPOTENT, PENDING, PROCESSED, REJECTED, db, to_utc_naive, utcnow
+from knock_sources.store import FAILED, PENDING, REJECTED, REPLAYABLE_STATUSES, db, to_utc_naive, utcnow
 from knock_sources.store.control import (
     REPLAY_ACTIVE,
     REPLAY_CANCELLED,
@@ -51,15 +51,13 @@ from knock_sources.store.control import (
     Replay,
     SourceEnvironment,
 )
-from knock_sources.worker import jobs, processing
+from knock_sources.worker import processing
 
 if TYPE_CHECKING:
     from knock_sources.state import KnockSources
 
 log = logging.getLogger(__name__)
 
-#: Statuses a replay may select: finished events (pending ones are still on their way).
-REPLAYABLE = (PROCESSED, FAILED, IDEMPOTENT, REJECTED)
 PAGE_SIZE = 100
 JOB = "knock_sources.worker.tasks.run_replay"
 #: Database outages while a replay job runs: RQ retries it, and it resumes at its cursor.
@@ -79,7 +77,7 @@ def normalise_filter(loaded: dict) -> dict:
     explicit ids, any replayable status.
     """
     ids = sorted(set(loaded.get("ids") or ()))
-    stored = {"statuses": list(loaded.get("statuses") or (REPLAYABLE if ids else (FAILED,)))}
+    stored = {"statuses": list(loaded.get("statuses") or (REPLAYABLE_STATUSES if ids else (FAILED,)))}
     if loaded.get("events"):
         stored["events"] = list(loaded["events"])
     for name in ("starting_at", "ending_at"):
@@ -282,8 +280,8 @@ def _step(state: KnockSources, receiving: ReceivingEnvironment, replay: Replay, 
     if new_id is None:
         state.metrics.replayed(SKIPPED)
         return
-    status = REJECTED if rejected else jobs.process_event(state, new_id, ignore_idempotency=replay.ignore_idempotency)
-    _settle(replay, status)
+    status = REJECTED if rejected else _process(state, replay, new_id)
+    _settle(state, replay, status)
 
 
 def _write_copy(state, receiving, original: EventLog) -> tuple[int | None, bool]:
@@ -320,8 +318,16 @@ def _advance(replay: Replay, original_id: int, *, skipped: bool) -> None:
     replay.skipped += int(skipped)
 
 
-def _settle(replay: Replay, status: str | None) -> None:
+def _process(state: KnockSources, replay: Replay, event_log_id: int) -> str | None:
+    """Put a replayed event through the normal processing; return its final status."""
+    return processing.process(
+        event_log_id, state.registry, state.config, state.metrics, ignore_idempotency=replay.ignore_idempotency
+    )
+
+
+def _settle(state: KnockSources, replay: Replay, status: str | None) -> None:
     """Count a replayed event's outcome once it is processed."""
+    state.metrics.replayed(status or SKIPPED)
     failed = status in (FAILED, REJECTED)
     Replay.update(done=Replay.done + 1, failed=Replay.failed + int(failed), updated_at=utcnow()).where(
         Replay.id == replay.id
@@ -338,7 +344,7 @@ def _finish_orphan(state: KnockSources, replay: Replay) -> None:
         (EventLog.replay_of == replay.cursor) & (EventLog.status == PENDING) & (EventLog.id > replay.last_id)
     )
     if orphan is not None:
-        _settle(replay, jobs.process_event(state, orphan.id, ignore_idempotency=replay.ignore_idempotency))
+        _settle(state, replay, _process(state, replay, orphan.id))
 
 
 def resume_stale(state: KnockSources) -> int:

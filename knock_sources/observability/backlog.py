@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Callable
@@ -68,6 +67,7 @@ class Backlog:
         self._sample: Sample | None = None
         self._started_in: int | None = None
         self._start_lock = threading.Lock()
+        self._stopped = threading.Event()
         self._version = _version()
 
     @property
@@ -89,14 +89,18 @@ class Backlog:
             self._started_in = os.getpid()
             threading.Thread(target=self._run, name="knock-sources-backlog", daemon=True).start()
 
+    def stop(self) -> None:
+        """End the sampling thread (tests, shutdown)."""
+        self._stopped.set()
+
     def _run(self) -> None:
-        while True:
+        while not self._stopped.is_set():
             try:
                 self.refresh()
             except Exception as exc:
                 # The last sample stays; it is retried at the next interval.
                 log.warning("could not sample the backlog: %s", exc)
-            time.sleep(self.interval)
+            self._stopped.wait(self.interval)
 
     def collect(self):
         """Yield the gauges of the last sample; start sampling on this process's first scrape."""

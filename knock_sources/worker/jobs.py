@@ -19,6 +19,7 @@ from peewee import InterfaceError, OperationalError
 from rq import Queue, Retry, SimpleWorker
 
 from knock_sources import store
+from knock_sources.control import replay
 from knock_sources.store import PENDING, utcnow
 from knock_sources.store.control import EventLog
 from knock_sources.worker import processing
@@ -156,12 +157,15 @@ def process_event(state: KnockSources, event_log_id: int, *, ignore_idempotency:
 
 
 def sweep(state: KnockSources) -> int:
-    """Re-enqueue events still pending after the grace period; return how many.
+    """Resume stalled replays; re-enqueue events still pending after the grace period, return how many.
 
     (A worker that dies mid-event leaves it ``pending``: each event is
     processed in one transaction.) Stops at the first Redis failure; the
     next sweep carries on.
     """
+    resumed = replay.resume_stale(state)
+    if resumed:
+        log.info("resumed %s stalled replays", resumed)
     config = state.config
     now = utcnow()
     grace_expired = now - timedelta(seconds=config["SWEEP_GRACE_SECONDS"])
@@ -223,10 +227,16 @@ class SweepingWorker(SimpleWorker):
 
 
 def make_worker(state: KnockSources) -> SweepingWorker:
-    """Return a worker for the state's queue, sweeping every ``SWEEP_INTERVAL_SECONDS``."""
+    """Return a worker for the state's queues, sweeping every ``SWEEP_INTERVAL_SECONDS``.
+
+    RQ takes a job from the replay queue only when the event queue is empty,
+    so live events go first.
+    """
     queue = state.queue
     worker = SweepingWorker(
-        [queue], connection=queue.connection, maintenance_interval=state.config["SWEEP_INTERVAL_SECONDS"]
+        [queue, state.replay_queue],
+        connection=queue.connection,
+        maintenance_interval=state.config["SWEEP_INTERVAL_SECONDS"],
     )
     worker.sweep_interval = state.config["SWEEP_INTERVAL_SECONDS"]
     worker.app_state = state

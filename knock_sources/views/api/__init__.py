@@ -2,15 +2,15 @@
 
 Shapes follow Knock's Management API. Request bodies are validated by the
 schemas of ``schemas.py``; the resources are ``sources``, ``scripts``
-(test and rehearse), ``data`` (workflows and the data plane), ``providers``
+(test and rehearse), ``replays``, ``data`` (workflows and the data plane), ``providers``
 and ``variables``.
 """
 
-from knock_sources.views.api import data, providers, scripts, sources, variables
+from knock_sources.views.api import data, providers, replays, scripts, sources, variables
 from knock_sources.views.api.common import bp
 
 # Nested once at import: a blueprint cannot gain children after its first registration.
-for _resource in (sources, data, providers, variables, scripts):
+for _resource in (sources, data, providers, variables, scripts, replays):
     bp.register_blueprint(_resource.bp)
 
 __all__ = ["bp"]

@@ -14,13 +14,12 @@ from flask import Blueprint, request
 from knock_sources.control.api_keys import is_valid
 from knock_sources.errors import AuthenticationRequired, NotFound, SourcesError, ValidationFailed
 from knock_sources.ingest import body as ingest_body
+from knock_sources.store import MAX_ROW_ID
 from knock_sources.store.control import Environment
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
 DEFAULT_PAGE_SIZE = 25
-# Ids are 64-bit integers in every backend.
-MAX_ROW_ID = 2**63 - 1
 MAX_PAGE_SIZE = 100
 
 

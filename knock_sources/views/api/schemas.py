@@ -9,7 +9,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from knock_sources.paths import InvalidPath, parse_path
-from knock_sources.store import EVENT_STATUSES
+from knock_sources.store import EVENT_STATUSES, MAX_ROW_ID, REPLAYABLE_STATUSES
 
 
 class Path(fields.String):
@@ -176,3 +176,36 @@ class ScriptTestBodySchema(Schema):
 
     script = fields.Nested(ScriptSchema, load_default=None, allow_none=True)
     payload = fields.Nested(SamplePayloadSchema, load_default=dict)
+
+
+class ReplayFilterSchema(Schema):
+    """Which stored events a replay takes; without ``statuses``, failed ones (or any, given ``ids``)."""
+
+    class Meta:
+        unknown = RAISE
+
+    statuses = fields.List(fields.String(validate=validate.OneOf(REPLAYABLE_STATUSES)), validate=validate.Length(min=1))
+    events = fields.List(
+        fields.String(validate=validate.Length(min=1, max=255)), validate=validate.Length(min=1, max=100)
+    )
+    starting_at = fields.DateTime()
+    ending_at = fields.DateTime()
+    ids = fields.List(
+        fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ROW_ID)),
+        validate=validate.Length(min=1, max=1000),
+    )
+
+
+class ReplayBodySchema(Schema):
+    """Body of ``POST /v1/sources/{key}/replay``."""
+
+    class Meta:
+        unknown = RAISE
+
+    filter = fields.Nested(ReplayFilterSchema, load_default=dict)
+    #: Count and plan instead of replaying.
+    dry_run = fields.Boolean(load_default=False)
+    #: Run events even if their idempotency key was seen.
+    ignore_idempotency = fields.Boolean(load_default=False)
+    #: How many events a dry run plans.
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
