@@ -67,6 +67,11 @@ def make_database(url: str):
         path = url[len("sqlite:///") :] or ":memory:"
         return SqliteDatabase(
             path,
+            # Transactions take the write lock when they begin: a deferred one
+            # that reads, then writes, cannot wait for another writer, and
+            # SQLite answers it "database is locked" at once whatever the busy
+            # timeout (concurrent API writes got 503). IMMEDIATE waits.
+            lock_type="IMMEDIATE",
             pragmas={
                 # WAL lets the web process read while a job writes.
                 "journal_mode": "wal",

@@ -8,7 +8,7 @@ from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import SourcesError, ValidationFailed
-from knock_sources.views import api, health, metrics, receive
+from knock_sources.views import api, health, metrics, openapi, receive
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,7 @@ def init_app(app):
     app.register_blueprint(receive.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
 
     @app.errorhandler(SourcesError)

@@ -122,7 +122,8 @@ class WorkflowBodySchema(Schema):
 
 def envelope_schema(name: str, inner: type[Schema]) -> Schema:
     """Return a schema for ``{name: <inner>}``, the shape Knock's API wraps bodies in."""
-    return Schema.from_dict({name: fields.Nested(inner, required=True)})(unknown=RAISE)
+    envelope = Schema.from_dict({name: fields.Nested(inner, required=True)}, name=f"{name.title()}EnvelopeSchema")
+    return envelope(unknown=RAISE)
 
 
 class LogQuerySchema(Schema):
