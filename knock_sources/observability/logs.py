@@ -149,6 +149,9 @@ def configure(log_format: str, level: str) -> logging.Handler:
         root.addHandler(handler)
     handler.setFormatter(formatter(log_format))
     root.setLevel(level.upper())
+    # Peewee logs each statement with its parameters at DEBUG: tokens, API key
+    # digests, encrypted secrets. Never, whatever the level.
+    logging.getLogger("peewee").setLevel(max(logging.INFO, root.level))
     return handler
 
 
