@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 # that nothing else contends for the SQLite file.
 GUNICORN_ARGS ?= --workers 1 --threads 8
 
-.PHONY: run test api-check bench venv clean
+.PHONY: run test test-fast lint fmt api-check bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -36,6 +36,20 @@ test: venv
 # schemathesis against a live server, from its own /openapi.json; any finding fails.
 api-check: venv
 	$(BIN)/python .ci/api_check.py
+
+# Everything but the tests that start real processes (workers, gunicorn, pip): for quick iterations.
+test-fast: venv
+	$(BIN)/python -m pytest -m "not system" $(PYTEST_ARGS)
+
+# Format check, lint, and type check of the public plugin API (files listed in pyproject.toml).
+lint: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench: venv
 	$(BIN)/python bench/run.py

@@ -21,7 +21,7 @@ def create_app(test_config=None):
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{os.path.join(app.instance_path, 'knock_sources.db')}"
     config.normalise(app.config)
-    config.validate(app.config)
+    config.validate_config(app.config)
     logs.init_app(app)
     config.warn_if_insecure(app.config, app.logger)
     schema.init_app(app)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from knock_sources.scripting import ScriptError, ScriptRunner  # noqa: E402
-from tests.test_scripting import KNOCK_DEFAULT_SCRIPT, STRIPE_STYLE_SCRIPT  # noqa: E402
+from tests.support.scripts import KNOCK_DEFAULT_SCRIPT, STRIPE_STYLE_SCRIPT  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "scripting.json"
 ITERATIONS = 5000

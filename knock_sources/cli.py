@@ -33,6 +33,10 @@ PURGE_BATCH = 5000
 def init_db_command():
     """Create the database or migrate it to the current schema (safe to re-run)."""
     version = schema.migrate(current_app.config["ENVIRONMENTS"])
+    with store.db.connection_context():
+        created = sources.create_missing_environments(current_state().registry)
+    if created:
+        click.echo(f"Configured {created} source environments for newly added environments.", err=True)
     click.echo(f"Database ready at schema version {version}.", err=True)
 
 

@@ -1,13 +1,25 @@
-"""Default configuration. Environment variables prefixed ``KNOCK_SOURCES_``
-override each key (``KNOCK_SOURCES_DATABASE_URL`` sets ``DATABASE_URL``);
-values are parsed as JSON when they parse, so numbers and lists work.
+"""Configuration: the defaults, and their validation at start-up.
+
+Environment variables prefixed ``KNOCK_SOURCES_`` override each key
+(``KNOCK_SOURCES_DATABASE_URL`` sets ``DATABASE_URL``); values are parsed as
+JSON when they parse, so numbers and lists work, and comma-separated strings
+are accepted where lists are expected. ``validate`` checks every key when
+the app is created, so a mistyped value stops the start with a message
+naming it instead of failing every request.
 """
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from knock_sources.errors import ConfigurationError
 from knock_sources.observability.exposition import parse_bind
 from knock_sources.observability.logs import FORMATS
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     # None: SQLite at instance/knock_sources.db (set by create_app).
     "DATABASE_URL": None,
     # None: jobs run in-process right after the event is logged.
@@ -15,6 +27,7 @@ DEFAULTS = {
     # Encrypts signing secrets and secret variables at rest: set it in production.
     "SECRET_KEY": "dev-insecure-change-me",
     "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
+    # The first one is the default of every API call's ``?environment=``.
     "ENVIRONMENTS": ["development", "production"],
     "IDEMPOTENCY_WINDOW_SECONDS": 86400,
     "MAX_PAYLOAD_BYTES": 1024 * 1024,
@@ -30,9 +43,17 @@ DEFAULTS = {
     # How long a process trusts its cached view of a source's token, settings
     # and secrets; API writes clear the local cache immediately.
     "SOURCE_CACHE_SECONDS": 5,
+    # The Segment-compatible tracking API (/segment/v1): the largest event, the
+    # largest request (after gzip is inflated; RudderStack's SDK sends up to
+    # 4 MB), and the browser origins allowed to call it (CORS; "*" for any).
+    "SEGMENT_MAX_EVENT_BYTES": 32 * 1024,
+    "SEGMENT_MAX_REQUEST_BYTES": 500 * 1024,
+    "SEGMENT_CORS_ORIGINS": [],
     "LOAD_PLUGIN_ENTRYPOINTS": True,
     # Plugins that must not load: dotted module paths or entry-point names.
     "DISABLED_PLUGINS": [],
+    # Plugin objects registered in addition to the built-in and installed ones (tests, embedding).
+    "EXTRA_PLUGINS": [],
     # Logs: "text" (readable lines) or "json" (one object per line).
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "INFO",
@@ -47,47 +68,110 @@ DEFAULTS = {
     # How often the backlog gauges (pending events, oldest age, workers) are sampled.
     "METRICS_SAMPLE_SECONDS": 10,
     # Replays: events per replay at most; the RQ queue (lower priority than
-    # QUEUE_NAME's); how long a running replay may go without progress before
-    # the sweeper resumes it elsewhere.
+    # QUEUE_NAME's; default QUEUE_NAME-replay); how long a running replay may
+    # go without progress before the sweeper resumes it elsewhere.
     "REPLAY_MAX_EVENTS": 10000,
     "REPLAY_QUEUE_NAME": None,
     "REPLAY_STALE_SECONDS": 300,
 }
 
+#: Keys whose values are never repeated in an error message.
+SECRET_KEYS = frozenset({"SECRET_KEY", "METRICS_TOKEN"})
 
 DEVELOPMENT_SECRET_KEY = DEFAULTS["SECRET_KEY"]
+ENVIRONMENT_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
-def normalise(config):
+def _whole(minimum: int = 1, **kwargs) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=minimum), **kwargs)
+
+
+def _bind(value: str | None) -> None:
+    try:
+        parse_bind(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _slug(value: str) -> None:
+    if not ENVIRONMENT_SLUG.fullmatch(value):
+        raise ValidationError("must be lower-case letters, digits, '-' or '_', at most 64 characters")
+
+
+class ConfigSchema(Schema):
+    """What each configuration key must hold. Keys it does not know (Flask's own) pass through."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    DATABASE_URL = fields.String(validate=validate.Regexp(r"^(sqlite|postgres(ql)?)(\+\w+)?://"))
+    REDIS_URL = fields.String(allow_none=True, validate=validate.Regexp(r"^rediss?://|^unix://"))
+    SECRET_KEY = fields.String(validate=validate.Length(min=1))
+    PUBLIC_BASE_URL = fields.String(validate=validate.Regexp(r"^https?://[^/\s]+"))
+    ENVIRONMENTS = fields.List(fields.String(validate=_slug), validate=validate.Length(min=1))
+    IDEMPOTENCY_WINDOW_SECONDS = _whole()
+    MAX_PAYLOAD_BYTES = _whole()
+    SCRIPT_TIMEOUT_MS = _whole()
+    SCRIPT_MEMORY_MB = _whole()
+    LOG_RETENTION_DAYS = _whole()
+    QUEUE_NAME = fields.String(validate=validate.Length(min=1, max=128))
+    SWEEP_GRACE_SECONDS = _whole(minimum=0)
+    SWEEP_INTERVAL_SECONDS = _whole()
+    JOB_TIMEOUT_SECONDS = _whole()
+    SOURCE_CACHE_SECONDS = fields.Float(validate=validate.Range(min=0))
+    SEGMENT_MAX_EVENT_BYTES = _whole()
+    SEGMENT_MAX_REQUEST_BYTES = _whole()
+    SEGMENT_CORS_ORIGINS = fields.List(fields.String(validate=validate.Regexp(r"^(\*|https?://[^/\s]+)$")))
+    LOAD_PLUGIN_ENTRYPOINTS = fields.Boolean(truthy={True}, falsy={False})
+    DISABLED_PLUGINS = fields.List(fields.String())
+    EXTRA_PLUGINS = fields.List(fields.Raw())
+    LOG_FORMAT = fields.String(validate=validate.OneOf(FORMATS))
+    LOG_LEVEL = fields.String(validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]))
+    METRICS_ENABLED = fields.Boolean(truthy={True}, falsy={False})
+    METRICS_TOKEN = fields.String(allow_none=True, validate=validate.Length(min=1))
+    METRICS_BIND = fields.String(allow_none=True, validate=_bind)
+    WORKER_METRICS_BIND = fields.String(allow_none=True, validate=_bind)
+    METRICS_SAMPLE_SECONDS = fields.Float(validate=validate.Range(min=0.01))
+    REPLAY_MAX_EVENTS = _whole()
+    REPLAY_QUEUE_NAME = fields.String(validate=validate.Length(min=1, max=128))
+    REPLAY_STALE_SECONDS = _whole()
+
+
+def normalise(config) -> None:
     """Accept comma-separated strings where lists are expected."""
-    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS"):
+    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS", "SEGMENT_CORS_ORIGINS"):
         value = config.get(key)
         if isinstance(value, str):
             config[key] = [item.strip() for item in value.split(",") if item.strip()]
-    config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
-    config["REPLAY_QUEUE_NAME"] = config["REPLAY_QUEUE_NAME"] or f"{config['QUEUE_NAME']}-replay"
-    config["LOG_FORMAT"] = str(config["LOG_FORMAT"]).lower()
-    config["LOG_LEVEL"] = str(config["LOG_LEVEL"]).upper()
+    if isinstance(config.get("PUBLIC_BASE_URL"), str):
+        config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
+    config["REPLAY_QUEUE_NAME"] = config.get("REPLAY_QUEUE_NAME") or f"{config.get('QUEUE_NAME')}-replay"
+    config["LOG_FORMAT"] = str(config.get("LOG_FORMAT")).lower()
+    config["LOG_LEVEL"] = str(config.get("LOG_LEVEL")).upper()
 
 
-def validate(config):
-    """Stop the start with a clear message for a setting that cannot work."""
-    if config["LOG_FORMAT"] not in FORMATS:
-        raise ConfigurationError(f"KNOCK_SOURCES_LOG_FORMAT must be one of {', '.join(FORMATS)}.")
-    if config["LOG_LEVEL"] not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigurationError("KNOCK_SOURCES_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL.")
-    for key in ("METRICS_BIND", "WORKER_METRICS_BIND"):
-        try:
-            parse_bind(config[key])
-        except ValueError as exc:
-            raise ConfigurationError(f"KNOCK_SOURCES_{key}: {exc}.") from None
-    for key in ("METRICS_SAMPLE_SECONDS", "REPLAY_MAX_EVENTS", "REPLAY_STALE_SECONDS"):
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigurationError(f"KNOCK_SOURCES_{key} must be a positive number.")
+def validate_config(config) -> None:
+    """Raise ``ConfigurationError`` naming every key whose value is unusable.
+
+    The message shows the offending values except those of ``SECRET_KEYS``,
+    which are never repeated anywhere.
+    """
+    errors = ConfigSchema().validate(dict(config))
+    if errors:
+        problems = []
+        for key, messages in sorted(errors.items()):
+            shown = "" if key in SECRET_KEYS else f" (got {config.get(key)!r})"
+            problems.append(f"KNOCK_SOURCES_{key}{shown}: {_first(messages)}")
+        raise ConfigurationError("Invalid configuration: " + "; ".join(problems))
 
 
-def warn_if_insecure(config, logger):
+def _first(messages) -> str:
+    while isinstance(messages, (dict, list)):
+        messages = next(iter(messages.values())) if isinstance(messages, dict) else messages[0]
+    return str(messages)
+
+
+def warn_if_insecure(config, logger) -> None:
     """Log a warning when a server-backed deployment still uses the development secret key."""
     if config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY and not config.get("TESTING"):
         logger.warning(

@@ -34,6 +34,21 @@ class PayloadError(SourcesError):
     code = "invalid_payload"
 
 
+class InvalidEvent(PayloadError):
+    """A body that parsed but is not an event the source accepts; ``errors`` holds per-field messages."""
+
+    code = "invalid_event"
+
+    def __init__(self, message, errors, *, code=None):
+        detail = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
+        super().__init__(message, code=code, detail=detail)
+        self.errors = errors
+
+    def to_dict(self):
+        """Return the JSON error body with the field errors."""
+        return {**super().to_dict(), "errors": self.errors}
+
+
 class SignatureError(SourcesError):
     """Verification failed; the message says which check, never the digest."""
 
@@ -49,7 +64,7 @@ class PayloadTooLarge(SourcesError):
 
 
 class UnsupportedMediaType(SourcesError):
-    """The content type is neither JSON nor form-encoded."""
+    """The content type is neither JSON nor form-encoded, or the content encoding is unknown."""
 
     status = 415
     code = "unsupported_content_type"
@@ -60,6 +75,13 @@ class NotFound(SourcesError):
 
     status = 404
     code = "resource_missing"
+
+
+class Conflict(SourcesError):
+    """What a request would create already exists."""
+
+    status = 409
+    code = "conflict"
 
 
 class AuthenticationRequired(SourcesError):

@@ -1,6 +1,6 @@
 """Dot-path resolution over an event's ``{body, headers, preprocess}`` scope.
 
-Paths follow Knock's rules (DESIGN.md section 6): dot notation, case-sensitive
+Paths follow Knock's rules (docs/architecture.md 3.1): dot notation, case-sensitive
 except for header names, namespaces ``body.``, ``headers.`` and
 ``preprocess.``; a path whose first segment is not a namespace resolves
 against ``body``; ``[0]`` and ``.0`` index arrays; a path may select a whole

@@ -9,12 +9,18 @@ plugin stops the app instead of silently shadowing a provider.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from knock_sources import hookspecs
 from knock_sources.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from knock_sources.actions.base import Action
+    from knock_sources.providers import Provider
 
 DEFAULT_PLUGINS = (
     "knock_sources.actions",
@@ -24,12 +30,19 @@ DEFAULT_PLUGINS = (
     "plugins.workos",
     "plugins.supabase",
     "plugins.posthog",
+    "plugins.legacy_http",
+    "plugins.segment",
+    "plugins.rudderstack",
+    "plugins.jitsu",
+    "plugins.freshpaint",
 )
 
 ENTRY_POINT_GROUP = "knock_sources"
 
 
-def make_plugin_manager(*, load_entrypoints=True, extra=(), blocked=()):
+def make_plugin_manager(
+    *, load_entrypoints: bool = True, extra: Iterable[object] = (), blocked: Iterable[str] = ()
+) -> pluggy.PluginManager:
     """Return a PluginManager with the hookspecs, default plugins and installed ones.
 
     ``blocked`` names plugins (dotted module paths for built-ins, entry-point
@@ -57,11 +70,11 @@ class Registry:
     """Providers and actions contributed by plugins, keyed by slug and type."""
 
     pm: pluggy.PluginManager
-    providers: dict = field(default_factory=dict)
-    actions: dict = field(default_factory=dict)
+    providers: dict[str, Provider] = field(default_factory=dict)
+    actions: dict[str, Action] = field(default_factory=dict)
 
     @classmethod
-    def from_plugin_manager(cls, pm):
+    def from_plugin_manager(cls, pm: pluggy.PluginManager) -> Registry:
         """Call the registration hooks and validate what they return."""
         registry = cls(pm)
         for actions in pm.hook.register_actions():
@@ -82,7 +95,7 @@ class Registry:
                 registry.providers[provider.slug] = provider
         return registry
 
-    def plugins(self):
+    def plugins(self) -> list[dict[str, Any]]:
         """Describe the loaded plugins: name, version and hooks implemented."""
         distributions = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
         described = []
@@ -92,17 +105,17 @@ class Registry:
                 {
                     "name": self.pm.get_name(plugin),
                     "version": dist.version if dist else None,
-                    "hooks": sorted(caller.name for caller in self.pm.get_hookcallers(plugin)),
+                    "hooks": sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ()),
                 }
             )
         return sorted(described, key=lambda entry: entry["name"])
 
 
-def build_registry(config) -> Registry:
+def build_registry(config: Mapping[str, Any]) -> Registry:
     """Build the plugin manager and registry an app's configuration asks for."""
     pm = make_plugin_manager(
         load_entrypoints=config["LOAD_PLUGIN_ENTRYPOINTS"],
-        extra=config.get("EXTRA_PLUGINS", ()),
+        extra=config["EXTRA_PLUGINS"],
         blocked=config["DISABLED_PLUGINS"],
     )
     return Registry.from_plugin_manager(pm)

@@ -3,7 +3,7 @@
 A provider is a plain object registered through the ``register_providers``
 hook. It never imports Flask or reads globals: it receives an ``Envelope`` and
 the source environment's configuration, so each one can be tested without an
-app (style-anchors 3.3).
+app, as django-anymail's backends are.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any, Mapping
 
 from knock_sources import signing
-from knock_sources.errors import SignatureError
+from knock_sources.errors import PayloadError, SignatureError
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,13 @@ class Envelope:
 
     ``headers`` has lower-cased names; repeated headers are joined with
     ``", "`` as RFC 9110 allows. ``raw_body`` is the exact bytes received, the
-    only thing signatures are computed over.
+    only thing signatures are computed over. ``body`` is the parsed body: an
+    object, or a list for a batch sent to a provider that ``batches``.
     """
 
     headers: Mapping[str, str]
     raw_body: bytes
-    body: dict = field(default_factory=dict)
+    body: dict | list = field(default_factory=dict)
     remote_ip: str | None = None
     received_at: datetime | None = None
 
@@ -109,6 +110,46 @@ class Provider:
     default_mappings: tuple[DefaultMapping, ...] = ()
     #: Example requests per event type: ``{event_type: [{"body", "headers"}]}``.
     example_payloads: Mapping[str, list[dict]] = {}
+    #: Whether a JSON array body is a batch: one event log per element, all
+    #: committed or none (CDP webhook destinations batch).
+    batches: bool = False
+    #: Whether the Segment-compatible tracking API (``/segment/v1/...``)
+    #: takes calls for this provider's sources, the write key being the token.
+    tracking_api: bool = False
+
+    def split(self, body: dict | list) -> list:
+        """Return the events of a parsed body: the body itself, or a batch's elements.
+
+        Raises ``PayloadError`` for an array sent to a provider that does not
+        ``batch`` (override to explain why) and for an empty batch.
+        """
+        if not isinstance(body, list):
+            return [body]
+        if not self.batches:
+            raise PayloadError("The JSON body must be an object.", code="not_an_object")
+        if not body:
+            raise PayloadError("The JSON array holds no events.", code="empty_batch")
+        return body
+
+    def normalize(self, body: dict) -> dict | None:
+        """Check one event; return Knock's normalized form of it, or ``None`` when it has none.
+
+        The normalized form (``{"event", "user_id", "data"}`` for Segment-style
+        events) is stored beside the body and overlays it for paths, so that
+        ``data.<key>`` addresses ``properties.<key>``. Raise ``PayloadError``
+        (``InvalidEvent`` for field errors) for a body the source does not
+        accept: it is answered 400, or, inside a batch, logged as rejected.
+        """
+        return None
+
+    def implicit_mappings(self, settings: Mapping[str, Any], event_type: str) -> tuple[DefaultMapping, ...]:
+        """Return the mappings this provider runs for ``event_type`` without storing them.
+
+        A CDP source's "handle identifies" setting is one: identify calls
+        identify the user while it is on. They run and are logged like
+        stored mappings (their action logs have no mapping id).
+        """
+        return ()
 
     def is_verifiable(self, config: Mapping[str, Any]) -> bool:
         """Return whether requests to this environment must pass ``verify``.
@@ -158,6 +199,8 @@ class Provider:
             },
             "default_settings": self.default_settings(),
             "default_action_mappings": [m.to_dict() for m in self.default_mappings],
+            "batches": self.batches,
+            "tracking_api": self.tracking_api,
             "example_payloads": dict(self.example_payloads),
         }
 
@@ -173,6 +216,7 @@ class SharedSecretProvider(Provider):
 
     signed = False
     timestamped = False
+    secret_header: str = "x-webhook-secret"
 
     def verify(self, envelope: Envelope, config: Mapping[str, Any]) -> None:
         """Raise ``SignatureError`` unless the header carries a configured secret."""

@@ -101,6 +101,11 @@ def secret_header(config: Mapping[str, Any], default: str) -> str:
     return value.strip().lower() if isinstance(value, str) and value.strip() else default
 
 
+def hmac_sha1_hex(key: str | bytes, message: bytes) -> str:
+    """Return the HMAC-SHA1 of ``message`` as lower-case hex (Segment's ``X-Signature``)."""
+    return hmac.new(to_bytes(key), message, hashlib.sha1).hexdigest()
+
+
 def hmac_sha256(key: str | bytes, message: bytes) -> bytes:
     """Return the raw HMAC-SHA256 of ``message`` under ``key`` (UTF-8 if ``str``)."""
     return hmac.new(to_bytes(key), message, hashlib.sha256).digest()

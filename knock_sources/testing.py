@@ -44,7 +44,7 @@ from knock_sources.actions.base import ACTION_ORDER
 from knock_sources.errors import SignatureError
 from knock_sources.providers import Envelope
 
-#: Parameters whose plain strings are configured values, not paths (DESIGN.md section 6).
+#: Parameters whose plain strings are configured values, not paths (docs/architecture.md 3.2).
 LITERAL_PARAMETERS = frozenset({"key", "collection"})
 #: Multipliers from seconds to a provider's ``timestamp_unit``.
 UNITS = signing.TIMESTAMP_UNITS

@@ -20,7 +20,7 @@ class CustomHttpProvider(SharedSecretProvider):
     categories = ("Infrastructure",)
     docs_url = "https://docs.knock.app/integrations/sources/custom"
     secret_header = "x-webhook-secret"
-    # Knock's Custom HTTP template ships this one mapping (spec section 9.6).
+    # Knock's Custom HTTP template ships this one mapping (https://docs.knock.app/integrations/sources/custom).
     default_mappings = (
         DefaultMapping(
             event_type="user.identified",

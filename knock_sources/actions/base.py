@@ -15,7 +15,7 @@ from typing import Any
 from marshmallow import Schema
 
 # Knock runs the mappings of one event type in this order, whatever order
-# they were created in (DESIGN.md section 6). workflows_cancel is not in
+# they were created in (docs/architecture.md 3.3). workflows_cancel is not in
 # Knock's enum; it runs just before triggers so that a cancel-then-retrigger
 # event behaves sensibly.
 ACTION_ORDER = (

@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def in_order(mappings) -> list:
-    """Return ``mappings`` in Knock's fixed action order (then by id)."""
-    return sorted(mappings, key=lambda mapping: (order_key(mapping.action_type), mapping.id))
+    """Return ``mappings`` in Knock's fixed action order (then by id; unsaved implicit mappings first)."""
+    return sorted(mappings, key=lambda mapping: (order_key(mapping.action_type), mapping.id or 0))
 
 
 def run_mappings(registry, mappings, scope: dict, context) -> list[ActionLog]:

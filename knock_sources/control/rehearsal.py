@@ -2,9 +2,10 @@
 
 Nothing here writes to the database. A rehearsal is composed of the
 pipeline's own pieces (``ingest.verification.verify``, the event-type,
-timestamp and idempotency-key resolution of the worker, ``Mapping.active_for``
-and ``actions.runner.plan``), so it cannot disagree with a real event about
-what would happen; it reports what would happen and why not.
+timestamp and idempotency-key resolution of the worker, the provider's
+normalization, ``processing.select_mappings`` and ``actions.runner.plan``),
+so it cannot disagree with a real event about what would happen; it reports
+what would happen and why not.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import json
 import time
 
 from knock_sources.actions.runner import plan
-from knock_sources.errors import SignatureError
+from knock_sources.errors import SignatureError, SourcesError
 from knock_sources.ingest import verification
 from knock_sources.providers import Envelope
 from knock_sources.scripting import ScriptError
 from knock_sources.store import SUCCESS, utcnow
-from knock_sources.store.control import Mapping
 from knock_sources.worker import idempotency, processing
 
 
@@ -71,14 +71,14 @@ def verify(state, receiving, envelope: Envelope, run_script) -> tuple[verificati
 def plan_event(state, receiving, source_env_id: int, scope: dict, received_at, *, ignore_idempotency=False) -> dict:
     """Return what processing would do now with an event of ``scope``: type, key, actions, problems.
 
-    Composed of processing's own resolution, ``idempotency.is_claimed`` (the
-    dry run of the claim) and ``runner.plan``; a duplicate runs no actions.
+    Composed of processing's own resolution and mapping selection,
+    ``idempotency.is_claimed`` (the dry run of the claim) and
+    ``runner.plan``; a duplicate runs no actions.
     """
     errors = []
+    known = processing.provider_for(state.registry, receiving.provider)
     settings = receiving.settings
-    event_type = processing.resolve_event_type(
-        processing.provider_for(state.registry, receiving.provider), settings, scope
-    )
+    event_type = processing.resolve_event_type(known, settings, scope)
     key = idempotency.key_for(settings, scope)
     duplicate = False
     actions = []
@@ -91,7 +91,8 @@ def plan_event(state, receiving, source_env_id: int, scope: dict, received_at, *
             and idempotency.is_claimed(source_env_id, event_type, key, now=utcnow())
         )
         if not duplicate:
-            actions = plan(state.registry, Mapping.active_for(source_env_id, event_type), scope)
+            mappings = processing.select_mappings(known, source_env_id, settings, event_type)
+            actions = plan(state.registry, mappings, scope)
     for action in actions:
         if action["error"]:
             errors.append({"field": f"mappings.{action['action_type']}", "message": action["error"]})
@@ -110,13 +111,16 @@ def plan_event(state, receiving, source_env_id: int, scope: dict, received_at, *
     }
 
 
-def rehearse(state, receiving, source_env, envelope: Envelope, run_script=None) -> dict:
-    """Return what the pipeline would do with ``envelope``, without writing anything.
-
-    ``run_script`` defaults to a throwaway isolate per call.
-    """
-    verdict, errors = verify(state, receiving, envelope, run_script or state.scripts.run_once)
-    scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output)
+def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
+    """Return what the pipeline would do with ``envelope``, without writing anything."""
+    verdict, errors = verify(state, receiving, envelope, state.scripts.run_once)
+    known = processing.provider_for(state.registry, receiving.provider)
+    normalized = None
+    try:
+        normalized = known.normalize(envelope.body)
+    except SourcesError as exc:
+        errors.append({"field": "body", "message": exc.detail or exc.message})
+    scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output, normalized)
     planned = plan_event(state, receiving, source_env.id, scope, envelope.received_at)
     errors += planned.pop("errors")
     return {

@@ -128,15 +128,16 @@ def _plan(state: KnockSources, receiving: ReceivingEnvironment, original: EventL
     errors: list = []
     if original.status == REJECTED:
         try:
-            envelope, verdict = reverify(state, receiving, original)
+            checked = reverify(state, receiving, original)
         except _NotReplayable as exc:
             return {**entry, "replayable": False, "rejected": exc.reason, "errors": [exc.problem]}
         except SourcesError as exc:
             problem = {"field": "verification", "message": exc.detail or exc.message}
             return {**entry, "replayable": True, "rejected": exc.code, "errors": [problem]}
+        envelope, verdict, normalized = checked
         if verdict.error:
             errors.append({"field": "preprocess_script", "message": verdict.error})
-        scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output)
+        scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output, normalized)
     else:
         scope = processing.scope_of(original)
     plan = rehearsal.plan_event(
@@ -169,10 +170,11 @@ def rejected_envelope(original: EventLog) -> Envelope:
 
 
 def reverify(state: KnockSources, receiving: ReceivingEnvironment, original: EventLog):
-    """Verify a stored rejected request again, with the current secrets, as of its arrival.
+    """Verify and normalize a stored rejected request again, with the current secrets, as of its arrival.
 
-    Returns ``(envelope, verdict)``; raises what ingestion would refuse it
-    with, or ``_NotReplayable``. The dry run and the real run both call it.
+    Returns ``(envelope, verdict, normalized)``; raises what ingestion would
+    refuse it with, or ``_NotReplayable``. The dry run and the real run both
+    call it.
     """
     envelope = rejected_envelope(original)
     provider = state.registry.providers.get(receiving.provider)
@@ -185,7 +187,7 @@ def reverify(state: KnockSources, receiving: ReceivingEnvironment, original: Eve
             lambda source, ctx: state.scripts.run(receiving.token, source, ctx),
             lambda: state.cache.variables(receiving.environment_id),
         )
-    return envelope, verdict
+    return envelope, verdict, processing.provider_for(state.registry, receiving.provider).normalize(envelope.body)
 
 
 def create(state: KnockSources, source_env: SourceEnvironment, filter_: dict, ignore_idempotency: bool) -> Replay:
@@ -289,9 +291,13 @@ def _write_copy(state, receiving, original: EventLog) -> tuple[int | None, bool]
     if original.status != REJECTED:
         envelope = Envelope(original.headers or {}, b"", original.body, original.remote_ip, utcnow())
         verdict = verification.Verdict(original.verification_status, original.preprocess_output)
-        return eventlog.persist(receiving, envelope, original.headers or {}, verdict, replay_of=original.id), False
+        headers = original.headers or {}
+        new_id = eventlog.persist(
+            receiving, envelope, headers, verdict, normalized=original.normalized, replay_of=original.id
+        )
+        return new_id, False
     try:
-        envelope, verdict = reverify(state, receiving, original)
+        envelope, verdict, normalized = reverify(state, receiving, original)
     except _NotReplayable:
         return None, False
     except SourcesError as exc:
@@ -299,7 +305,8 @@ def _write_copy(state, receiving, original: EventLog) -> tuple[int | None, bool]
         headers = original.headers or {}
         return eventlog.log_rejection(receiving, exc, headers, raw, original.remote_ip, replay_of=original.id), True
     fresh = Envelope(envelope.headers, envelope.raw_body, envelope.body, envelope.remote_ip, utcnow())
-    return eventlog.persist(receiving, fresh, original.headers or {}, verdict, replay_of=original.id), False
+    headers = original.headers or {}
+    return eventlog.persist(receiving, fresh, headers, verdict, normalized=normalized, replay_of=original.id), False
 
 
 def _advance(replay: Replay, original_id: int, *, skipped: bool) -> None:

@@ -18,6 +18,7 @@ from knock_sources.paths import validate_parameter_spec
 from knock_sources.scripting import ScriptError, check_script
 from knock_sources.store import db, to_utc_naive, utcnow
 from knock_sources.store.control import Environment, Mapping, Source, SourceEnvironment
+from knock_sources.worker.processing import provider_for
 
 # 18 random bytes: 144 bits, 24 URL-safe characters.
 TOKEN_BYTES = 18
@@ -33,6 +34,15 @@ def endpoint_url(config, token: str) -> str:
     return f"{config['PUBLIC_BASE_URL']}/integrations/receive/{token}"
 
 
+def tracking_host(config) -> str:
+    """Return the host an SDK is pointed at to use the tracking API (``<host>/v1/batch``...)."""
+    return f"{config['PUBLIC_BASE_URL']}/segment"
+
+
+#: Settings the API shows but never takes: a body read back from a GET may carry them.
+READ_ONLY_SETTINGS = ("endpoint", "signing_secrets_info", "write_key", "tracking_host")
+
+
 def get_source(key: str) -> Source:
     """Return source ``key`` or raise ``NotFound``."""
     source = Source.get_or_none(Source.key == key)
@@ -42,11 +52,36 @@ def get_source(key: str) -> Source:
 
 
 def get_source_environment(source: Source, environment: Environment) -> SourceEnvironment:
-    """Return the source's configuration in ``environment``, creating it if the environment is new."""
+    """Return the source's configuration in ``environment``, or raise ``NotFound``.
+
+    Reads never write: every environment is created, with the provider's
+    defaults, when the source is (``upsert_source``) or when ``flask init-db``
+    meets a newly configured environment (``create_missing_environments``).
+    """
     source_env = SourceEnvironment.get_or_none(source=source, environment=environment)
     if source_env is None:
-        source_env = SourceEnvironment.create(source=source, environment=environment, token=new_token())
+        raise NotFound(
+            f"Source {source.key!r} has no {environment.slug!r} environment yet; run 'flask init-db'.",
+            code="source_environment_missing",
+        )
     return source_env
+
+
+def create_missing_environments(registry) -> int:
+    """Give every source a configuration, with its provider's defaults, in every environment; return how many."""
+    created = 0
+    environments = list(Environment.select())
+    with db.atomic():
+        for source in Source.select():
+            existing = {
+                row.environment_id for row in SourceEnvironment.select().where(SourceEnvironment.source == source)
+            }
+            provider = provider_for(registry, source.provider)
+            for environment in environments:
+                if environment.id not in existing:
+                    _create_environment(source, environment, provider)
+                    created += 1
+    return created
 
 
 def upsert_source(registry, config, key: str, body: dict) -> Source:
@@ -72,12 +107,14 @@ def upsert_source(registry, config, key: str, body: dict) -> Source:
             source.updated_at = utcnow()
             source.save()
         for slug, env_body in body["environment_settings"].items():
-            source_env = get_source_environment(source, environments[slug])
+            source_env = SourceEnvironment.get_or_none(
+                source=source, environment=environments[slug]
+            ) or _create_environment(source, environments[slug], provider_for(registry, source.provider))
             _apply_environment_settings(registry, config, source_env, env_body)
     return source
 
 
-def _create_environment(source, environment, provider) -> None:
+def _create_environment(source, environment, provider) -> SourceEnvironment:
     source_env = SourceEnvironment.create(
         source=source, environment=environment, token=new_token(), settings=provider.default_settings()
     )
@@ -88,14 +125,15 @@ def _create_environment(source, environment, provider) -> None:
             action_type=default.action_type,
             action_parameters=default.action_parameters,
         )
+    return source_env
 
 
 def _apply_environment_settings(registry, config, source_env, env_body: dict) -> None:
     settings = dict(env_body["settings"])
     if settings.get("preprocess_script"):
         _check_script(config, source_env, settings["preprocess_script"]["source"])
-    settings.pop("endpoint", None)
-    settings.pop("signing_secrets_info", None)
+    for name in READ_ONLY_SETTINGS:
+        settings.pop(name, None)
     signing_secret = settings.pop("signing_secret", None)
     signing_secrets = settings.pop("signing_secrets", None)
     # Settings merge key by key; null clears a path.

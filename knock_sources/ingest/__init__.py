@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from peewee import PeeweeException
 
-from knock_sources.errors import LogUnavailable, NotFound, SourcesError
+from knock_sources.errors import LogUnavailable, NotFound, PayloadError, SourcesError
 from knock_sources.ingest import body, eventlog, verification
 from knock_sources.ingest.cache import ReceivingEnvironment, SourceCache
 from knock_sources.observability import logs
 from knock_sources.observability.metrics import ACCEPTED, NO_SOURCE, Recorder
 from knock_sources.providers import Envelope
 from knock_sources.scripting import ScriptError
-from knock_sources.store import utcnow
+from knock_sources.store import PENDING, utcnow
 from knock_sources.worker import jobs
 
 if TYPE_CHECKING:
@@ -62,24 +62,26 @@ def find_source_environment(cache: SourceCache, token: str) -> ReceivingEnvironm
     return receiving
 
 
-def receive(state: KnockSources, token: str, delivery: Delivery) -> int:
-    """Run steps 1 to 6 for one request and return the id of the persisted ``EventLog``.
+def receive(state: KnockSources, token: str, delivery: Delivery) -> list[int]:
+    """Run steps 1 to 6 for one request and return the ids of the persisted ``EventLog`` rows.
 
-    Raises a ``SourcesError`` for every refusal, after logging it against the
-    source environment when there is one. Each request is counted by its
-    outcome: ``accepted`` or the refusal's code.
+    One id for one event; for a batch (a JSON array sent to a provider that
+    ``batches``) one per element, rejected elements included, all committed
+    in one transaction. Raises a ``SourcesError`` for every refusal, after
+    logging it against the source environment when there is one. Each
+    request is counted by its outcome: ``accepted`` or the refusal's code.
     """
     started = time.perf_counter()
     receiving = None
     try:
         receiving = find_source_environment(state.cache, token)
         logs.bind(source=receiving.source_key, environment=receiving.environment)
-        event_log_id = _receive(state, receiving, delivery)
+        event_log_ids = _receive(state, receiving, delivery)
     except SourcesError as exc:
         _count(state.metrics, receiving, exc.code, started)
         raise
     _count(state.metrics, receiving, ACCEPTED, started)
-    return event_log_id
+    return event_log_ids
 
 
 def _count(metrics: Recorder, receiving: ReceivingEnvironment | None, outcome: str, started: float) -> None:
@@ -105,13 +107,13 @@ def timed_script(state: KnockSources, receiving: ReceivingEnvironment):
     return run
 
 
-def _receive(state: KnockSources, receiving: ReceivingEnvironment, delivery: Delivery) -> int:
+def _receive(state: KnockSources, receiving: ReceivingEnvironment, delivery: Delivery) -> list[int]:
     provider = state.registry.providers.get(receiving.provider)
     headers = verification.stored_headers(delivery.headers, verification.redacted_headers(receiving.settings, provider))
     raw = None
     try:
         raw = body.read_body(delivery.stream, delivery.content_length, state.config["MAX_PAYLOAD_BYTES"])
-        parsed, text = body.parse_body(raw, delivery.mimetype)
+        parsed, text = body.parse_body(raw, delivery.mimetype, allow_array=True)
         received_at = utcnow()
         envelope = Envelope(delivery.headers, raw, parsed, delivery.remote_ip, received_at)
         verdict = verification.verify(
@@ -122,13 +124,41 @@ def _receive(state: KnockSources, receiving: ReceivingEnvironment, delivery: Del
             timed_script(state, receiving),
             lambda: state.cache.variables(receiving.environment_id),
         )
+        events = provider.split(parsed)
+        if not isinstance(parsed, list):
+            normalized = provider.normalize(parsed)
     except SourcesError as exc:
         eventlog.log_rejection(receiving, exc, headers, raw, delivery.remote_ip)
         raise
+    if isinstance(parsed, list):
+        return _receive_batch(state, receiving, provider, envelope, headers, verdict, events)
     # A JSON body is stored as the text received: it parsed, so it is valid
     # JSON, and re-serialising it would cost more than the insert.
     body_text = None if body.is_form(delivery.mimetype) else text
-    event_log_id = eventlog.persist(receiving, envelope, headers, verdict, body_text=body_text)
+    event_log_id = eventlog.persist(receiving, envelope, headers, verdict, body_text=body_text, normalized=normalized)
     logs.bind(event_log_id=event_log_id)
     jobs.submit_event(state, event_log_id)
-    return event_log_id
+    return [event_log_id]
+
+
+def check_item(provider, item) -> eventlog.Entry:
+    """Validate one element of a batch on its own: an accepted ``Entry``, or one carrying its rejection."""
+    try:
+        if not isinstance(item, dict):
+            raise PayloadError("An event must be a JSON object.", code="not_an_object")
+        return eventlog.Entry(item, provider.normalize(item))
+    except SourcesError as exc:
+        return eventlog.Entry(item, rejection=exc)
+
+
+def _receive_batch(state, receiving, provider, envelope, headers, verdict, events) -> list[int]:
+    entries = [check_item(provider, item) for item in events]
+    stored = eventlog.persist_batch(receiving, envelope, headers, verdict, entries)
+    pending = [row.id for row in stored if row.status == PENDING]
+    for event_log_id in pending:
+        jobs.submit_event(state, event_log_id)
+    if not pending:
+        raise PayloadError(
+            "No element of the array is a valid event; each is logged as rejected.", code="no_valid_events"
+        )
+    return [row.id for row in stored]

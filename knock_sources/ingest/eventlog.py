@@ -1,15 +1,21 @@
 """Writing the event log: the pending row (the durability point, step 4) and rejected requests.
 
 The pending row is written by one precompiled INSERT in autocommit: a 2xx is
-sent only after it returns. A rejected request gets a row too, with its
-reason and the first 4 KiB of its body, so that a misconfigured sender can
-be debugged; losing that row is logged, never turned into a 5xx.
+sent only after it returns. A batch (a CDP array, a tracking API call) is
+written in one transaction, so that its events are all committed or none
+are. A rejected request gets a row too, with its reason and the first 4 KiB
+of its body, so that a misconfigured sender can be debugged; losing that
+row is logged, never turned into a 5xx.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from peewee import IntegrityError, InterfaceError, OperationalError, PeeweeException
 
@@ -17,8 +23,9 @@ from knock_sources.errors import LogUnavailable, NotFound, PayloadError, Signatu
 from knock_sources.ingest.cache import ReceivingEnvironment
 from knock_sources.ingest.verification import Verdict, VerificationStatus
 from knock_sources.providers import Envelope
-from knock_sources.store import PENDING, REJECTED, db
+from knock_sources.store import IDEMPOTENT, PENDING, REJECTED, db
 from knock_sources.store.control import EventLog, SourceEnvironment
+from knock_sources.worker import idempotency
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,7 @@ _PERSISTED_COLUMNS = (
     "verification_status",
     "received_at",
     "preprocess_output",
+    "normalized",
     "error",
     "replay_of",
 )
@@ -64,6 +72,32 @@ def insert_row(params: list) -> int:
     raise AssertionError("unreachable")
 
 
+def _params(
+    receiving, envelope: Envelope, headers: dict, verdict: Verdict, body, body_text, normalized, replay_of=None
+) -> list:
+    values = (
+        receiving.id,
+        PENDING,
+        headers,
+        body,
+        envelope.remote_ip,
+        verdict.status,
+        envelope.received_at,
+        verdict.preprocess_output,
+        normalized,
+        verdict.error,
+        replay_of,
+    )
+    fields = EventLog._meta.fields
+    try:
+        return [
+            body_text if name == "body" and body_text is not None else fields[name].db_value(value)
+            for name, value in zip(_PERSISTED_COLUMNS, values, strict=True)
+        ]
+    except RecursionError:
+        raise PayloadError("The JSON body is nested too deeply.", code="too_deep") from None
+
+
 def persist(
     receiving: ReceivingEnvironment,
     envelope: Envelope,
@@ -71,55 +105,140 @@ def persist(
     verdict: Verdict,
     *,
     body_text: str | None = None,
+    normalized: dict | None = None,
     replay_of: int | None = None,
 ) -> int:
     """Commit the pending ``EventLog`` (the durability point) and return its id.
 
     ``body_text`` is the body's JSON text when it is already at hand;
-    ``replay_of`` the id of the event a replay repeats. Raises
+    ``normalized`` the provider's normalized form of it; ``replay_of`` the
+    id of the event a replay repeats. Raises
     ``LogUnavailable`` when the database cannot take it, so that the sender
     retries, and ``NotFound`` when the source was deleted meanwhile.
     """
-    values = (
-        receiving.id,
-        PENDING,
-        headers,
-        envelope.body,
-        envelope.remote_ip,
-        verdict.status,
-        envelope.received_at,
-        verdict.preprocess_output,
-        verdict.error,
-        replay_of,
-    )
-    fields = EventLog._meta.fields
-    try:
-        params = [
-            body_text if name == "body" and body_text is not None else fields[name].db_value(value)
-            for name, value in zip(_PERSISTED_COLUMNS, values, strict=True)
-        ]
-    except RecursionError:
-        raise PayloadError("The JSON body is nested too deeply.", code="too_deep") from None
+    params = _params(receiving, envelope, headers, verdict, envelope.body, body_text, normalized, replay_of)
     try:
         return insert_row(params)
-    except IntegrityError as exc:
-        if not SourceEnvironment.select().where(SourceEnvironment.id == receiving.id).exists():
-            # Deleted since this process cached its token.
-            raise NotFound("No source is configured for this URL.", code="source_missing") from None
-        log.error("could not write the event log for source environment %s: %s", receiving.id, exc)
     except PeeweeException as exc:
-        log.error("could not write the event log for source environment %s: %s", receiving.id, exc)
-    raise LogUnavailable("The event could not be recorded; retry later.")
+        _raise_unavailable(receiving, exc)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event of a batch: its body and normalized form, or the error that rejects it.
+
+    ``message_key`` (tracking API only) is the key under which a repeat of
+    the event is recognised as an SDK retry; ``event_type`` is recorded on
+    such a duplicate, which never reaches the worker.
+    """
+
+    body: Any
+    normalized: dict | None = None
+    rejection: SourcesError | None = None
+    message_key: str | None = None
+    event_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What became of one ``Entry``: its event log id and status (pending, idempotent or rejected)."""
+
+    id: int
+    status: str
+
+
+def persist_batch(
+    receiving: ReceivingEnvironment,
+    envelope: Envelope,
+    headers: dict,
+    verdict: Verdict,
+    entries: list[Entry],
+    *,
+    window: timedelta | None = None,
+) -> list[Stored]:
+    """Commit one row per entry in one transaction (all or none) and return what became of each.
+
+    Accepted entries become pending rows, rejected ones rejected rows. With
+    ``window``, an entry whose ``message_key`` this source environment
+    received within the window is logged as idempotent instead (the claim
+    is atomic, see ``idempotency.claim_message``). Raises like ``persist``.
+    """
+    stored = []
+    now = envelope.received_at
+    try:
+        with db.atomic():
+            for entry in entries:
+                if entry.rejection is not None:
+                    fields = rejection_fields(receiving, entry.rejection, headers, _excerpt(entry.body))
+                    row = EventLog.create(**fields, remote_ip=envelope.remote_ip)
+                    stored.append(Stored(row.id, REJECTED))
+                    continue
+                params = _params(receiving, envelope, headers, verdict, entry.body, None, entry.normalized)
+                event_log_id = db.execute_sql(_insert_sql(db.param), params).fetchone()[0]
+                if window is None or entry.message_key is None:
+                    stored.append(Stored(event_log_id, PENDING))
+                elif idempotency.claim_message(receiving.id, entry.message_key, event_log_id, now=now, window=window):
+                    stored.append(Stored(event_log_id, PENDING))
+                else:
+                    _mark_duplicate(event_log_id, entry, now)
+                    stored.append(Stored(event_log_id, IDEMPOTENT))
+    except PeeweeException as exc:
+        _raise_unavailable(receiving, exc)
+    return stored
+
+
+def _mark_duplicate(event_log_id: int, entry: Entry, now: datetime) -> None:
+    EventLog.update(
+        status=IDEMPOTENT,
+        event_type=entry.event_type,
+        idempotency_key=entry.message_key,
+        error="messageId already received: an SDK retry, not run again",
+        processed_at=now,
+    ).where(EventLog.id == event_log_id).execute()
+
+
+def _raise_unavailable(receiving: ReceivingEnvironment, exc: PeeweeException):
+    if isinstance(exc, IntegrityError) and not (
+        SourceEnvironment.select().where(SourceEnvironment.id == receiving.id).exists()
+    ):
+        # Deleted since this process cached its token.
+        raise NotFound("No source is configured for this URL.", code="source_missing") from None
+    log.error("could not write the event log for source environment %s: %s", receiving.id, exc)
+    raise LogUnavailable("The event could not be recorded; retry later.") from None
+
+
+def _excerpt(body) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 def whole_text(raw: bytes | None) -> str | None:
-    """Return ``raw`` as text when all of it is kept (short enough, valid UTF-8), else ``None``."""
-    if raw is None or len(raw) > REJECTED_EXCERPT_BYTES:
+    """Return ``raw`` as text when all of it can be kept (short, valid UTF-8, no NUL), else ``None``."""
+    if raw is None or len(raw) > REJECTED_EXCERPT_BYTES or b"\x00" in raw:
         return None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def rejection_fields(receiving: ReceivingEnvironment, error: SourcesError, headers: dict, raw: bytes | None) -> dict:
+    """Return the columns of a ``rejected`` event log: reason, error and the start of the body.
+
+    ``raw`` is ``None`` when the body was not read (too large). A body kept
+    whole (``raw_complete``) can be replayed (``control.replay``), verified again.
+    """
+    raw = raw or b""
+    return {
+        "raw_complete": whole_text(raw) is not None,
+        "source_environment": receiving.id,
+        "status": REJECTED,
+        "reason": error.code,
+        "error": error.detail or error.message,
+        "headers": headers,
+        # PostgreSQL text cannot hold NUL, which binary (say, gzip) bodies have.
+        "raw_excerpt": raw[:REJECTED_EXCERPT_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd"),
+        "verification_status": VerificationStatus.ENFORCED_UNVERIFIED if isinstance(error, SignatureError) else None,
+    }
 
 
 def log_rejection(
@@ -131,28 +250,10 @@ def log_rejection(
     *,
     replay_of: int | None = None,
 ) -> int | None:
-    """Record a refused request as ``rejected``, with its reason and the start of its body.
-
-    ``raw`` is ``None`` when the body was not read (too large). A body kept
-    whole can be replayed (``control.replay``), verified again. Returns the
-    row's id, or ``None`` when it could not be written.
-    """
-    whole = whole_text(raw)
+    """Record a refused request as ``rejected``; return its id, ``None`` if it could not be written."""
     try:
-        return EventLog.create(
-            source_environment=receiving.id,
-            status=REJECTED,
-            reason=error.code,
-            error=error.detail or error.message,
-            headers=headers,
-            raw_excerpt=whole
-            if whole is not None
-            else (raw or b"")[:REJECTED_EXCERPT_BYTES].decode("utf-8", "replace"),
-            raw_complete=whole is not None,
-            remote_ip=remote_ip,
-            replay_of=replay_of,
-            verification_status=VerificationStatus.ENFORCED_UNVERIFIED if isinstance(error, SignatureError) else None,
-        ).id
+        fields = rejection_fields(receiving, error, headers, raw)
+        return EventLog.create(**fields, remote_ip=remote_ip, replay_of=replay_of).id
     except PeeweeException as exc:
         # The caller still gets its 4xx; losing the debug row is the lesser harm.
         log.error("could not log a rejected request for source environment %s: %s", receiving.id, exc)

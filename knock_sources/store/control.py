@@ -123,6 +123,9 @@ class EventLog(BaseModel):
     remote_ip = CharField(max_length=64, null=True)
     verification_status = CharField(max_length=32, null=True)
     preprocess_output = JSONField(null=True)
+    #: Knock's normalized form of a Segment-style event (``event``, ``user_id``,
+    #: ``data``), which overlays the body for paths; null for other sources.
+    normalized = JSONField(null=True)
     error = TextField(null=True)
     occurred_at = DateTimeField(null=True)
     received_at = DateTimeField(default=utcnow)
@@ -214,6 +217,25 @@ class IdempotencyRecord(BaseModel):
         indexes = ((("source_environment", "event_type", "key"), True),)
 
 
+class ReceivedMessage(BaseModel):
+    """A ``messageId`` the tracking API received for a source environment.
+
+    SDKs resend a batch with the same messageIds when they did not see a
+    200, so a messageId seen before is a retry: its event is logged as
+    idempotent and runs nothing, whatever the idempotency settings. The
+    unique index makes the check atomic, as for ``IdempotencyRecord``.
+    """
+
+    source_environment = ForeignKeyField(SourceEnvironment, on_delete="CASCADE")
+    message_id = CharField(max_length=255)
+    event_log = ForeignKeyField(EventLog, null=True, on_delete="SET NULL")
+    received_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(index=True)
+
+    class Meta:
+        indexes = ((("source_environment", "message_id"), True),)
+
+
 class Variable(BaseModel):
     """An account-level variable scripts read through ``vars``.
 
@@ -260,6 +282,7 @@ CONTROL_MODELS = (
     Replay,
     ActionLog,
     IdempotencyRecord,
+    ReceivedMessage,
     Variable,
     VariableValue,
     ApiKey,

@@ -26,22 +26,36 @@ from knock_sources.store.dataplane import DATA_MODELS
 MODELS = control.CONTROL_MODELS + DATA_MODELS
 
 
-def _add_replays(migrator, database):
-    """Replays: ``EventLog.replay_of`` and ``EventLog.raw_complete`` (the ``Replay`` table is new)."""
+def add_event_log_normalized(migrator, database) -> None:
+    """Version 2: ``ks_event_log.normalized``, Knock's normalized form of Segment-style events.
+
+    (``ks_received_message``, new in the same version, is created by
+    ``create_tables`` like any missing table.)
+    """
+    table = control.EventLog._meta.table_name
+    columns = {column.name for column in database.get_columns(table)}
+    if "normalized" not in columns:
+        apply_migrations(migrator.add_column(table, "normalized", store.JSONField(null=True)))
+
+
+def add_replays(migrator, database) -> None:
+    """Version 3: ``ks_event_log.replay_of`` and ``raw_complete``, for replays.
+
+    (``ks_replay``, new in the same version, is created by ``create_tables``
+    like any missing table; the partial index on ``replay_of`` is one of the
+    ``LATE_INDEXES``.)
+    """
     event_log = control.EventLog
     table = event_log._meta.table_name
-    apply_migrations(
-        *(
-            migrator.add_column(table, field.column_name, field)
-            for field in (event_log.replay_of, event_log.raw_complete)
-        )
-    )
+    columns = {column.name for column in database.get_columns(table)}
+    added = [field for field in (event_log.replay_of, event_log.raw_complete) if field.column_name not in columns]
+    apply_migrations(*(migrator.add_column(table, field.column_name, field) for field in added))
 
 
 #: Migrations after the initial schema, in order: ``(version, function)``
 #: where ``function(migrator, database)`` changes the schema of an existing
 #: database. Tables created fresh already have the latest shape.
-MIGRATIONS: tuple = ((2, _add_replays),)
+MIGRATIONS: tuple = ((2, add_event_log_normalized), (3, add_replays))
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 #: Indexes on columns that migrations add: created after them, on fresh and old databases alike.
 LATE_INDEXES = ((control.EventLog, control.REPLAY_OF_INDEX),)

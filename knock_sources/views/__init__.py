@@ -3,12 +3,13 @@
 import logging
 
 from flask import jsonify
+from flask_cors import CORS
 from marshmallow import ValidationError
 from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import SourcesError, ValidationFailed
-from knock_sources.views import api, health, metrics, openapi, receive
+from knock_sources.views import api, health, metrics, openapi, receive, tracking
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,15 @@ def init_app(app):
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(tracking.bp)
+    # Browsers call the tracking API cross-origin (analytics.js); only the configured origins may.
+    CORS(
+        app,
+        resources={r"/segment/*": {"origins": app.config["SEGMENT_CORS_ORIGINS"]}},
+        methods=["POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"],
+        max_age=86400,
+    )
 
     @app.errorhandler(SourcesError)
     def _sources_error(exc):

@@ -17,15 +17,17 @@ from functools import lru_cache
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin, resolve_schema_cls
 from flask import Blueprint, current_app, jsonify
+from werkzeug.routing import AnyConverter
 
 from knock_sources.actions.workflows import RUN_STATUSES
-from knock_sources.views.api import data, replays, scripts, sources, variables
+from knock_sources.views.api import data, replays, scripts, sources, triggers, variables
 from knock_sources.views.api.schemas import LogQuerySchema
 from knock_sources.views.api.shapes import schemas as shapes
 
 bp = Blueprint("openapi", __name__)
 
 API_KEY = "apiKey"
+WRITE_KEY = "writeKey"
 METRICS_TOKEN = "metricsToken"
 
 _ENVIRONMENT = {
@@ -103,6 +105,19 @@ OPERATIONS = {
             _query("cancellation_key", "Runs with this cancellation key."),
         ],
     ),
+    "api.triggers.list_workflow_triggers": _op(shapes.page_of(shapes.TriggerShape), tag="workflows"),
+    "api.triggers.create_workflow_trigger": _op(
+        shapes.TriggerShape, status=201, body=triggers.trigger_body_schema, tag="workflows"
+    ),
+    "api.triggers.get_workflow_trigger": _op(shapes.TriggerShape, tag="workflows"),
+    "api.triggers.update_workflow_trigger": _op(
+        shapes.TriggerShape, body=triggers.trigger_update_schema, tag="workflows"
+    ),
+    "api.triggers.delete_workflow_trigger": _op(status=204, tag="workflows"),
+    "api.triggers.list_source_triggers": _op(shapes.page_of(shapes.TriggerShape), tag="workflows"),
+    "tracking.call": _op(
+        shapes.TrackingOutcomeShape, tag="tracking", environment=False, security=[{WRITE_KEY: []}, {}], ingest=True
+    ),
     "api.data.get_user": _op(shapes.UserShape, tag="data"),
     "api.data.get_object": _op(shapes.ObjectShape, tag="data"),
     "api.data.list_subscriptions": _op(shapes.page_of(shapes.SubscriptionShape), page=True, tag="data"),
@@ -115,25 +130,27 @@ OPERATIONS = {
     ),
 }
 
-_CONVERTER = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
+_CONVERTER = re.compile(r"<(?:[a-z_]+(?:\([^)]*\))?:)?([a-z_]+)>")
 
 
 def _json(schema) -> dict:
     return {"application/json": {"schema": schema}}
 
 
-def _operation(view, doc: dict, arguments) -> dict:
+def _path_parameter(rule, name: str) -> dict:
+    converter = rule._converters.get(name)
+    schema = {"type": "string"}
+    if isinstance(converter, AnyConverter):
+        schema["enum"] = sorted(converter.items)
+    return {"in": "path", "name": name, "required": True, "schema": schema}
+
+
+def _operation(view, doc: dict, rule) -> dict:
     summary, _, description = (view.__doc__ or "").strip().partition("\n")
     operation = {
         "summary": summary.strip(),
         "tags": [doc["tag"]],
-        "parameters": [
-            *(
-                {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
-                for name in sorted(arguments)
-            ),
-            *doc["query"],
-        ],
+        "parameters": [*(_path_parameter(rule, name) for name in sorted(rule.arguments)), *doc["query"]],
         "responses": {"default": {"description": "An error.", "content": _json("Error")}},
     }
     if description.strip():
@@ -164,9 +181,9 @@ def _operation(view, doc: dict, arguments) -> dict:
 
 
 def _schema_name(schema) -> str:
-    """``EventLogShape`` -> ``EventLog``, ``SourceBodySchema`` -> ``SourceBody``."""
-    cls = resolve_schema_cls(schema)
-    return cls.__name__.removesuffix("Schema").removesuffix("Shape")
+    """Responses by their shape's name (``EventLogShape``: ``EventLog``), requests as inputs (``MappingInput``)."""
+    name = resolve_schema_cls(schema).__name__
+    return name.removesuffix("Shape") if name.endswith("Shape") else name.removesuffix("Schema") + "Input"
 
 
 def build(app) -> dict:
@@ -183,6 +200,10 @@ def build(app) -> dict:
     spec.components.security_scheme(
         METRICS_TOKEN, {"type": "http", "scheme": "bearer", "description": "METRICS_TOKEN, off the metrics listener."}
     )
+    spec.components.security_scheme(
+        WRITE_KEY,
+        {"type": "http", "scheme": "basic", "description": "A source's write key as the user name (or `writeKey`)."},
+    )
     spec.components.schema("Error", schema=shapes.ErrorShape)
     paths: dict = {}
     for rule in app.url_map.iter_rules():
@@ -191,9 +212,7 @@ def build(app) -> dict:
         doc = OPERATIONS[rule.endpoint]
         path = _CONVERTER.sub(r"{\1}", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _operation(
-                app.view_functions[rule.endpoint], doc, rule.arguments
-            )
+            paths.setdefault(path, {})[method.lower()] = _operation(app.view_functions[rule.endpoint], doc, rule)
     for path, operations in sorted(paths.items()):
         spec.path(path=path, operations=operations)
     document = spec.to_dict()

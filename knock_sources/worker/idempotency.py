@@ -7,17 +7,22 @@ environment). A claim is an INSERT into a uniquely indexed table, never a
 check-then-insert (Convoy shipped that race): of concurrent duplicates
 exactly one inserts. Only a fully successful execution is recorded; a failed
 one deletes its claim so that a redelivery runs.
+
+The tracking API adds a second, cheaper guard (``claim_message``): SDKs
+resend a batch with the same messageIds, so a messageId received before by
+a source environment is a retry, whatever its event type or the settings.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
 from peewee import IntegrityError
 
 from knock_sources.paths import resolve
 from knock_sources.store import db
-from knock_sources.store.control import IdempotencyRecord
+from knock_sources.store.control import IdempotencyRecord, ReceivedMessage
 
 MAX_KEY_LENGTH = 255
 
@@ -67,21 +72,63 @@ def claim(
     than the window no longer blocks the key.
     """
     scope = _scope(source_environment_id, event_type, key)
+    return _insert_unless_live(
+        IdempotencyRecord,
+        scope,
+        now,
+        source_environment=source_environment_id,
+        event_type=event_type,
+        key=key,
+        event_log=event_log_id,
+        claimed_at=now,
+        expires_at=now + window,
+    )
+
+
+def message_key(message_id) -> str | None:
+    """Return the key a tracking API ``messageId`` is remembered by, or ``None`` when it has none.
+
+    Ids too long for the column are replaced by their SHA-256 digest, which
+    is as stable across SDK retries as the id itself.
+    """
+    if isinstance(message_id, (int, float)) and not isinstance(message_id, bool):
+        message_id = str(message_id)
+    if not isinstance(message_id, str) or not message_id:
+        return None
+    if len(message_id) > MAX_KEY_LENGTH:
+        return "sha256:" + hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return message_id
+
+
+def claim_message(source_environment_id: int, key: str, event_log_id: int, *, now: datetime, window: timedelta) -> bool:
+    """Remember a tracking API message; ``False`` means it was received before (an SDK retry).
+
+    Unlike Knock's idempotency this records receipt, not success: a message
+    that was received is logged and will be processed, so a resend of it is
+    always a duplicate. Runs inside the batch's transaction, like ``claim``.
+    """
+    scope = (ReceivedMessage.source_environment == source_environment_id) & (ReceivedMessage.message_id == key)
+    return _insert_unless_live(
+        ReceivedMessage,
+        scope,
+        now,
+        source_environment=source_environment_id,
+        message_id=key,
+        event_log=event_log_id,
+        received_at=now,
+        expires_at=now + window,
+    )
+
+
+def _insert_unless_live(model, scope, now: datetime, **fields) -> bool:
+    """Insert a uniquely indexed row; ``False`` if an unexpired one holds its key (an expired one is replaced)."""
     for _ in range(2):
         try:
             with db.atomic():
-                IdempotencyRecord.create(
-                    source_environment=source_environment_id,
-                    event_type=event_type,
-                    key=key,
-                    event_log=event_log_id,
-                    claimed_at=now,
-                    expires_at=now + window,
-                )
+                model.create(**fields)
             return True
         except IntegrityError:
-            expired = IdempotencyRecord.expires_at <= now
-            if not IdempotencyRecord.delete().where(scope & expired).execute():
+            if not model.delete().where(scope & (model.expires_at <= now)).execute():
                 return False
     return False
 
@@ -101,5 +148,6 @@ def release(event_log_id: int) -> None:
 
 
 def purge(now: datetime) -> int:
-    """Delete expired records; return how many."""
-    return IdempotencyRecord.delete().where(IdempotencyRecord.expires_at <= now).execute()
+    """Delete expired idempotency records and received messages; return how many."""
+    records = IdempotencyRecord.delete().where(IdempotencyRecord.expires_at <= now).execute()
+    return records + ReceivedMessage.delete().where(ReceivedMessage.expires_at <= now).execute()

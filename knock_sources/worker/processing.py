@@ -1,4 +1,4 @@
-"""The worker-side pipeline (DESIGN.md section 2, steps 7-12).
+"""The worker-side pipeline (docs/architecture.md section 1, steps 7-12).
 
 ``process(event_log_id)`` claims a pending event, resolves its type,
 timestamp and idempotency key, runs the active mappings in Knock's order and
@@ -100,12 +100,42 @@ def _count(metrics: Recorder, event_log, status: str, action_logs: list) -> None
 
 def scope_of(event_log) -> dict:
     """Return the ``{body, headers, preprocess}`` scope that paths resolve against."""
-    return make_scope(event_log.body, event_log.headers, event_log.preprocess_output)
+    return make_scope(event_log.body, event_log.headers, event_log.preprocess_output, event_log.normalized)
 
 
-def make_scope(body: dict | None, headers: dict | None, preprocess: dict | None) -> dict:
-    """Return the scope paths resolve against: ``body``, ``headers`` (lower-cased) and ``preprocess``."""
-    return {"body": body or {}, "headers": headers or {}, "preprocess": preprocess or {}}
+def make_scope(
+    body: dict | None, headers: dict | None, preprocess: dict | None, normalized: dict | None = None
+) -> dict:
+    """Return the scope paths resolve against: ``body``, ``headers`` (lower-cased) and ``preprocess``.
+
+    A Segment-style event's normalized form (``event``, ``user_id``,
+    ``data``) overlays its body, so that Knock's legacy paths
+    (``data.<key>`` for ``properties.<key>``) and raw paths
+    (``properties.<key>``, ``userId``) both resolve.
+    """
+    body = body or {}
+    if normalized:
+        body = {**body, **normalized}
+    return {"body": body, "headers": headers or {}, "preprocess": preprocess or {}}
+
+
+def select_mappings(provider, source_environment_id: int, settings: dict, event_type: str) -> list:
+    """Return the mappings an event runs: the active stored ones, then the provider's implicit ones.
+
+    Implicit mappings (a CDP source's "handle identifies") are unsaved
+    ``Mapping`` rows: they run and are logged like the others, with no
+    mapping id. Processing and rehearsal both select through here.
+    """
+    implicit = [
+        Mapping(
+            source_environment=source_environment_id,
+            event_type=event_type,
+            action_type=default.action_type,
+            action_parameters=default.action_parameters,
+        )
+        for default in provider.implicit_mappings(settings, event_type)
+    ]
+    return [*Mapping.active_for(source_environment_id, event_type), *implicit]
 
 
 #: Stands in for a provider whose plugin is gone: its settings still name
@@ -187,7 +217,7 @@ def _process(event_log, registry, config, now: datetime, on_commit: list, ignore
         _finish(event_log, IDEMPOTENT)
         return []
 
-    mappings = list(Mapping.active_for(source_env.id, event_log.event_type))
+    mappings = select_mappings(provider, source_env.id, settings, event_log.event_type)
     context = ActionContext(
         environment=source_env.environment, event_log=event_log, registry=registry, on_commit=on_commit
     )

@@ -3,7 +3,19 @@
 
 def test_lists_every_installed_provider(api):
     entries = api.get("/v1/source_providers").get_json()["entries"]
-    assert [entry["key"] for entry in entries] == ["clerk", "custom_http", "posthog", "stripe", "supabase", "workos"]
+    assert [entry["key"] for entry in entries] == [
+        "clerk",
+        "custom_http",
+        "freshpaint",
+        "jitsu",
+        "legacy_http",
+        "posthog",
+        "rudderstack",
+        "segment",
+        "stripe",
+        "supabase",
+        "workos",
+    ]
 
 
 def test_provider_shows_its_defaults_and_examples(api):

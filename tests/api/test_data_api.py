@@ -1,4 +1,4 @@
-"""Data-plane reads (DESIGN.md 5.2): scoping, 404s, filters and pagination."""
+"""Data-plane reads: scoping, 404s, filters and pagination."""
 
 import pytest
 

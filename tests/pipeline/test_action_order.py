@@ -6,7 +6,7 @@ import pytest
 
 from tests.support.actions import EventSource, by_type, mapping
 
-# Knock's documented order (DESIGN.md section 6), with workflows_cancel just
+# Knock's documented order (docs/architecture.md 3.3), with workflows_cancel just
 # before workflows_trigger.
 DOCUMENTED_ORDER = [
     "users_identify",

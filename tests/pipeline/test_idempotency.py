@@ -1,4 +1,4 @@
-"""Source event idempotency with Knock's semantics (DESIGN.md section 6)."""
+"""Source event idempotency with Knock's semantics (docs/architecture.md 3.4)."""
 
 from datetime import timedelta
 

@@ -1,4 +1,4 @@
-"""The ingestion endpoint's status-code contract, through HTTP (DESIGN.md 5.1)."""
+"""The ingestion endpoint's status-code contract, through HTTP (docs/architecture.md 3.6)."""
 
 import json
 
@@ -205,3 +205,11 @@ def test_tokens_are_unguessable_and_distinct_per_environment(api):
     production = api.endpoint(environment="production").rsplit("/", 1)[1]
     assert development != production
     assert len(development) >= 22  # 128+ bits of URL-safe base64
+
+
+def test_a_rejected_binary_body_is_logged_on_every_backend(client, api, endpoint):
+    response = client.post(endpoint, data=b'{"a": "\x00\x01\x02', content_type="application/json")
+    assert response.status_code == 400
+    [entry] = api.logs()
+    assert entry["status"] == "rejected"
+    assert "\x00" not in entry["raw_excerpt"]

@@ -13,7 +13,19 @@ from knock_sources.plugins import DEFAULT_PLUGINS, Registry, make_plugin_manager
 from knock_sources.providers import Provider
 from knock_sources.testing import CONTRACT_CHECKS
 
-BUILT_IN = {"custom_http", "stripe", "clerk", "workos", "supabase", "posthog"}
+BUILT_IN = {
+    "custom_http",
+    "stripe",
+    "clerk",
+    "workos",
+    "supabase",
+    "posthog",
+    "legacy_http",
+    "segment",
+    "rudderstack",
+    "jitsu",
+    "freshpaint",
+}
 PROVIDERS = sorted(
     (
         provider

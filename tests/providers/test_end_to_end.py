@@ -2,7 +2,8 @@
 
 A source is created from the provider template (its default mappings), the
 provider's secret is configured through the API, and every example must be
-accepted, resolve to its event type and run exactly its default actions.
+accepted, resolve to its event type and run exactly its default actions (and
+the provider's implicit ones, such as a CDP source's identify handling).
 """
 
 import json
@@ -57,7 +58,8 @@ def test_example_runs_the_default_actions(client, api, slug, event_type, example
     assert response.status_code == 204, response.get_json()
     [entry] = api.logs(slug)
     assert (entry["event"], entry["status"]) == (event_type, "processed"), json.dumps(entry, indent=1)
-    expected = sorted(m.action_type for m in provider.default_mappings if m.event_type == event_type)
+    implicit = provider.implicit_mappings(provider.default_settings(), event_type)
+    expected = sorted(m.action_type for m in (*provider.default_mappings, *implicit) if m.event_type == event_type)
     assert sorted(action["action_type"] for action in entry["actions"]) == expected
     assert [action["error"] for action in entry["actions"] if action["action_status"] != "success"] == []
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support.scripts import KNOCK_DEFAULT_SCRIPT
+from tests.support.scripts import KNOCK_DEFAULT_SCRIPT, SUPABASE_PREPROCESS_SCRIPT
 
 # The seed's shape: verify an HMAC of the raw body with a secret kept in vars.
 HMAC_SCRIPT = """
@@ -19,17 +19,6 @@ export async function main(ctx) {
   const verified = given.length === expected.length &&
     crypto.timingSafeEqual(Buffer.from(given, "utf8"), Buffer.from(expected, "utf8"));
   return { verified };
-}
-"""
-# The seed's preprocessing example (a Supabase-shaped body).
-PREPROCESS_SCRIPT = """
-function main(ctx) {
-  const { body } = ctx;
-  return {
-    verified: true,
-    normalized_event: `${body.schema}.${body.table}:${body.type}`,
-    item_idempotency_key: `${body.record.id}_${body.record.updated_at}`,
-  };
 }
 """
 SECRET = "s3cret-signing-key"
@@ -100,7 +89,7 @@ def test_preprocess_output_feeds_event_type_and_idempotency_paths(client, api):
     api.create_workflow("welcome")
     api.create_source(
         settings=script_settings(
-            PREPROCESS_SCRIPT,
+            SUPABASE_PREPROCESS_SCRIPT,
             event_type_path="preprocess.normalized_event",
             idempotency_key_path="preprocess.item_idempotency_key",
             enforce_idempotency=True,
@@ -162,7 +151,9 @@ def test_unenforced_outcome_is_only_recorded(client, api, name):
 
 
 def test_unenforced_verified_script(client, api):
-    api.create_source(settings=script_settings(PREPROCESS_SCRIPT.replace("body.record.id", "1"), enforce=False))
+    api.create_source(
+        settings=script_settings(SUPABASE_PREPROCESS_SCRIPT.replace("body.record.id", "1"), enforce=False)
+    )
     client.post(api.endpoint(), json={"type": "x", "schema": "s", "table": "t", "record": {}})
     assert api.logs()[0]["verification_status"] == "unenforced:verified"
 
@@ -263,7 +254,7 @@ def test_script_test_without_any_script_is_422(api):
 
 def test_rehearse_resolves_actions_without_writing(client, api):
     api.create_source(
-        settings=script_settings(PREPROCESS_SCRIPT, event_type_path="preprocess.normalized_event"),
+        settings=script_settings(SUPABASE_PREPROCESS_SCRIPT, event_type_path="preprocess.normalized_event"),
         mappings=[
             {
                 "event_type": "auth.users:INSERT",

@@ -8,7 +8,7 @@ import pytest
 
 from knock_sources.scripting import ScriptError
 
-# Knock's default script for new Custom HTTP sources, as published (spec section 4).
+# Knock's default script for new Custom HTTP sources, as published (https://docs.knock.app/integrations/sources/custom).
 KNOCK_DEFAULT_SCRIPT = """\
 /**
  * Custom HTTP webhook verification.

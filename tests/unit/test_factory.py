@@ -1,6 +1,16 @@
 """The application factory: configuration sources and start-up warnings."""
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 from app import create_app
+from knock_sources.errors import ConfigurationError
+from tests.support import ROOT
 
 
 def test_environment_variables_configure_the_app(tmp_path, monkeypatch):
@@ -29,3 +39,37 @@ def test_default_secret_key_is_warned_about_outside_tests(tmp_path, caplog):
     caplog.clear()
     create_app({**config, "SECRET_KEY": "a-real-secret"})
     assert "KNOCK_SOURCES_SECRET_KEY" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("KNOCK_SOURCES_MAX_PAYLOAD_BYTES", "1mb", "KNOCK_SOURCES_MAX_PAYLOAD_BYTES (got '1mb')"),
+        ("KNOCK_SOURCES_SCRIPT_TIMEOUT_MS", "0", "KNOCK_SOURCES_SCRIPT_TIMEOUT_MS (got 0)"),
+        ("KNOCK_SOURCES_ENVIRONMENTS", "Staging Area", "KNOCK_SOURCES_ENVIRONMENTS"),
+        ("KNOCK_SOURCES_PUBLIC_BASE_URL", "hooks.example.com", "KNOCK_SOURCES_PUBLIC_BASE_URL"),
+        ("KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS", '"yes"', "KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS"),
+    ],
+)
+def test_a_mistyped_setting_stops_the_start_with_its_name(tmp_path, monkeypatch, key, value, named):
+    monkeypatch.setenv("KNOCK_SOURCES_DATABASE_URL", f"sqlite:///{tmp_path}/env.db")
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigurationError, match=re.escape(named)):
+        create_app()
+
+
+def test_a_bad_setting_refuses_to_start_the_cli_with_one_message(tmp_path):
+    env = {**os.environ, "KNOCK_SOURCES_DATABASE_URL": f"sqlite:///{tmp_path}/c.db"}
+    env["KNOCK_SOURCES_MAX_PAYLOAD_BYTES"] = "1mb"
+    flask = Path(sys.executable).with_name("flask")
+    result = subprocess.run([str(flask), "init-db"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "KNOCK_SOURCES_MAX_PAYLOAD_BYTES (got '1mb')" in result.stderr
+
+
+def test_the_secret_key_is_never_repeated_in_a_configuration_error(tmp_path):
+    with pytest.raises(ConfigurationError) as caught:
+        create_app(
+            {"DATABASE_URL": f"sqlite:///{tmp_path}/t.db", "SECRET_KEY": 12345, "LOAD_PLUGIN_ENTRYPOINTS": False}
+        )
+    assert "KNOCK_SOURCES_SECRET_KEY" in str(caught.value) and "12345" not in str(caught.value)

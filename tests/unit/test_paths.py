@@ -1,4 +1,4 @@
-"""Path resolution and parameter specs (DESIGN.md section 6)."""
+"""Path resolution and parameter specs (docs/architecture.md 3.1, 3.2)."""
 
 import pytest
 

@@ -2,15 +2,15 @@
 
 Shapes follow Knock's Management API. Request bodies are validated by the
 schemas of ``schemas.py``; the resources are ``sources``, ``scripts``
-(test and rehearse), ``replays``, ``data`` (workflows and the data plane), ``providers``
-and ``variables``.
+(test and rehearse), ``replays``, ``data`` (workflows and the data plane), ``triggers``
+(workflows' source-event triggers), ``providers`` and ``variables``.
 """
 
-from knock_sources.views.api import data, providers, replays, scripts, sources, variables
+from knock_sources.views.api import data, providers, replays, scripts, sources, triggers, variables
 from knock_sources.views.api.common import bp
 
 # Nested once at import: a blueprint cannot gain children after its first registration.
-for _resource in (sources, data, providers, variables, scripts, replays):
+for _resource in (sources, data, providers, variables, scripts, triggers, replays):
     bp.register_blueprint(_resource.bp)
 
 __all__ = ["bp"]

@@ -1,7 +1,7 @@
 """The ``/v1`` blueprint itself: bearer-key authentication and the helpers every API module shares.
 
 Shapes follow Knock's Management API. Every call takes ``?environment=``
-(default ``development``); lists use cursor pagination over row ids
+(default: the first of ``ENVIRONMENTS``); lists use cursor pagination over row ids
 (``after``/``before``/``limit``) and answer ``{"entries", "page_info"}``.
 """
 
@@ -14,6 +14,7 @@ from flask import Blueprint, request
 from knock_sources.control.api_keys import is_valid
 from knock_sources.errors import AuthenticationRequired, NotFound, SourcesError, ValidationFailed
 from knock_sources.ingest import body as ingest_body
+from knock_sources.state import current_state
 from knock_sources.store import MAX_ROW_ID
 from knock_sources.store.control import Environment
 
@@ -34,8 +35,8 @@ def _authenticate():
 
 
 def current_environment() -> Environment:
-    """Return the environment named by ``?environment=`` (default ``development``)."""
-    slug = request.args.get("environment", "development")
+    """Return the environment named by ``?environment=`` (default: the first configured one)."""
+    slug = request.args.get("environment") or current_state().config["ENVIRONMENTS"][0]
     environment = Environment.get_or_none(Environment.slug == slug)
     if environment is None:
         raise NotFound(f"Environment {slug!r} does not exist.", code="environment_missing")

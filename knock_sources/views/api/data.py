@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify, request
 from knock_sources.actions.objects import find_object
 from knock_sources.actions.users import find_user
 from knock_sources.actions.workflows import RUN_STATUSES
+from knock_sources.control.triggers import get_workflow
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.store import utcnow
 from knock_sources.store.dataplane import Audience, AudienceMember, Object, Subscription, Tenant, Workflow, WorkflowRun
@@ -38,10 +39,7 @@ RUN_FILTERS = {
 
 
 def _workflow(key) -> Workflow:
-    workflow = Workflow.get_or_none(environment=current_environment(), key=key)
-    if workflow is None:
-        raise NotFound(f"Workflow {key!r} does not exist.", code="workflow_missing")
-    return workflow
+    return get_workflow(current_environment(), key)
 
 
 @bp.get("/workflows")

@@ -52,6 +52,7 @@ class SourceSettingsSchema(Schema):
     idempotency_key_path = Path(allow_none=True)
     enforce_idempotency = fields.Boolean()
     enforce_verification = fields.Boolean()
+    handle_identifies = fields.Boolean()
     secret_header = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
     tolerance_seconds = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=86400))
     preprocess_script = fields.Nested(ScriptSchema, allow_none=True)
@@ -60,6 +61,8 @@ class SourceSettingsSchema(Schema):
     # Read-only in responses; accepted and ignored so a GET body can be PUT back.
     endpoint = fields.String(load_only=True)
     signing_secrets_info = fields.Dict(load_only=True)
+    write_key = fields.String(load_only=True)
+    tracking_host = fields.String(load_only=True)
 
 
 class MappingSchema(Schema):
@@ -120,9 +123,46 @@ class WorkflowBodySchema(Schema):
     active = fields.Boolean(load_default=True)
 
 
+class TriggerMappingSchema(Schema):
+    """A trigger's field mapping: each field a path, a literal ``{"value": ...}`` or (``data``) an object of paths."""
+
+    class Meta:
+        unknown = RAISE
+
+    recipients = fields.Raw(required=True)
+    actor = fields.Raw(allow_none=True)
+    tenant = fields.Raw(allow_none=True)
+    cancellation_key = fields.Raw(allow_none=True)
+    data = fields.Raw(allow_none=True)
+
+
+class TriggerBodySchema(Schema):
+    """``trigger`` in the body of ``POST /v1/workflows/{key}/triggers``."""
+
+    class Meta:
+        unknown = RAISE
+
+    source = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    event = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    mapping = fields.Nested(TriggerMappingSchema, required=True)
+
+
+class TriggerUpdateSchema(Schema):
+    """``trigger`` in the body of ``PATCH /v1/workflows/{key}/triggers/{source}/{event}``."""
+
+    class Meta:
+        unknown = RAISE
+
+    active = fields.Boolean()
+    mapping = fields.Nested(TriggerMappingSchema)
+
+
 def envelope_schema(name: str, inner: type[Schema]) -> Schema:
     """Return a schema for ``{name: <inner>}``, the shape Knock's API wraps bodies in."""
-    envelope = Schema.from_dict({name: fields.Nested(inner, required=True)}, name=f"{name.title()}EnvelopeSchema")
+    # Named after the inner schema, so that the OpenAPI document tells them apart.
+    envelope = Schema.from_dict(
+        {name: fields.Nested(inner, required=True)}, name=f"{inner.__name__.removesuffix('Schema')}EnvelopeSchema"
+    )
     return envelope(unknown=RAISE)
 
 

@@ -8,7 +8,7 @@ return models; this module turns models into the JSON the API (and the
 from __future__ import annotations
 
 from knock_sources.actions.users import RESERVED_USER_FIELDS, find_user
-from knock_sources.control.sources import endpoint_url, get_source_environment, is_verified
+from knock_sources.control.sources import endpoint_url, get_source_environment, is_verified, tracking_host
 from knock_sources.store import isoformat
 from knock_sources.store.control import (
     ActionLog,
@@ -55,13 +55,18 @@ def serialize_mapping(mapping: Mapping) -> dict:
 def serialize_environment(registry, config, source: Source, source_env: SourceEnvironment) -> dict:
     """Return one environment's settings (secrets summarised, never shown) and mappings."""
     expiries = [entry.get("expires_at") for entry in source_env.signing_secrets or ()]
+    settings = {
+        **(source_env.settings or {}),
+        "endpoint": endpoint_url(config, source_env.token),
+        # Secrets are write-only: only how many there are and when they expire.
+        "signing_secrets_info": {"count": len(expiries), "expires_at": expiries},
+    }
+    provider = registry.providers.get(source.provider)
+    if provider is not None and provider.tracking_api:
+        # The write key is the endpoint's token: whoever has one has the other.
+        settings.update(tracking_host=tracking_host(config), write_key=source_env.token)
     return {
-        "settings": {
-            **(source_env.settings or {}),
-            "endpoint": endpoint_url(config, source_env.token),
-            # Secrets are write-only: only how many there are and when they expire.
-            "signing_secrets_info": {"count": len(expiries), "expires_at": expiries},
-        },
+        "settings": settings,
         "mappings": [serialize_mapping(m) for m in source_env.mappings.order_by(Mapping.id)],
         "verified": is_verified(registry, source, source_env, config["SECRET_KEY"]),
         "updated_at": isoformat(source_env.updated_at),
@@ -102,6 +107,8 @@ def serialize_event_log(event_log: EventLog) -> dict:
         "reason": event_log.reason,
         "error": event_log.error,
         "data": event_log.body,
+        # Knock's normalized form of a Segment-style event (event, user_id, data).
+        "normalized": event_log.normalized,
         "headers": event_log.headers,
         "raw_excerpt": event_log.raw_excerpt,
         "idempotency_key": event_log.idempotency_key,
@@ -239,4 +246,35 @@ def serialize_replay(replay: Replay) -> dict:
         "created_at": isoformat(replay.created_at),
         "updated_at": isoformat(replay.updated_at),
         "finished_at": isoformat(replay.finished_at),
+    }
+
+
+def serialize_tracking_outcome(outcome) -> dict:
+    """Return the tracking API's answer: ``{"success": true}``, plus the rejected items when there are any."""
+    if not outcome.rejected:
+        return {"success": True}
+    return {
+        "success": True,
+        "accepted": outcome.accepted,
+        "rejected": [
+            {"index": item.index, "messageId": item.message_id, "code": item.code, "message": item.message}
+            for item in outcome.rejected
+        ],
+    }
+
+
+def serialize_trigger(trigger, environment: Environment) -> dict:
+    """Return a workflow's source-event trigger as seen from ``environment``, with every environment's switch."""
+    mapping = trigger.mappings[environment.slug]
+    return {
+        "workflow": trigger.workflow_key,
+        "type": "source_event",
+        "source": trigger.source.key,
+        "event": trigger.event_type,
+        "mapping": trigger.fields,
+        "active": mapping.active,
+        "environments": {slug: {"active": row.active} for slug, row in sorted(trigger.mappings.items())},
+        "mapping_id": str(mapping.id),
+        "created_at": isoformat(mapping.created_at),
+        "updated_at": isoformat(mapping.updated_at),
     }

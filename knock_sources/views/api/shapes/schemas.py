@@ -7,6 +7,8 @@ not listed (custom properties of users and tenants, settings of plugins).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from marshmallow import INCLUDE, Schema, fields
 
 
@@ -41,6 +43,7 @@ class PageInfoShape(Shape):
     page_size = fields.Integer(required=True)
 
 
+@lru_cache(maxsize=None)
 def page_of(entry: type[Schema]) -> type[Schema]:
     """The ``{"entries", "page_info"}`` shape of a list of ``entry``."""
     name = entry.__name__.removesuffix("Shape") + "PageShape"
@@ -385,3 +388,35 @@ class HealthShape(Shape):
 
     status = _text()
     checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class TriggerShape(Shape):
+    """``serialize_trigger``: a workflow's source-event trigger."""
+
+    workflow = _text()
+    type = _text()
+    source = _text()
+    event = _text()
+    mapping = _object()
+    active = fields.Boolean(required=True)
+    environments = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True)
+    mapping_id = _text()
+    created_at = _time()
+    updated_at = _time()
+
+
+class RejectedItemShape(Shape):
+    """One item of a tracking call that was not accepted."""
+
+    index = fields.Integer(required=True)
+    messageId = fields.String(required=True, allow_none=True)  # noqa: N815 - Segment's name
+    code = _text()
+    message = _text()
+
+
+class TrackingOutcomeShape(Shape):
+    """``serialize_tracking_outcome``: exactly ``{"success": true}`` unless some items were rejected."""
+
+    success = fields.Boolean(required=True)
+    accepted = fields.Integer()
+    rejected = fields.List(fields.Nested(RejectedItemShape))
