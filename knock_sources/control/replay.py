@@ -34,7 +34,7 @@ from rq import Retry
 
 from knock_sources import signing
 from knock_sources.control import rehearsal
-from knock_sources.errors import SourcesError
+from knock_sources.errors import NotFound, SourcesError
 from knock_sources.ingest import body as ingest_body
 from knock_sources.ingest import eventlog, verification
 from knock_sources.ingest.cache import ReceivingEnvironment, snapshot
@@ -221,7 +221,15 @@ def cancel(replay: Replay) -> Replay:
     Replay.update(state=REPLAY_CANCELLED, finished_at=utcnow(), updated_at=utcnow()).where(
         (Replay.id == replay.id) & Replay.state.in_(REPLAY_ACTIVE)
     ).execute()
-    return Replay.get_by_id(replay.id)
+    return _reload(replay.id)
+
+
+def _reload(replay_id: int) -> Replay:
+    """Read a replay again; ``NotFound`` if its source was deleted meanwhile (replays go with it)."""
+    found = Replay.get_or_none(Replay.id == replay_id)
+    if found is None:
+        raise NotFound(f"Replay {replay_id} does not exist.", code="replay_missing")
+    return found
 
 
 def run(
@@ -234,7 +242,8 @@ def run(
     """Run ``replay_id`` from its cursor: to the end, or for ``seconds`` and then queue the rest.
 
     ``progress(n)`` is told of every ``n`` events handled. Infrastructure
-    failures propagate (the job is retried, and resumes here).
+    failures propagate (the job is retried, and resumes here); a replay
+    whose source was deleted meanwhile raises ``NotFound``.
     """
     now = utcnow()
     if (
@@ -242,8 +251,8 @@ def run(
         .where((Replay.id == replay_id) & Replay.state.in_(REPLAY_ACTIVE))
         .execute()
     ):
-        return Replay.get_by_id(replay_id)
-    replay = Replay.get_by_id(replay_id)
+        return _reload(replay_id)
+    replay = _reload(replay_id)
     deadline = None if seconds is None else time.monotonic() + seconds
     with logs.bound(replay_id=replay_id):
         source_env = SourceEnvironment.get_by_id(replay.source_environment_id)
@@ -267,11 +276,11 @@ def run(
                     enqueue(state, replay_id)
                     return replay
         except Superseded:
-            return Replay.get_by_id(replay_id)
+            return _reload(replay_id)
         Replay.update(state=REPLAY_COMPLETED, finished_at=utcnow(), updated_at=utcnow()).where(
             (Replay.id == replay_id) & (Replay.state == REPLAY_RUNNING)
         ).execute()
-    return Replay.get_by_id(replay_id)
+    return _reload(replay_id)
 
 
 def _step(state: KnockSources, receiving: ReceivingEnvironment, replay: Replay, original: EventLog) -> None:
