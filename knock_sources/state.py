@@ -51,6 +51,8 @@ class KnockSources:
     queue: Queue | None = None
     #: Replays' queue, which workers take jobs from only when ``queue`` is empty.
     replay_queue: Queue | None = None
+    #: Embedded mode's replay queue: a background thread of this process.
+    replays_here: replay.InProcessQueue = field(default_factory=replay.InProcessQueue)
     dispatcher: Dispatcher | None = None
     sweep: SweepState = field(default_factory=SweepState)
 

@@ -25,6 +25,9 @@ and ``rehearsal.plan_event``), so that the two cannot disagree.
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
 import time
 from datetime import timedelta, timezone
 from typing import TYPE_CHECKING, Callable
@@ -165,7 +168,9 @@ def rejected_envelope(original: EventLog) -> Envelope:
     raw = original.raw_excerpt.encode("utf-8")
     headers = dict(original.headers or {})
     mimetype = headers.get("content-type", "").split(";")[0].strip().lower()
-    parsed, _ = ingest_body.parse_body(raw, mimetype)
+    parsed, _ = ingest_body.parse_body(raw, mimetype, allow_array=True)
+    if isinstance(parsed, list):
+        raise _NotReplayable("batch", "a batch is replayed event by event: its elements' own logs can be replayed")
     return Envelope(headers, raw, parsed, original.remote_ip, original.received_at)
 
 
@@ -204,16 +209,64 @@ def create(state: KnockSources, source_env: SourceEnvironment, filter_: dict, ig
 
 
 def start(state: KnockSources, replay: Replay) -> Replay:
-    """Hand ``replay`` to the replay queue; in embedded mode, run it here (bounded by its total)."""
-    if state.replay_queue is None:
-        return run(state, replay.id)
+    """Hand ``replay`` to the replay queue and return it (queued)."""
     enqueue(state, replay.id)
     return replay
 
 
 def enqueue(state: KnockSources, replay_id: int) -> None:
-    """Queue a slice of ``replay_id`` on the replay queue (retried on infrastructure failures)."""
+    """Queue ``replay_id`` on the RQ replay queue (retried on infrastructure failures), or in embedded mode here."""
+    if state.replay_queue is None:
+        state.replays_here.submit(state, replay_id)
+        return
     state.replay_queue.enqueue_call(JOB, args=(replay_id,), result_ttl=0, failure_ttl=7 * 86400, retry=RETRY)
+
+
+class InProcessQueue:
+    """Embedded mode's replay queue: one background thread per process runs replays one at a time.
+
+    A request only queues its replay, so no request waits for one. The
+    thread is a daemon: a replay it leaves unfinished at exit is resumed by
+    the sweeper (``resume_stale``).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._jobs: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def submit(self, state: KnockSources, replay_id: int) -> None:
+        """Queue ``replay_id`` for this process's replay thread."""
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._jobs, self._pid = queue.Queue(), os.getpid()
+                self._thread = threading.Thread(target=self._work, args=(self._jobs,), daemon=True)
+                self._thread.name = "knock-sources-replay"
+                self._thread.start()
+            self._jobs.put((state, replay_id))
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Let the thread finish what it has queued and end (tests, shutdown)."""
+        with self._lock:
+            thread, jobs, self._thread = self._thread, self._jobs, None
+        if thread is not None:
+            jobs.put(None)
+            thread.join(timeout)
+
+    @staticmethod
+    def _work(jobs: queue.Queue) -> None:
+        while (job := jobs.get()) is not None:
+            state, replay_id = job
+            logs.start(replay_id=replay_id)
+            try:
+                with db.connection_context():
+                    run(state, replay_id)
+            except NotFound:
+                pass
+            except Exception:
+                # It stays running; the sweeper resumes it once it is stale.
+                log.exception("replay %s stopped", replay_id)
 
 
 def cancel(replay: Replay) -> Replay:
@@ -366,8 +419,8 @@ def _finish_orphan(state: KnockSources, replay: Replay) -> None:
 def resume_stale(state: KnockSources) -> int:
     """Resume replays that stopped moving (their runner died); return how many.
 
-    Each is touched first, so that only one sweeper resumes it; with a queue
-    it goes back to the replay queue, in embedded mode it runs a slice here.
+    Each is touched first, so that only one sweeper resumes it, and goes back
+    to the replay queue.
     """
     stale_before = utcnow() - timedelta(seconds=state.config["REPLAY_STALE_SECONDS"])
     resumed = 0
@@ -379,10 +432,7 @@ def resume_stale(state: KnockSources) -> int:
         ):
             continue
         log.info("resuming replay %s", replay.id)
-        if state.replay_queue is None:
-            run(state, replay.id, seconds=SLICE_SECONDS)
-        else:
-            enqueue(state, replay.id)
+        enqueue(state, replay.id)
         resumed += 1
     return resumed
 

@@ -78,15 +78,18 @@ def receive(state: KnockSources, token: str, delivery: Delivery) -> list[int]:
         logs.bind(source=receiving.source_key, environment=receiving.environment)
         event_log_ids = _receive(state, receiving, delivery)
     except SourcesError as exc:
-        _count(state.metrics, receiving, exc.code, started)
+        count_request(state.metrics, receiving, exc.code, started)
         raise
-    _count(state.metrics, receiving, ACCEPTED, started)
+    count_request(state.metrics, receiving, ACCEPTED, started)
     return event_log_ids
 
 
-def _count(metrics: Recorder, receiving: ReceivingEnvironment | None, outcome: str, started: float) -> None:
+def count_request(
+    metrics: Recorder, receiving: ReceivingEnvironment | None, outcome: str, started: float, route: str = "receive"
+) -> None:
+    """Count one ingest request by source environment (if it was found) and outcome, with its duration."""
     source, environment = (receiving.source_key, receiving.environment) if receiving else (NO_SOURCE, NO_SOURCE)
-    metrics.ingest(source, environment, outcome, time.perf_counter() - started)
+    metrics.ingest(source, environment, outcome, time.perf_counter() - started, route)
 
 
 def timed_script(state: KnockSources, receiving: ReceivingEnvironment):

@@ -169,7 +169,8 @@ def persist_batch(
         with db.atomic():
             for entry in entries:
                 if entry.rejection is not None:
-                    fields = rejection_fields(receiving, entry.rejection, headers, _excerpt(entry.body))
+                    excerpt = _excerpt(entry.body)
+                    fields = rejection_fields(receiving, entry.rejection, headers, excerpt, replayable=False)
                     row = EventLog.create(**fields, remote_ip=envelope.remote_ip)
                     stored.append(Stored(row.id, REJECTED))
                     continue
@@ -221,15 +222,19 @@ def whole_text(raw: bytes | None) -> str | None:
         return None
 
 
-def rejection_fields(receiving: ReceivingEnvironment, error: SourcesError, headers: dict, raw: bytes | None) -> dict:
+def rejection_fields(
+    receiving: ReceivingEnvironment, error: SourcesError, headers: dict, raw: bytes | None, *, replayable: bool = True
+) -> dict:
     """Return the columns of a ``rejected`` event log: reason, error and the start of the body.
 
-    ``raw`` is ``None`` when the body was not read (too large). A body kept
-    whole (``raw_complete``) can be replayed (``control.replay``), verified again.
+    ``raw`` is ``None`` when the body was not read (too large). A request to
+    the ingest URL whose body is kept whole (``raw_complete``) can be replayed
+    (``control.replay``), verified again; ``replayable`` is false for what is
+    not such a request (a batch item, a tracking API call).
     """
     raw = raw or b""
     return {
-        "raw_complete": whole_text(raw) is not None,
+        "raw_complete": replayable and whole_text(raw) is not None,
         "source_environment": receiving.id,
         "status": REJECTED,
         "reason": error.code,
@@ -249,10 +254,11 @@ def log_rejection(
     remote_ip,
     *,
     replay_of: int | None = None,
+    replayable: bool = True,
 ) -> int | None:
     """Record a refused request as ``rejected``; return its id, ``None`` if it could not be written."""
     try:
-        fields = rejection_fields(receiving, error, headers, raw)
+        fields = rejection_fields(receiving, error, headers, raw, replayable=replayable)
         return EventLog.create(**fields, remote_ip=remote_ip, replay_of=replay_of).id
     except PeeweeException as exc:
         # The caller still gets its 4xx; losing the debug row is the lesser harm.

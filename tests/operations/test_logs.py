@@ -11,6 +11,7 @@ from app import create_app
 from knock_sources.errors import ConfigurationError
 from knock_sources.observability import logs
 from plugins.stripe import StripeProvider
+from tests.support.replays import replayed
 
 SIGNING_SECRET = "whsec_" + "s" * 32
 VARIABLE_SECRET = "variable-secret-value-123"
@@ -69,12 +70,7 @@ def test_no_secret_appears_in_any_line(client, api, api_key, capsys):
         client.post(api.endpoint("stripe"), data=body, headers={**headers, "Content-Type": "application/json"})
     client.post(api.endpoint("scripted"), json={"fail": True}, headers={"X-Webhook-Secret": "header-secret-456"})
     client.get("/v1/sources", headers={"Authorization": "Bearer not-a-key-but-secret-789"})
-    api.client.post(
-        "/v1/sources/stripe/replay",
-        json={"filter": {"statuses": ["rejected"]}},
-        query_string={"environment": "development"},
-        headers=api.headers,
-    )
+    replayed(api, "stripe", filter={"statuses": ["rejected"]})
     logging.getLogger("gunicorn.access").info("POST %s HTTP/1.1", api.endpoint("stripe"))
     captured = capsys.readouterr().err
     lines(captured)

@@ -9,6 +9,7 @@ import pytest
 from knock_sources.store import PENDING
 from knock_sources.store.control import EventLog, SourceEnvironment
 from tests.support.metrics import value
+from tests.support.tracking import post_call, track, write_key
 
 TOKEN = "metrics-token-for-tests"
 TRIGGER = {
@@ -105,3 +106,25 @@ def test_backlog_gauges_come_from_a_background_sample(client, api, db):
     # Embedded mode: no RQ workers to count.
     assert "knock_sources_workers" not in text
     assert value(text, "knock_sources_replays", state="running") == 0
+
+
+def test_tracking_calls_are_counted_with_sdk_retries_as_idempotent(client, api):
+    api.create_source("seg", provider="segment")
+    key = write_key(api, "seg")
+    before = scrape(client)
+    call = {**track("Signed Up", message_id="m-1"), "writeKey": key}
+    for _ in range(2):
+        assert post_call(client, "track", call).status_code == 200
+    assert post_call(client, "track", {"writeKey": "not-a-key", **track("x")}).status_code == 401
+    after = scrape(client)
+
+    def delta(**labels):
+        name = "knock_sources_ingest_requests_total"
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    labels = {"source": "seg", "environment": "development"}
+    assert delta(outcome="accepted", **labels) == 1
+    assert delta(outcome="idempotent", **labels) == 1
+    assert delta(outcome="invalid_write_key", source="", environment="") == 1
+    count = "knock_sources_ingest_duration_seconds_count"
+    assert value(after, count, route="segment") - value(before, count, route="segment") == 3

@@ -17,6 +17,7 @@ from knock_sources.store import utcnow
 from knock_sources.store.control import EventLog, Replay
 from knock_sources.store.dataplane import WorkflowRun
 from plugins.stripe import StripeProvider
+from tests.support.replays import replay, replayed
 
 TRIGGER = {
     "event_type": "invoice.paid",
@@ -24,12 +25,6 @@ TRIGGER = {
     "action_parameters": {"key": "invoice-paid", "recipients": {"value": [{"id": "u1", "name": "Ada"}]}},
 }
 SECRET = "whsec_" + "c" * 32
-
-
-def replay(api, key="my-source", environment="development", **body):
-    return api.client.post(
-        f"/v1/sources/{key}/replay", json=body, query_string={"environment": environment}, headers=api.headers
-    )
 
 
 def failed_events(api, client, count=3, key="my-source"):
@@ -43,17 +38,15 @@ def failed_events(api, client, count=3, key="my-source"):
 def test_failed_events_replayed_once_the_workflow_exists(api, client, db):
     failed_events(api, client)
     api.create_workflow("invoice-paid")
-    response = replay(api)
-    assert response.status_code == 202, response.get_json()
-    body = response.get_json()
+    body = replayed(api)
     assert body["state"] == "completed"
     assert (body["total"], body["done"], body["failed"], body["skipped"]) == (3, 3, 0, 0)
     assert body["filter"] == {"statuses": ["failed"]}
     entries = api.logs()
-    replayed = [entry for entry in entries if entry["replay_of"]]
-    assert [entry["status"] for entry in replayed] == ["processed"] * 3
+    copies = [entry for entry in entries if entry["replay_of"]]
+    assert [entry["status"] for entry in copies] == ["processed"] * 3
     originals = {entry["id"] for entry in entries if not entry["replay_of"]}
-    assert {entry["replay_of"] for entry in replayed} == originals
+    assert {entry["replay_of"] for entry in copies} == originals
     # The originals stay as they were: failed, with their action errors.
     assert all(entry["status"] == "failed" for entry in entries if entry["id"] in originals)
     assert WorkflowRun.select().count() == 3
@@ -79,7 +72,7 @@ def test_dry_run_counts_and_plans_without_writing(api, client, db):
 def test_a_replay_never_replays_its_own_events(api, client, db):
     # The workflow is still missing: every copy fails again and matches the filter.
     failed_events(api, client, count=2)
-    body = replay(api).get_json()
+    body = replayed(api)
     assert (body["done"], body["failed"]) == (2, 2)
     assert len(api.logs()) == 4
 
@@ -92,9 +85,9 @@ def test_idempotency_holds_unless_the_replay_ignores_it(api, client, db):
     [original] = api.logs()
     dry = replay(api, filter={"ids": [int(original["id"])]}, dry_run=True).get_json()
     assert dry["events"][0]["idempotent"] is True and dry["events"][0]["actions"] == []
-    replay(api, filter={"ids": [int(original["id"])]})
+    replayed(api, filter={"ids": [int(original["id"])]})
     assert api.logs()[0]["status"] == "idempotent"
-    forced = replay(api, filter={"ids": [int(original["id"])]}, ignore_idempotency=True).get_json()
+    forced = replayed(api, filter={"ids": [int(original["id"])]}, ignore_idempotency=True)
     assert forced["done"] == 1 and api.logs()[0]["status"] == "processed"
     assert WorkflowRun.select().count() == 2
 
@@ -133,7 +126,7 @@ def test_rejected_requests_are_verified_again_with_the_current_secret(api, clien
     dry = replay(api, "stripe", filter={"statuses": ["rejected"]}, dry_run=True).get_json()
     assert dry["events"][0]["rejected"] is None
     assert [action["action_status"] for action in dry["events"][0]["actions"]] == ["success"]
-    result = replay(api, "stripe", filter={"statuses": ["rejected"]}).get_json()
+    result = replayed(api, "stripe", filter={"statuses": ["rejected"]})
     assert (result["done"], result["failed"]) == (1, 0)
     newest = api.logs("stripe")[0]
     assert newest["status"] == "processed" and newest["replay_of"] == rejected["id"]
@@ -146,7 +139,7 @@ def test_rejected_requests_whose_body_was_not_kept_are_skipped(api, client, app,
     assert client.post(api.endpoint("stripe"), data=big, content_type="application/json").status_code == 401
     dry = replay(api, "stripe", filter={"statuses": ["rejected"]}, dry_run=True).get_json()
     assert dry["events"][0]["replayable"] is False and dry["events"][0]["rejected"] == "body_not_stored"
-    result = replay(api, "stripe", filter={"statuses": ["rejected"]}).get_json()
+    result = replayed(api, "stripe", filter={"statuses": ["rejected"]})
     assert (result["done"], result["skipped"]) == (0, 1)
 
 
@@ -181,7 +174,7 @@ def test_unknown_replays_get_404_and_bad_ids_422(api):
 
 def test_cancelling_a_finished_replay_leaves_it_finished(api, client, db):
     failed_events(api, client, count=1)
-    replay_id = replay(api).get_json()["id"]
+    replay_id = replayed(api)["id"]
     response = api.delete(f"/v1/replays/{replay_id}")
     assert response.status_code == 200 and response.get_json()["state"] == "completed"
 

@@ -5,6 +5,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 from knock_sources.store import schema
 from knock_sources.store.control import REPLAY_OF_INDEX, Environment, EventLog, ReceivedMessage, Replay, SchemaVersion
 from tests.support import Api
+from tests.support.replays import replayed
 
 
 def test_version_1_gains_normalized_events_and_received_messages(app, api, client, db):
@@ -60,11 +61,5 @@ def test_version_2_gains_replays(app, client, db):
     api.create_source("http")
     assert client.post(api.endpoint("http"), json={"type": "kept"}).status_code == 204
     [entry] = api.logs("http")
-    replay = client.post(
-        "/v1/sources/http/replay",
-        json={"filter": {"statuses": ["processed"]}},
-        query_string={"environment": "development"},
-        headers=api.headers,
-    )
-    assert replay.status_code == 202 and replay.get_json()["done"] == 1
+    assert replayed(api, "http", filter={"statuses": ["processed"]})["done"] == 1
     assert api.logs("http")[0]["replay_of"] == entry["id"]
