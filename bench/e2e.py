@@ -63,7 +63,7 @@ def create_source(env: dict) -> str:
             Workflow.create(environment=development, key="receipt", name="Receipt")
             source_body = {"name": "orders", "environment_settings": {"development": {"mappings": MAPPINGS}}}
             body = SourceBodySchema().load(source_body)
-            source = sources.upsert_source(app.extensions["knock_sources"], app.config, "orders", body)
+            source = sources.upsert_source(app.extensions["knock_sources"], "orders", body)
             return control.SourceEnvironment.get(source=source, environment=development).token
 
 

@@ -96,13 +96,11 @@ def create_sources(env: dict) -> dict:
     from knock_sources.store import control, schema
 
     app = create_app()
-    registry = app.extensions["knock_sources"]
+    state = app.extensions["knock_sources"]
     with app.app_context():
         schema.migrate(app.config["ENVIRONMENTS"])
         with store.db.connection_context():
-            variables.upsert_variable(
-                app.config["SECRET_KEY"], "BENCH_SECRET", {"value": SIGNING_SECRET, "secret": True}
-            )
+            variables.upsert_variable(state.keyring, "BENCH_SECRET", {"value": SIGNING_SECRET, "secret": True})
             script = {
                 "preprocess_script": {"language": "javascript", "source": HMAC_SCRIPT},
                 "enforce_verification": True,
@@ -119,7 +117,7 @@ def create_sources(env: dict) -> dict:
                     "preconfigured_provider": provider,
                     "environment_settings": {"development": {"settings": settings, "mappings": None}},
                 }
-                source = sources.upsert_source(registry, app.config, key, body)
+                source = sources.upsert_source(state, key, body)
                 development = control.Environment.get(slug="development")
                 tokens[key] = control.SourceEnvironment.get(source=source, environment=development).token
             return tokens

@@ -1,4 +1,5 @@
-"""Flask CLI commands: ``flask init-db``, ``worker``, ``sweep``, ``purge``, ``replay``, ``api-key create``.
+"""Flask CLI commands: ``flask init-db``, ``worker``, ``sweep``, ``purge``, ``replay``, ``rotate-secrets``,
+``api-key create|list|revoke``.
 
 Flask finds the app through ``wsgi.py``, so no ``--app`` is needed.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from datetime import timedelta
 
 import click
@@ -15,11 +17,11 @@ from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
 
 from knock_sources import store
-from knock_sources.control import api_keys, replay, sources
-from knock_sources.errors import NotFound
+from knock_sources.control import api_keys, replay, sources, variables
+from knock_sources.errors import NotFound, SourcesError
 from knock_sources.observability import exposition, metrics
 from knock_sources.state import current_state
-from knock_sources.store import schema, utcnow
+from knock_sources.store import isoformat, schema, utcnow
 from knock_sources.store.control import Environment, EventLog
 from knock_sources.views.api.schemas import ReplayBodySchema
 from knock_sources.worker import idempotency, jobs
@@ -150,17 +152,78 @@ def replay_command(source, environment, dry_run, ignore_idempotency, limit, **fi
     )
 
 
+@contextmanager
+def _service():
+    """Open the database for a service call; its refusal becomes a one-line error."""
+    with store.db.connection_context():
+        try:
+            yield
+        except SourcesError as exc:
+            raise click.ClickException(exc.message) from None
+
+
+@click.command("rotate-secrets")
+@with_appcontext
+def rotate_secrets_command():
+    """Re-encrypt every stored secret under SECRET_KEY (after moving the old key to SECRET_KEY_FALLBACKS)."""
+    keyring = current_state().keyring
+    with store.db.connection_context(), store.db.atomic():
+        signing = sources.rotate_secrets(keyring)
+        secret_variables = variables.rotate(keyring)
+    rotated, failed = signing[0] + secret_variables[0], signing[1] + secret_variables[1]
+    click.echo(f"Re-encrypted {rotated} secrets under the current SECRET_KEY.", err=True)
+    if failed:
+        raise click.ClickException(
+            f"{failed} secrets cannot be decrypted with SECRET_KEY or SECRET_KEY_FALLBACKS and were left as they are: "
+            "add the key they were stored under to KNOCK_SOURCES_SECRET_KEY_FALLBACKS and run this again, "
+            "or enter those secrets again."
+        )
+
+
 @api_key_cli.command("create")
-@click.option("--name", default=None, help="A label to remember the key by.")
+@click.option("--name", default=None, help="A label to remember the key by (unique; `revoke` uses it).")
 @with_appcontext
 def create_api_key(name):
     """Create an API key and print it (only the key, on stdout); it is not stored in clear."""
-    with store.db.connection_context():
+    with _service():
         key = api_keys.create(name)
     click.echo(key)
 
 
+@api_key_cli.command("list")
+@with_appcontext
+def list_api_keys():
+    """List API keys: name, prefix, created, last used (never the key)."""
+    with store.db.connection_context():
+        keys = api_keys.list_keys()
+    if not keys:
+        click.echo("No API keys; create one with `flask api-key create --name NAME`.", err=True)
+        return
+    click.echo("NAME\tPREFIX\tCREATED\tLAST USED")
+    for key in keys:
+        last_used = isoformat(key.last_used_at) if key.last_used_at else "never"
+        click.echo(f"{key.name or '(unnamed)'}\t{key.prefix}\t{isoformat(key.created_at)}\t{last_used}")
+
+
+@api_key_cli.command("revoke")
+@click.argument("name")
+@with_appcontext
+def revoke_api_key(name):
+    """Revoke the API key called NAME (an unnamed key by the prefix `list` shows); it stops working at once."""
+    with _service():
+        revoked = api_keys.revoke(name)
+    click.echo(f"Revoked {revoked} API key{'s' if revoked > 1 else ''}.", err=True)
+
+
 def init_app(app):
     """Register the commands."""
-    for command in (init_db_command, worker_command, sweep_command, purge_command, replay_command, api_key_cli):
+    for command in (
+        init_db_command,
+        worker_command,
+        sweep_command,
+        purge_command,
+        replay_command,
+        rotate_secrets_command,
+        api_key_cli,
+    ):
         app.cli.add_command(command)

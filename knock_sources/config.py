@@ -26,6 +26,9 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,
     # Encrypts signing secrets and secret variables at rest: set it in production.
     "SECRET_KEY": "dev-insecure-change-me",
+    # Older keys that still decrypt (Flask 3.1's name); `flask rotate-secrets`
+    # re-encrypts everything under SECRET_KEY so that they can be dropped.
+    "SECRET_KEY_FALLBACKS": [],
     "PUBLIC_BASE_URL": "http://127.0.0.1:8000",
     # The first one is the default of every API call's ``?environment=``.
     "ENVIRONMENTS": ["development", "production"],
@@ -43,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
     # How long a process trusts its cached view of a source's token, settings
     # and secrets; API writes clear the local cache immediately.
     "SOURCE_CACHE_SECONDS": 5,
+    # How long a source environment's previous URL token keeps working after
+    # `POST /v1/sources/{key}/rotate_token` (24 h, as Svix does for secrets).
+    "TOKEN_GRACE_SECONDS": 86400,
     # The Segment-compatible tracking API (/segment/v1): the largest event, the
     # largest request (after gzip is inflated; RudderStack's SDK sends up to
     # 4 MB), and the browser origins allowed to call it (CORS; "*" for any).
@@ -76,7 +82,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 #: Keys whose values are never repeated in an error message.
-SECRET_KEYS = frozenset({"SECRET_KEY", "METRICS_TOKEN"})
+SECRET_KEYS = frozenset({"SECRET_KEY", "SECRET_KEY_FALLBACKS", "METRICS_TOKEN"})
 
 DEVELOPMENT_SECRET_KEY = DEFAULTS["SECRET_KEY"]
 ENVIRONMENT_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -107,6 +113,7 @@ class ConfigSchema(Schema):
     DATABASE_URL = fields.String(validate=validate.Regexp(r"^(sqlite|postgres(ql)?)(\+\w+)?://"))
     REDIS_URL = fields.String(allow_none=True, validate=validate.Regexp(r"^rediss?://|^unix://"))
     SECRET_KEY = fields.String(validate=validate.Length(min=1))
+    SECRET_KEY_FALLBACKS = fields.List(fields.String(validate=validate.Length(min=1)))
     PUBLIC_BASE_URL = fields.String(validate=validate.Regexp(r"^https?://[^/\s]+"))
     ENVIRONMENTS = fields.List(fields.String(validate=_slug), validate=validate.Length(min=1))
     IDEMPOTENCY_WINDOW_SECONDS = _whole()
@@ -119,6 +126,7 @@ class ConfigSchema(Schema):
     SWEEP_INTERVAL_SECONDS = _whole()
     JOB_TIMEOUT_SECONDS = _whole()
     SOURCE_CACHE_SECONDS = fields.Float(validate=validate.Range(min=0))
+    TOKEN_GRACE_SECONDS = _whole(minimum=0)
     SEGMENT_MAX_EVENT_BYTES = _whole()
     SEGMENT_MAX_REQUEST_BYTES = _whole()
     SEGMENT_CORS_ORIGINS = fields.List(fields.String(validate=validate.Regexp(r"^(\*|https?://[^/\s]+)$")))
@@ -139,7 +147,7 @@ class ConfigSchema(Schema):
 
 def normalise(config) -> None:
     """Accept comma-separated strings where lists are expected."""
-    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS", "SEGMENT_CORS_ORIGINS"):
+    for key in ("ENVIRONMENTS", "DISABLED_PLUGINS", "SECRET_KEY_FALLBACKS", "SEGMENT_CORS_ORIGINS"):
         value = config.get(key)
         if isinstance(value, str):
             config[key] = [item.strip() for item in value.split(",") if item.strip()]

@@ -92,18 +92,58 @@ class AuthenticationRequired(SourcesError):
 
 
 class ValidationFailed(SourcesError):
-    """A JSON API body failed validation; ``errors`` holds per-field messages."""
+    """The request failed validation; ``errors`` lists ``{"field", "in", "message"}`` per problem.
+
+    ``errors`` may be given nested, the way marshmallow reports them
+    (``{"source": {"name": ["..."]}}``, list indexes as keys, ``_schema`` for
+    the enclosing object); it is flattened into one error per message whose
+    ``field`` is the dotted path as the client wrote it
+    (``source.environment_settings.development.mappings.0.action_type``).
+    ``location`` says where that path points: ``body``, ``query`` or ``path``.
+    """
 
     status = 422
     code = "invalid_params"
+    MESSAGES = {
+        "body": "The request body is invalid.",
+        "query": "The query parameters are invalid.",
+        "path": "The URL names an invalid key or id.",
+    }
 
-    def __init__(self, errors, message="The request body is invalid."):
-        super().__init__(message)
-        self.errors = errors
+    def __init__(self, errors, message=None, *, location="body"):
+        super().__init__(message or self.MESSAGES[location])
+        self.errors = errors if isinstance(errors, list) else field_errors(errors, location)
+
+    def within(self, *path) -> "ValidationFailed":
+        """Return this error with ``path`` put in front of every field (for services that see part of a body)."""
+        prefix = ".".join(str(part) for part in path)
+        errors = [
+            {**error, "field": f"{prefix}.{error['field']}" if error["field"] else prefix} for error in self.errors
+        ]
+        return ValidationFailed(errors, self.message)
 
     def to_dict(self):
         """Return the JSON error body with the field errors."""
         return {**super().to_dict(), "errors": self.errors}
+
+
+def field_errors(messages, location="body", path=()) -> list[dict]:
+    """Flatten marshmallow-style nested ``messages`` into ``[{"field", "in", "message"}]``.
+
+    ``_schema`` stands for the object that holds it, so its messages belong to
+    the enclosing path.
+    """
+    if isinstance(messages, dict):
+        return [
+            error
+            for key, value in messages.items()
+            for error in field_errors(value, location, path if key == "_schema" else (*path, str(key)))
+        ]
+    if isinstance(messages, (list, tuple)):
+        if all(isinstance(item, str) for item in messages):
+            return [{"field": ".".join(path), "in": location, "message": item} for item in messages]
+        return [error for item in messages for error in field_errors(item, location, path)]
+    return [{"field": ".".join(path), "in": location, "message": str(messages)}]
 
 
 class LogUnavailable(SourcesError):

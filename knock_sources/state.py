@@ -17,6 +17,7 @@ from typing import Any
 from rq import Queue
 
 from knock_sources.control import replay
+from knock_sources.control.encryption import Keyring
 from knock_sources.ingest.cache import SourceCache
 from knock_sources.observability.backlog import Backlog
 from knock_sources.observability.metrics import Recorder
@@ -42,6 +43,8 @@ class KnockSources:
 
     config: dict[str, Any]
     registry: Registry
+    #: ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS``: encrypts and decrypts secrets at rest.
+    keyring: Keyring
     cache: SourceCache
     scripts: ScriptRunner
     metrics: Recorder
@@ -64,10 +67,12 @@ class KnockSources:
             jobs.make_queue(config, config["REPLAY_QUEUE_NAME"], queue.connection) if queue is not None else None
         )
         queues = [queue, replay_queue] if queue is not None else []
+        keyring = Keyring.from_config(config)
         return cls(
             config=config,
             registry=build_registry(config),
-            cache=SourceCache(config["SOURCE_CACHE_SECONDS"], config["SECRET_KEY"]),
+            keyring=keyring,
+            cache=SourceCache(config["SOURCE_CACHE_SECONDS"], keyring),
             # One runner per process and limits, not per app: each keeps a
             # script host process with its compiled scripts.
             scripts=shared_runner(config["SCRIPT_TIMEOUT_MS"], config["SCRIPT_MEMORY_MB"]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from marshmallow import Schema
 
 from knock_sources.actions.base import Action
-from knock_sources.actions.fields import MAX_KEY_LENGTH, Identifier, Text, UserList, inline_attributes
+from knock_sources.actions.fields import Identifier, LiteralKey, UserList, inline_attributes
 from knock_sources.actions.users import identify
 from knock_sources.store.dataplane import Audience, AudienceMember
 
@@ -20,7 +20,7 @@ MAX_MEMBERS = 1000
 class AudienceMembersSchema(Schema):
     """Parameters of ``audiences_add_member`` and ``audiences_remove_member``."""
 
-    key = Text(required=True, max_length=MAX_KEY_LENGTH)
+    key = LiteralKey(required=True)
     users = UserList(required=True, max_items=MAX_MEMBERS)
     tenant = Identifier(allow_none=True)
 

@@ -67,6 +67,9 @@ class Action:
     params_schema: type[Schema] = Schema
     #: Parameters whose plain strings are configured values, not paths.
     literal_params: frozenset[str] = frozenset()
+    #: The parameter naming the workflow the action triggers or cancels, if any:
+    #: the API lists mapped workflows that do not exist.
+    workflow_param: str | None = None
 
     def execute(self, context: ActionContext, params: dict) -> Any:
         """Perform the action with validated ``params``; raise ``ActionError`` on failure."""

@@ -13,6 +13,7 @@ from marshmallow import ValidationError, fields
 
 from knock_sources.paths import json_type
 from knock_sources.store.dataplane import Object, Tenant, User
+from knock_sources.store.keys import KeyRule
 
 USERS_COLLECTION = "$users"
 MAX_ID_LENGTH = 255
@@ -66,6 +67,30 @@ class Text(fields.Field):
 
     def _deserialize(self, value, attr, data, **kwargs):
         return to_text(value, self.max_length)
+
+
+class LiteralKey(fields.Field):
+    """A key configured in the mapping (a workflow key, an audience key, a collection): a non-empty string.
+
+    Unlike ``Text``, numbers are refused: a key is written as text, and a
+    mapping naming ``5`` is a mistake to report when it is saved. ``rule``
+    adds the store's rule for such keys (the workflow key's characters).
+    """
+
+    def __init__(self, *, max_length: int = MAX_KEY_LENGTH, rule: KeyRule | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        self.rule = rule
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not value:
+            raise ValidationError("expected a non-empty string key")
+        if len(value) > self.max_length:
+            raise ValidationError(f"expected a key of at most {self.max_length} characters, got {len(value)}")
+        problem = self.rule.problem(value) if self.rule else None
+        if problem:
+            raise ValidationError(problem)
+        return value
 
 
 class JSONObject(fields.Field):

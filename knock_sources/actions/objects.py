@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError
 
 from knock_sources.actions.base import Action
-from knock_sources.actions.fields import MAX_KEY_LENGTH, OBJECT_NAME_LENGTH, Identifier, JSONObject, Text, to_text
+from knock_sources.actions.fields import OBJECT_NAME_LENGTH, Identifier, JSONObject, LiteralKey, Text, to_text
 from knock_sources.errors import ActionError
 from knock_sources.store import utcnow
 from knock_sources.store.dataplane import Object, Subscription
@@ -45,7 +45,7 @@ def find_object(environment, collection: str, object_id: str) -> Object | None:
 class ObjectSchema(Schema):
     """An object's address: ``collection`` and ``id``."""
 
-    collection = Text(required=True, max_length=MAX_KEY_LENGTH)
+    collection = LiteralKey(required=True)
     id = Identifier(required=True)
 
 

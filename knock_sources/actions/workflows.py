@@ -16,19 +16,19 @@ import uuid
 from marshmallow import Schema
 
 from knock_sources.actions.base import Action
-from knock_sources.actions.fields import MAX_KEY_LENGTH, JSONObject, Recipient, RecipientList, TenantRef, Text
+from knock_sources.actions.fields import JSONObject, LiteralKey, Recipient, RecipientList, TenantRef, Text
 from knock_sources.actions.recipients import ensure_recipient, reference
 from knock_sources.actions.tenants import set_inline_tenant
 from knock_sources.errors import ActionError
 from knock_sources.store import utcnow
-from knock_sources.store.dataplane import RUN_CANCELLED, RUN_COMPLETED, RUN_TRIGGERED, Workflow, WorkflowRun
+from knock_sources.store.dataplane import RUN_CANCELLED, RUN_TRIGGERED, Workflow, WorkflowRun
+from knock_sources.store.keys import WORKFLOW_KEY
 
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 1000
 MAX_DATA_BYTES = 10 * 1024 * 1024
 CANCELLATION_KEY_LENGTH = WorkflowRun.cancellation_key.max_length
-RUN_STATUSES = (RUN_TRIGGERED, RUN_CANCELLED, RUN_COMPLETED)
 # Bounds the ids per IN (...) clause when reloading runs: well under
 # SQLite's and PostgreSQL's limits on bound parameters.
 RELOAD_BATCH = 500
@@ -70,7 +70,7 @@ def announce_runs(pm, runs, event_log) -> None:
 class TriggerWorkflowSchema(Schema):
     """Parameters of ``workflows_trigger``."""
 
-    key = Text(required=True, max_length=MAX_KEY_LENGTH)
+    key = LiteralKey(required=True, rule=WORKFLOW_KEY)
     recipients = RecipientList(required=True, max_items=MAX_RECIPIENTS)
     actor = Recipient(allow_none=True)
     data = JSONObject(allow_none=True)
@@ -85,6 +85,7 @@ class TriggerWorkflow(Action):
     name = "Trigger workflow"
     params_schema = TriggerWorkflowSchema
     literal_params = frozenset({"key"})
+    workflow_param = "key"
 
     def execute(self, context, params):
         """Create one ``WorkflowRun`` per known or inline-identified recipient."""
@@ -141,7 +142,7 @@ class TriggerWorkflow(Action):
 class CancelWorkflowSchema(Schema):
     """Parameters of ``workflows_cancel``."""
 
-    key = Text(required=True, max_length=MAX_KEY_LENGTH)
+    key = LiteralKey(required=True, rule=WORKFLOW_KEY)
     cancellation_key = Text(required=True, max_length=CANCELLATION_KEY_LENGTH)
     recipients = RecipientList(allow_none=True, max_items=MAX_RECIPIENTS)
 
@@ -153,6 +154,7 @@ class CancelWorkflow(Action):
     name = "Cancel workflow"
     params_schema = CancelWorkflowSchema
     literal_params = frozenset({"key"})
+    workflow_param = "key"
 
     def execute(self, context, params):
         """Mark matching runs that have not finished as cancelled and report how many."""

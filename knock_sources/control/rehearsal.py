@@ -31,11 +31,14 @@ def sample_envelope(payload: dict) -> Envelope:
     return Envelope(headers, raw_body, body, None, utcnow())
 
 
-def try_script(runner, source: str, envelope: Envelope, variables: dict) -> dict:
-    """Run ``source`` once on a sample; return its output or its error, and the time taken."""
+def try_script(runner, source: str, envelope: Envelope, variables) -> dict:
+    """Run ``source`` once on a sample; return its output (secrets redacted) or its error, and the time taken.
+
+    ``variables`` is the environment's ``ScriptVariables``.
+    """
     started = time.perf_counter()
     try:
-        output, error = runner.run_once(source, verification.build_context(envelope, variables)), None
+        output, error = verification.run_script(runner.run_once, source, envelope, variables), None
     except ScriptError as exc:
         output, error = None, exc.to_dict()
     return {
@@ -63,8 +66,8 @@ def verify(state, receiving, envelope: Envelope, run_script) -> tuple[verificati
         field = "preprocess_script" if exc.code == "script_unverified" else "verification"
         errors.append({"field": field, "message": exc.detail or exc.message})
         verdict = verification.Verdict(verification.VerificationStatus.ENFORCED_UNVERIFIED)
-    if verdict.script_error:
-        errors.append({"field": "preprocess_script", "message": str(verdict.script_error)})
+    if verdict.problem or verdict.script_error:
+        errors.append({"field": "preprocess_script", "message": verdict.problem or str(verdict.script_error)})
     return verdict, errors
 
 

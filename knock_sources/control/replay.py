@@ -116,7 +116,7 @@ def count(source_env_id: int, filter_: dict, cap: int) -> tuple[int, bool]:
 def dry_run(state: KnockSources, source_env: SourceEnvironment, filter_: dict, ignore_idempotency: bool, limit: int):
     """Return the number of matching events and what replaying the first ``limit`` of them would do now."""
     total, capped = count(source_env.id, filter_, state.config["REPLAY_MAX_EVENTS"])
-    receiving = snapshot(source_env, state.config["SECRET_KEY"])
+    receiving = snapshot(source_env, state.keyring)
     sample = matching(source_env.id, filter_).order_by(EventLog.id).limit(limit)
     return {
         "dry_run": True,
@@ -309,7 +309,7 @@ def run(
     deadline = None if seconds is None else time.monotonic() + seconds
     with logs.bound(replay_id=replay_id):
         source_env = SourceEnvironment.get_by_id(replay.source_environment_id)
-        receiving = snapshot(source_env, state.config["SECRET_KEY"])
+        receiving = snapshot(source_env, state.keyring)
         _finish_orphan(state, replay)
         try:
             while replay.done + replay.skipped < replay.total:

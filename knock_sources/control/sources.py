@@ -9,15 +9,14 @@ in each environment. Signing secrets are encrypted and never shown back.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from knock_sources.control import encryption
+from knock_sources.control import mappings
+from knock_sources.control.encryption import Keyring
 from knock_sources.errors import NotFound, ValidationFailed
-from knock_sources.ingest.cache import snapshot
-from knock_sources.paths import validate_parameter_spec
 from knock_sources.scripting import ScriptError, check_script
 from knock_sources.store import db, to_utc_naive, utcnow
-from knock_sources.store.control import Environment, Mapping, Source, SourceEnvironment
+from knock_sources.store.control import Environment, Source, SourceEnvironment
 from knock_sources.worker.processing import provider_for
 
 # 18 random bytes: 144 bits, 24 URL-safe characters.
@@ -84,33 +83,55 @@ def create_missing_environments(registry) -> int:
     return created
 
 
-def upsert_source(registry, config, key: str, body: dict) -> Source:
-    """Create or update source ``key`` from a validated ``PUT`` body."""
+def upsert_source(state, key: str, body: dict, *, partial: bool = False) -> Source:
+    """Create or update source ``key`` from a validated ``PUT`` (or, with ``partial``, ``PATCH``) body.
+
+    ``state`` is the app's ``KnockSources`` (registry, keyring, script limits).
+    ``preconfigured_provider`` chooses the template of a new source, as in
+    Knock; naming another provider for an existing source is refused, since
+    it would be silently ignored.
+    """
+    registry = state.registry
     environments = {env.slug: env for env in Environment.select()}
-    unknown = sorted(set(body["environment_settings"]) - set(environments))
+    unknown = sorted(set(body.get("environment_settings", {})) - set(environments))
     if unknown:
         raise ValidationFailed({"environment_settings": {slug: ["Unknown environment."] for slug in unknown}})
     with db.atomic():
         source = Source.get_or_none(Source.key == key)
         if source is None:
-            # preconfigured_provider is honoured on creation only, as in Knock.
-            slug = body["preconfigured_provider"] or "custom_http"
+            if partial:
+                raise NotFound(f"Source {key!r} does not exist.", code="source_missing")
+            slug = body.get("preconfigured_provider") or "custom_http"
             if slug not in registry.providers:
                 raise ValidationFailed({"preconfigured_provider": [f"No provider {slug!r} is installed."]})
-            source = Source.create(key=key, name=body["name"], description=body["description"], provider=slug)
+            source = Source.create(key=key, name=body["name"], description=body.get("description"), provider=slug)
             provider = registry.providers[slug]
             for environment in environments.values():
                 _create_environment(source, environment, provider)
         else:
-            source.name = body["name"]
-            source.description = body["description"]
+            requested = body.get("preconfigured_provider")
+            if requested and requested != source.provider:
+                raise ValidationFailed(
+                    {
+                        "preconfigured_provider": [
+                            f"Source {key!r} was created from {source.provider!r}; the provider of an existing "
+                            "source cannot change. Create a new source instead."
+                        ]
+                    }
+                )
+            for name in ("name", "description"):
+                if name in body:
+                    setattr(source, name, body[name])
             source.updated_at = utcnow()
             source.save()
-        for slug, env_body in body["environment_settings"].items():
+        for slug, env_body in body.get("environment_settings", {}).items():
             source_env = SourceEnvironment.get_or_none(
                 source=source, environment=environments[slug]
             ) or _create_environment(source, environments[slug], provider_for(registry, source.provider))
-            _apply_environment_settings(registry, config, source_env, env_body)
+            try:
+                _apply_environment_settings(state, source_env, env_body)
+            except ValidationFailed as error:
+                raise error.within("environment_settings", slug) from None
     return source
 
 
@@ -118,20 +139,15 @@ def _create_environment(source, environment, provider) -> SourceEnvironment:
     source_env = SourceEnvironment.create(
         source=source, environment=environment, token=new_token(), settings=provider.default_settings()
     )
-    for default in provider.default_mappings:
-        Mapping.create(
-            source_environment=source_env,
-            event_type=default.event_type,
-            action_type=default.action_type,
-            action_parameters=default.action_parameters,
-        )
+    mappings.create_defaults(source_env, provider)
     return source_env
 
 
-def _apply_environment_settings(registry, config, source_env, env_body: dict) -> None:
-    settings = dict(env_body["settings"])
+def _apply_environment_settings(state, source_env, env_body: dict) -> None:
+    keyring = state.keyring
+    settings = dict(env_body.get("settings") or {})
     if settings.get("preprocess_script"):
-        _check_script(config, source_env, settings["preprocess_script"]["source"])
+        _check_script(state.config, settings["preprocess_script"]["source"])
     for name in READ_ONLY_SETTINGS:
         settings.pop(name, None)
     signing_secret = settings.pop("signing_secret", None)
@@ -140,7 +156,7 @@ def _apply_environment_settings(registry, config, source_env, env_body: dict) ->
     source_env.settings = {**(source_env.settings or {}), **settings}
     if signing_secrets is not None:
         source_env.signing_secrets = [
-            _encrypted(config, entry["secret"], entry["expires_at"]) for entry in signing_secrets
+            _encrypted(keyring, entry["secret"], entry["expires_at"]) for entry in signing_secrets
         ]
     elif signing_secret is not None:
         # The new secret becomes the current one; secrets with a future
@@ -151,79 +167,67 @@ def _apply_environment_settings(registry, config, source_env, env_body: dict) ->
             for entry in source_env.signing_secrets or ()
             if entry.get("expires_at") and datetime.fromisoformat(entry["expires_at"]) > now
         ]
-        source_env.signing_secrets = [_encrypted(config, signing_secret, None), *still_valid]
+        source_env.signing_secrets = [_encrypted(keyring, signing_secret, None), *still_valid]
+    if "active" in env_body:
+        source_env.active = env_body["active"]
     source_env.updated_at = utcnow()
     source_env.save()
-    if env_body["mappings"] is not None:
-        _replace_mappings(registry, source_env, env_body["mappings"])
+    if env_body.get("mappings") is not None:
+        mappings.replace_all(state.registry, source_env, env_body["mappings"])
 
 
-def _check_script(config, source_env, source: str) -> None:
+def _check_script(config, source: str) -> None:
     """Refuse a script that does not compile or defines no ``main`` (422, with the engine's message)."""
     try:
         check_script(source, timeout_ms=config["SCRIPT_TIMEOUT_MS"], memory_mb=config["SCRIPT_MEMORY_MB"])
     except ScriptError as error:
-        slug = source_env.environment.slug
         raise ValidationFailed(
-            {"environment_settings": {slug: {"settings": {"preprocess_script": [str(error)]}}}},
-            message=f"The script does not compile: {error}",
+            {"settings": {"preprocess_script": [str(error)]}}, message=f"The script does not compile: {error}"
         ) from None
 
 
-def _encrypted(config, secret: str, expires_at) -> dict:
+def _encrypted(keyring: Keyring, secret: str, expires_at) -> dict:
     expires_at = to_utc_naive(expires_at)
-    return {
-        "secret": encryption.encrypt(config["SECRET_KEY"], secret),
-        "expires_at": expires_at.isoformat() if expires_at else None,
-    }
+    return {"secret": keyring.encrypt(secret), "expires_at": expires_at.isoformat() if expires_at else None}
 
 
-def _replace_mappings(registry, source_env, mappings: list[dict]) -> None:
-    errors = {}
-    for index, mapping in enumerate(mappings):
-        problems = mapping_problems(registry, mapping)
-        if problems:
-            errors[index] = problems
-    if errors:
-        raise ValidationFailed({"mappings": errors})
-    Mapping.delete().where(Mapping.source_environment == source_env).execute()
-    for mapping in mappings:
-        if mapping["is_deleted"]:
-            continue
-        Mapping.create(
-            source_environment=source_env,
-            event_type=mapping["event_type"],
-            action_type=mapping["action_type"],
-            action_parameters=mapping["action_parameters"] or {},
-            active=mapping["active"],
-        )
+def rotate_token(source_env: SourceEnvironment, grace_seconds: int) -> SourceEnvironment:
+    """Give ``source_env`` a new URL token; the current one keeps working for ``grace_seconds``.
 
-
-def mapping_problems(registry, mapping: dict) -> dict:
-    """Return field errors of a mapping: unknown action, unknown parameters, bad paths."""
-    action = registry.actions.get(mapping["action_type"])
-    if action is None:
-        return {"action_type": [f"Unknown action type {mapping['action_type']!r}."]}
-    known = set(action.params_schema().fields)
-    problems = {}
-    for name, spec in (mapping["action_parameters"] or {}).items():
-        if name not in known:
-            problems[name] = [f"Unknown parameter for {action.action_type}."]
-            continue
-        issues = validate_parameter_spec(spec, literal=name in action.literal_params)
-        if issues:
-            problems[name] = issues
-    return {"action_parameters": problems} if problems else {}
-
-
-def is_verified(registry, source: Source, source_env: SourceEnvironment, secret_key: str) -> bool:
-    """Whether requests to this environment are authenticated beyond the URL token.
-
-    Counts only the secrets verification would use now: unexpired and non-blank.
+    A token still in its grace period from an earlier rotation stops
+    working at once: only the last replaced token is kept.
     """
-    provider = registry.providers.get(source.provider)
-    if provider is None:
-        return False
-    config = snapshot(source_env, secret_key).verification_config(utcnow())
-    config["signing_secrets"] = [secret for secret in config["signing_secrets"] if secret.strip()]
-    return provider.is_verifiable(config)
+    source_env.previous_token = source_env.token if grace_seconds > 0 else None
+    source_env.previous_token_expires_at = utcnow() + timedelta(seconds=grace_seconds) if grace_seconds > 0 else None
+    source_env.token = new_token()
+    source_env.updated_at = utcnow()
+    source_env.save()
+    return source_env
+
+
+def previous_token_expiry(source_env: SourceEnvironment) -> datetime | None:
+    """When the environment's previous token stops working, or ``None`` when none still works."""
+    expires_at = source_env.previous_token_expires_at
+    return expires_at if source_env.previous_token and expires_at and expires_at > utcnow() else None
+
+
+def rotate_secrets(keyring: Keyring) -> tuple[int, int]:
+    """Re-encrypt every signing secret under the current key; return (rotated, undecryptable)."""
+    rotated = failed = 0
+    for source_env in SourceEnvironment.select(SourceEnvironment, Source).join(Source):
+        entries = []
+        for entry in source_env.signing_secrets or ():
+            token = keyring.rotate(entry["secret"])
+            if token is None:
+                failed += 1
+                keyring.report_undecryptable(
+                    f"a signing secret of source {source_env.source.key!r} (environment {source_env.id})"
+                )
+                entries.append(entry)
+            else:
+                rotated += 1
+                entries.append({**entry, "secret": token})
+        if entries:
+            source_env.signing_secrets = entries
+            source_env.save()
+    return rotated, failed

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from knock_sources.control import sources
+from knock_sources.control import mappings, sources
 from knock_sources.errors import Conflict, NotFound, ValidationFailed
-from knock_sources.paths import is_literal
-from knock_sources.store import db, utcnow
+from knock_sources.store import db
 from knock_sources.store.control import Environment, Mapping, Source, SourceEnvironment
 from knock_sources.store.dataplane import Workflow
 
@@ -56,10 +55,7 @@ def get_workflow(environment: Environment, key: str) -> Workflow:
 
 def workflow_key_of(parameters: dict | None) -> str | None:
     """Return the workflow a ``workflows_trigger`` mapping's parameters name (a plain or ``{"value"}`` key)."""
-    key = (parameters or {}).get("key")
-    if is_literal(key):
-        key = key["value"]
-    return key if isinstance(key, str) else None
+    return mappings.configured_text((parameters or {}).get("key"))
 
 
 def find_triggers(*, workflow_key: str | None = None, source=None, event_type: str | None = None) -> list[Trigger]:
@@ -126,7 +122,7 @@ def _parameters(registry, workflow_key: str, mapping: dict) -> dict:
     """Return the mapping's action parameters, validated as any ``workflows_trigger`` mapping is."""
     parameters = {"key": workflow_key, **DEFAULT_FIELDS, **mapping}
     parameters = {name: spec for name, spec in parameters.items() if spec is not None}
-    problems = sources.mapping_problems(registry, {"action_type": TRIGGER_ACTION, "action_parameters": parameters})
+    problems = mappings.problems(registry, {"action_type": TRIGGER_ACTION, "action_parameters": parameters})
     if problems:
         raise ValidationFailed({"trigger": {"mapping": problems["action_parameters"]}})
     return parameters
@@ -143,33 +139,26 @@ def create_trigger(registry, workflow: Workflow, body: dict) -> Trigger:
     parameters = _parameters(registry, workflow.key, body["mapping"])
     with db.atomic():
         for environment in Environment.select().order_by(Environment.id):
-            Mapping.create(
-                source_environment=sources.get_source_environment(source, environment),
-                event_type=body["event"],
-                action_type=TRIGGER_ACTION,
-                action_parameters=parameters,
-                active=True,
+            mappings.create(
+                registry,
+                sources.get_source_environment(source, environment),
+                {"event_type": body["event"], "action_type": TRIGGER_ACTION, "action_parameters": parameters},
             )
     return get_trigger(workflow.key, workflow.environment, source.key, body["event"])
 
 
 def update_trigger(registry, trigger: Trigger, environment: Environment, body: dict) -> None:
     """Apply ``body``: ``mapping`` replaces the field mapping everywhere, ``active`` switches this environment."""
-    now = utcnow()
     with db.atomic():
         if "mapping" in body:
             parameters = _parameters(registry, trigger.workflow_key, body["mapping"])
             for mapping in trigger.mappings.values():
-                mapping.action_parameters = parameters
-                mapping.updated_at = now
-                mapping.save()
+                mappings.update(registry, mapping, {"action_parameters": parameters})
         if "active" in body:
-            mapping = trigger.mappings[environment.slug]
-            mapping.active = body["active"]
-            mapping.updated_at = now
-            mapping.save()
+            mappings.update(registry, trigger.mappings[environment.slug], {"active": body["active"]})
 
 
 def delete_trigger(trigger: Trigger) -> None:
     """Delete the trigger from every environment."""
-    Mapping.delete().where(Mapping.id.in_([mapping.id for mapping in trigger.mappings.values()])).execute()
+    for mapping in trigger.mappings.values():
+        mappings.delete(mapping)

@@ -18,7 +18,9 @@ from datetime import datetime
 
 from peewee import DoesNotExist
 
-from knock_sources.control import encryption, variables
+from knock_sources.control import variables
+from knock_sources.control.encryption import Keyring
+from knock_sources.store import utcnow
 from knock_sources.store.control import Environment, Source, SourceEnvironment
 
 
@@ -36,6 +38,13 @@ class ReceivingEnvironment:
     settings: dict
     #: ``(plaintext, expires_at or None)`` pairs.
     secrets: tuple
+    #: How many stored secrets no configured key decrypts.
+    undecryptable: int = 0
+
+    @property
+    def has_secrets(self) -> bool:
+        """Whether any signing secret is stored, usable or not (expired, undecryptable)."""
+        return bool(self.secrets) or self.undecryptable > 0
 
     def verification_config(self, now: datetime) -> dict:
         """Return what a provider's ``verify`` needs: settings plus unexpired secrets."""
@@ -43,14 +52,22 @@ class ReceivingEnvironment:
         return {**self.settings, "signing_secrets": secrets}
 
 
-def snapshot(source_env: SourceEnvironment, secret_key: str) -> ReceivingEnvironment:
+def signing_secret_label(source_env: SourceEnvironment) -> str:
+    """Name a source environment's signing secret in a log line (never the secret itself)."""
+    return f"a signing secret of source {source_env.source.key!r} (source environment {source_env.id})"
+
+
+def snapshot(source_env: SourceEnvironment, keyring: Keyring) -> ReceivingEnvironment:
     """Build the snapshot of ``source_env`` (its ``source`` joined)."""
-    secrets = []
+    secrets, undecryptable = [], 0
     for entry in source_env.signing_secrets or ():
-        plaintext = encryption.decrypt(secret_key, entry["secret"])
-        if plaintext is not None:
-            expires_at = entry.get("expires_at")
-            secrets.append((plaintext, datetime.fromisoformat(expires_at) if expires_at else None))
+        plaintext = keyring.decrypt(entry["secret"])
+        if plaintext is None:
+            undecryptable += 1
+            keyring.report_undecryptable(signing_secret_label(source_env))
+            continue
+        expires_at = entry.get("expires_at")
+        secrets.append((plaintext, datetime.fromisoformat(expires_at) if expires_at else None))
     return ReceivingEnvironment(
         id=source_env.id,
         token=source_env.token,
@@ -60,20 +77,21 @@ def snapshot(source_env: SourceEnvironment, secret_key: str) -> ReceivingEnviron
         provider=source_env.source.provider,
         settings=dict(source_env.settings or {}),
         secrets=tuple(secrets),
+        undecryptable=undecryptable,
     )
 
 
 class SourceCache:
     """Token -> ``ReceivingEnvironment`` (or ``None`` for unknown tokens), with a TTL."""
 
-    def __init__(self, ttl_seconds: float, secret_key: str):
+    def __init__(self, ttl_seconds: float, keyring: Keyring):
         self.ttl = ttl_seconds
-        self.secret_key = secret_key
+        self.keyring = keyring
         self._entries: dict = {}
         self._lock = threading.Lock()
 
     def get(self, token: str) -> ReceivingEnvironment | None:
-        """Return the active source environment for ``token``, or ``None``."""
+        """Return the active source environment for ``token`` (or a rotated token in its grace period), or ``None``."""
         now = time.monotonic()
         entry = self._entries.get(token)
         if entry is not None and entry[0] > now:
@@ -87,14 +105,14 @@ class SourceCache:
                 self._entries[token] = (now + self.ttl, found)
         return found
 
-    def variables(self, environment_id: int) -> dict:
-        """Return the parsed variables scripts see in an environment (cached like tokens)."""
+    def variables(self, environment_id: int) -> variables.ScriptVariables:
+        """Return the variables scripts see in an environment (cached like tokens)."""
         now = time.monotonic()
         key = ("variables", environment_id)
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
-        found = variables.values_for(environment_id, self.secret_key)
+        found = variables.values_for(environment_id, self.keyring)
         if self.ttl > 0:
             with self._lock:
                 self._entries[key] = (now + self.ttl, found)
@@ -106,15 +124,20 @@ class SourceCache:
             self._entries.clear()
 
     def _load(self, token: str) -> ReceivingEnvironment | None:
+        # A rotated token keeps working until its grace period ends.
+        current = SourceEnvironment.token == token
+        previous = (SourceEnvironment.previous_token == token) & (
+            SourceEnvironment.previous_token_expires_at > utcnow()
+        )
         try:
             source_env = (
                 SourceEnvironment.select(SourceEnvironment, Source, Environment)
                 .join(Source)
                 .switch(SourceEnvironment)
                 .join(Environment)
-                .where((SourceEnvironment.token == token) & (SourceEnvironment.active == True))  # noqa: E712
+                .where((current | previous) & (SourceEnvironment.active == True))  # noqa: E712
                 .get()
             )
         except DoesNotExist:
             return None
-        return snapshot(source_env, self.secret_key)
+        return snapshot(source_env, self.keyring)

@@ -9,6 +9,6 @@ mini-racer.
 """
 
 from knock_sources.scripting.protocol import ScriptError
-from knock_sources.scripting.runner import ScriptRunner, check_script, shared_runner
+from knock_sources.scripting.runner import REDACTED, ScriptRunner, check_script, redact_json, shared_runner
 
-__all__ = ["ScriptError", "ScriptRunner", "check_script", "shared_runner"]
+__all__ = ["REDACTED", "ScriptError", "ScriptRunner", "check_script", "redact_json", "shared_runner"]

@@ -64,15 +64,21 @@ _JSON_TYPES = {type(None): "null", str: "string", int: "number", float: "number"
 
 # --- redaction --------------------------------------------------------------------
 
+REDACTED = "[redacted]"
+# Values shorter than this are replaced only as whole words, so a variable
+# holding "e" does not turn "TypeError" into nonsense.
+_WHOLE_WORD_BELOW = 4
 
-def _variable_values(value: Any, found: set[str]) -> set[str]:
-    """Collect every string and number inside ``value`` as text."""
+
+def variable_values(value: Any, found: set[str] | None = None) -> set[str]:
+    """Collect every string and number inside ``value`` as text (what redaction looks for)."""
+    found = set() if found is None else found
     if isinstance(value, dict):
         for item in value.values():
-            _variable_values(item, found)
+            variable_values(item, found)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _variable_values(item, found)
+            variable_values(item, found)
     elif isinstance(value, str) and value:
         found.add(value)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -80,17 +86,47 @@ def _variable_values(value: Any, found: set[str]) -> set[str]:
     return found
 
 
+def redact_text(text: str, values: set[str]) -> str:
+    """Return ``text`` with each of ``values`` replaced by ``[redacted]``, longest first."""
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= _WHOLE_WORD_BELOW:
+            text = text.replace(value, REDACTED)
+        elif value in text:
+            text = re.sub(rf"(?<![\w$]){re.escape(value)}(?![\w$])", REDACTED, text)
+    return text
+
+
+def redact_json(value: Any, values: set[str]) -> Any:
+    """Return a copy of JSON ``value`` with ``values`` redacted from every string, key and number."""
+    if not values:
+        return value
+    if isinstance(value, dict):
+        return {redact_text(key, values): redact_json(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_json(item, values) for item in value]
+    if isinstance(value, str):
+        return redact_text(value, values)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and json.dumps(value) in values:
+        return REDACTED
+    return value
+
+
 def _redact(error: ScriptError, variables: Any) -> ScriptError:
     """Return ``error`` with every variable value in its message replaced."""
-    message = error.message
-    for value in sorted(_variable_values(variables, set()), key=len, reverse=True):
-        if len(value) >= 4:
-            message = message.replace(value, "[redacted]")
-        else:
-            # Short values are replaced only as whole words, so a variable
-            # holding "e" does not turn "TypeError" into nonsense.
-            message = re.sub(rf"(?<![\w$]){re.escape(value)}(?![\w$])", "[redacted]", message)
+    message = redact_text(error.message, variable_values(variables))
     return ScriptError(error.kind, message, error.line, error.column)
+
+
+def _ctx_json(ctx: dict) -> str:
+    """Serialise ctx as standard JSON, which is all ``JSON.parse`` in the isolate reads.
+
+    ``NaN`` or ``Infinity`` (a value JSON cannot carry) fails the call as a
+    runtime error rather than every script of the environment.
+    """
+    try:
+        return json.dumps(ctx, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise ScriptError("runtime", "ctx holds a number JSON cannot carry (NaN or Infinity)") from None
 
 
 # --- runners ----------------------------------------------------------------------------
@@ -144,7 +180,7 @@ class ScriptRunner:
         names; it must be JSON-serialisable. Interpreting ``verified`` and the
         other keys is the caller's job. Raises ScriptError.
         """
-        payload = json.dumps(ctx, separators=(",", ":"), ensure_ascii=False)
+        payload = _ctx_json(ctx)
         with self._lock:
             self._check_open()
             crashed = self._crashes.get(cache_key)
@@ -177,7 +213,7 @@ class ScriptRunner:
         For "Test script" and rehearsals of unsaved scripts, which should not
         take a cache slot. Raises ScriptError.
         """
-        payload = json.dumps(ctx, separators=(",", ":"), ensure_ascii=False)
+        payload = _ctx_json(ctx)
         with self._lock:
             self._check_open()
             return self._result(self._call({"op": "once"}, source, payload, ctx.get("vars")))

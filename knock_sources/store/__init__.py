@@ -96,8 +96,6 @@ REJECTED = "rejected"
 EVENT_STATUSES = (PENDING, PROCESSING, PROCESSED, FAILED, IDEMPOTENT, REJECTED)
 #: What a replay may select: finished events (pending ones are still on their way).
 REPLAYABLE_STATUSES = (PROCESSED, FAILED, IDEMPOTENT, REJECTED)
-#: Ids are 64-bit integers in every backend.
-MAX_ROW_ID = 2**63 - 1
 
 # Action statuses.
 SUCCESS = "success"

@@ -49,6 +49,9 @@ class SourceEnvironment(BaseModel):
     source = ForeignKeyField(Source, backref="environments", on_delete="CASCADE")
     environment = ForeignKeyField(Environment, on_delete="CASCADE")
     token = CharField(max_length=64, unique=True)
+    #: The token replaced by the last rotation, still accepted until ``previous_token_expires_at``.
+    previous_token = CharField(max_length=64, null=True, index=True)
+    previous_token_expires_at = DateTimeField(null=True)
     settings = JSONField(default=dict)
     #: ``[{"secret": <encrypted>, "expires_at": iso or null}]``; write-only in the API.
     signing_secrets = JSONField(default=list)
@@ -269,6 +272,8 @@ class ApiKey(BaseModel):
     prefix = CharField(max_length=16)
     name = CharField(max_length=255, null=True)
     created_at = DateTimeField(default=utcnow)
+    #: Updated at most once a minute (``control.api_keys.LAST_USED_RESOLUTION``), not on every request.
+    last_used_at = DateTimeField(null=True)
 
 
 CONTROL_MODELS = (

@@ -117,6 +117,7 @@ class Workflow(BaseModel):
 RUN_TRIGGERED = "triggered"
 RUN_CANCELLED = "cancelled"
 RUN_COMPLETED = "completed"
+RUN_STATUSES = (RUN_TRIGGERED, RUN_CANCELLED, RUN_COMPLETED)
 
 
 class WorkflowRun(BaseModel):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from flask import g
-from peewee import SqliteDatabase
+from peewee import CharField, SqliteDatabase
 from playhouse.db_url import parse as parse_db_url
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_migrations
@@ -33,13 +33,41 @@ def add_event_log_normalized(migrator, database) -> None:
     ``create_tables`` like any missing table.)
     """
     table = control.EventLog._meta.table_name
-    columns = {column.name for column in database.get_columns(table)}
-    if "normalized" not in columns:
+    if "normalized" not in _existing_columns(database, table):
         apply_migrations(migrator.add_column(table, "normalized", store.JSONField(null=True)))
 
 
+def _model_index_name(model, column: str) -> str:
+    """The name ``create_tables`` gives the one-column index on ``column``, so migrated and fresh databases agree."""
+    return next(index._name for index in model._meta.fields_to_index() if index._expressions[0].column_name == column)
+
+
+def _add_token_rotation(migrator, database):
+    """Rotated URL tokens: the previous token (indexed, as the token lookup reads it) and when it stops working."""
+    model = control.SourceEnvironment
+    table, fields = model._meta.table_name, model._meta.fields
+    columns = _existing_columns(database, table)
+    if "previous_token" not in columns:
+        apply_migrations(
+            # Added without its index first: add_column would name the index differently.
+            migrator.add_column(
+                table, "previous_token", CharField(max_length=fields["previous_token"].max_length, null=True)
+            ),
+            migrator.add_index(table, ("previous_token",), False, name=_model_index_name(model, "previous_token")),
+        )
+    if "previous_token_expires_at" not in columns:
+        apply_migrations(migrator.add_column(table, "previous_token_expires_at", fields["previous_token_expires_at"]))
+
+
+def _add_api_key_last_used(migrator, database):
+    """When each API key was last used, for ``flask api-key list``."""
+    table = control.ApiKey._meta.table_name
+    if "last_used_at" not in _existing_columns(database, table):
+        apply_migrations(migrator.add_column(table, "last_used_at", control.ApiKey._meta.fields["last_used_at"]))
+
+
 def add_replays(migrator, database) -> None:
-    """Version 3: ``ks_event_log.replay_of`` and ``raw_complete``, for replays.
+    """Version 5: ``ks_event_log.replay_of`` and ``raw_complete``, for replays.
 
     (``ks_replay``, new in the same version, is created by ``create_tables``
     like any missing table; the partial index on ``replay_of`` is one of the
@@ -55,7 +83,12 @@ def add_replays(migrator, database) -> None:
 #: Migrations after the initial schema, in order: ``(version, function)``
 #: where ``function(migrator, database)`` changes the schema of an existing
 #: database. Tables created fresh already have the latest shape.
-MIGRATIONS: tuple = ((2, add_event_log_normalized), (3, add_replays))
+MIGRATIONS: tuple = (
+    (2, add_event_log_normalized),
+    (3, _add_token_rotation),
+    (4, _add_api_key_last_used),
+    (5, add_replays),
+)
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 #: Indexes on columns that migrations add: created after them, on fresh and old databases alike.
 LATE_INDEXES = ((control.EventLog, control.REPLAY_OF_INDEX),)
@@ -122,12 +155,34 @@ def init_app(app):
             store.db.close()
 
 
+def _existing_tables(database) -> set[str]:
+    """The tables of the schema in use (on PostgreSQL the first of ``search_path``, not always ``public``)."""
+    if isinstance(database.obj, SqliteDatabase):
+        return set(database.get_tables())
+    cursor = database.execute_sql("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()")
+    return {row[0] for row in cursor.fetchall()}
+
+
+def _existing_columns(database, table: str) -> set[str]:
+    """The columns of ``table`` in the schema in use, so that a migration adds only what is missing."""
+    if isinstance(database.obj, SqliteDatabase):
+        return {column.name for column in database.get_columns(table)}
+    cursor = database.execute_sql(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s",
+        (table,),
+    )
+    return {row[0] for row in cursor.fetchall()}
+
+
 def migrate(environments=("development", "production")):
     """Create or upgrade the schema and make sure ``environments`` exist."""
     database = store.db
     with database.connection_context():
         with database.atomic():
-            database.create_tables(MODELS, safe=True)
+            # Only missing tables: an existing table gets new columns and
+            # indexes from its migrations, never from its current model.
+            existing = _existing_tables(database)
+            database.create_tables([model for model in MODELS if model._meta.table_name not in existing])
             row = control.SchemaVersion.select().first()
             if row is None:
                 row = control.SchemaVersion.create(version=CURRENT_VERSION)

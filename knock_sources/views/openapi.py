@@ -19,8 +19,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin, resolve_schema_cls
 from flask import Blueprint, current_app, jsonify
 from werkzeug.routing import AnyConverter
 
-from knock_sources.actions.workflows import RUN_STATUSES
-from knock_sources.views.api import data, replays, scripts, sources, triggers, variables
+from knock_sources.store.dataplane import RUN_STATUSES
+from knock_sources.views.api import data, mappings, replays, scripts, sources, triggers, variables
 from knock_sources.views.api.schemas import LogQuerySchema
 from knock_sources.views.api.shapes import schemas as shapes
 
@@ -68,7 +68,15 @@ OPERATIONS = {
     "api.sources.list_sources": _op(shapes.page_of(shapes.SourceShape), page=True),
     "api.sources.get_source": _op(shapes.SourceShape),
     "api.sources.put_source": _op(shapes.SourceShape, body=sources.source_body_schema),
+    "api.sources.patch_source": _op(shapes.SourceShape, body=sources.source_patch_schema),
     "api.sources.delete_source": _op(status=204),
+    "api.sources.rotate_token": _op(shapes.SourceShape, body=sources.rotate_token_schema, body_optional=True),
+    "api.mappings.list_mappings": _op(shapes.page_of(shapes.MappingShape), tag="mappings"),
+    "api.mappings.create_mapping": _op(shapes.MappingShape, status=201, body=mappings.mapping_schema, tag="mappings"),
+    "api.mappings.get_mapping": _op(shapes.MappingShape, tag="mappings"),
+    "api.mappings.patch_mapping": _op(shapes.MappingShape, body=mappings.mapping_patch_schema, tag="mappings"),
+    "api.mappings.delete_mapping": _op(status=204, tag="mappings"),
+    "api.mappings.restore_defaults": _op(shapes.page_of(shapes.MappingShape), tag="mappings"),
     "api.sources.list_events": _op(shapes.page_of(shapes.KnownEventShape), page=True),
     "api.sources.list_logs": _op(
         shapes.page_of(shapes.EventLogShape),
@@ -168,7 +176,7 @@ def _operation(view, doc: dict, rule) -> dict:
     if doc.get("dry_run"):
         operation["responses"]["200"] = {"description": "The dry run.", "content": _json(doc["dry_run"])}
     if doc["body"] is not None:
-        operation["requestBody"] = {"required": True, "content": _json(doc["body"])}
+        operation["requestBody"] = {"required": not doc.get("body_optional"), "content": _json(doc["body"])}
     if doc.get("ingest"):
         operation["requestBody"] = {
             "required": True,
@@ -183,7 +191,11 @@ def _operation(view, doc: dict, rule) -> dict:
 def _schema_name(schema) -> str:
     """Responses by their shape's name (``EventLogShape``: ``EventLog``), requests as inputs (``MappingInput``)."""
     name = resolve_schema_cls(schema).__name__
-    return name.removesuffix("Shape") if name.endswith("Shape") else name.removesuffix("Schema") + "Input"
+    if name.endswith("Shape"):
+        return name.removesuffix("Shape")
+    # An instance leaving fields out is a schema of its own (creating a mapping takes no id).
+    without = "".join(field.title().replace("_", "") for field in sorted(getattr(schema, "exclude", ()) or ()))
+    return name.removesuffix("Schema") + (f"Without{without}" if without else "") + "Input"
 
 
 def build(app) -> dict:

@@ -299,26 +299,6 @@ def test_api_keys_are_independent(app, client, api):
 
 
 @pytest.mark.parametrize(
-    ("settings", "verified"),
-    [
-        ({}, False),
-        ({"signing_secret": "shared"}, True),
-        ({"signing_secrets": [{"secret": "old", "expires_at": "2000-01-01T00:00:00Z"}]}, False),
-        ({"signing_secrets": [{"secret": "next", "expires_at": "2999-01-01T00:00:00Z"}]}, True),
-    ],
-)
-def test_unsigned_source_is_flagged_unverified_without_a_usable_secret(api, settings, verified):
-    body = api.create_source(settings=settings)
-    assert body["environment_settings"]["development"]["verified"] is verified
-
-
-def test_signed_provider_is_verified_even_before_a_secret_is_set(api):
-    # It fails closed (401) until a secret is set, so it never accepts unverified events.
-    body = api.create_source("billing", provider="stripe")
-    assert body["environment_settings"]["development"]["verified"] is True
-
-
-@pytest.mark.parametrize(
     "raw",
     [
         "[" * 50_000 + "]" * 50_000,

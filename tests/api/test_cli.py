@@ -5,8 +5,11 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import migrate as run_migrations
+
 from knock_sources.store import schema, utcnow
-from knock_sources.store.control import ApiKey, EventLog, IdempotencyRecord, SchemaVersion, Source
+from knock_sources.store.control import ApiKey, EventLog, IdempotencyRecord, SchemaVersion, Source, SourceEnvironment
 from tests.support import ROOT
 
 
@@ -82,3 +85,58 @@ def test_flask_finds_the_app_without_arguments(tmp_path):
         [str(flask), "api-key", "create"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert key.returncode == 0 and key.stdout.startswith("ks_")
+
+
+def test_api_keys_are_listed_without_the_key_and_revoked_by_name(app, client):
+    runner = app.test_cli_runner()
+    ci = runner.invoke(args=["api-key", "create", "--name", "ci"]).stdout.strip()
+    unnamed = runner.invoke(args=["api-key", "create"]).stdout.strip()
+    assert client.get("/v1/sources", headers={"Authorization": f"Bearer {ci}"}).status_code == 200
+    listed = runner.invoke(args=["api-key", "list"])
+    assert listed.exit_code == 0, listed.output
+    header, *rows = listed.stdout.strip().split("\n")
+    assert header.split("\t") == ["NAME", "PREFIX", "CREATED", "LAST USED"]
+    by_name = {row.split("\t")[0]: row.split("\t") for row in rows}
+    assert set(by_name) == {"ci", "(unnamed)"}
+    assert by_name["ci"][3] != "never" and by_name["(unnamed)"][3] == "never"
+    assert ci not in listed.output and unnamed not in listed.output
+    revoked = runner.invoke(args=["api-key", "revoke", "ci"])
+    assert revoked.exit_code == 0, revoked.output
+    assert client.get("/v1/sources", headers={"Authorization": f"Bearer {ci}"}).status_code == 401
+    assert client.get("/v1/sources", headers={"Authorization": f"Bearer {unnamed}"}).status_code == 200
+    # An unnamed key is revoked by the prefix the list shows.
+    assert runner.invoke(args=["api-key", "revoke", by_name["(unnamed)"][1]]).exit_code == 0
+    assert client.get("/v1/sources", headers={"Authorization": f"Bearer {unnamed}"}).status_code == 401
+
+
+def test_api_key_errors_are_one_line(app):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["api-key", "create", "--name", "ci"]).exit_code == 0
+    duplicate = runner.invoke(args=["api-key", "create", "--name", "ci"])
+    assert duplicate.exit_code == 1 and "exists already" in duplicate.output and "Traceback" not in duplicate.output
+    missing = runner.invoke(args=["api-key", "revoke", "nobody"])
+    assert missing.exit_code == 1 and "No API key is named 'nobody'" in missing.output
+    assert len(missing.output.strip().splitlines()) == 1
+
+
+def test_init_db_upgrades_a_database_of_the_first_schema(app, db):
+    # Rewind the database to schema version 1: without the columns later migrations add.
+    migrator = SchemaMigrator.from_database(db.obj)
+    source_env, api_key = SourceEnvironment._meta.table_name, ApiKey._meta.table_name
+    source = Source.create(key="kept", name="Kept")
+    SourceEnvironment.create(source=source, environment=1, token="tok-kept")
+    run_migrations(
+        migrator.drop_index(source_env, "sourceenvironment_previous_token"),
+        migrator.drop_column(source_env, "previous_token"),
+        migrator.drop_column(source_env, "previous_token_expires_at"),
+        migrator.drop_column(api_key, "last_used_at"),
+    )
+    SchemaVersion.update(version=1).execute()
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0, result.output
+    assert f"schema version {schema.CURRENT_VERSION}" in result.stderr
+    columns = {column.name for column in db.get_columns(source_env)}
+    assert {"previous_token", "previous_token_expires_at"} <= columns
+    assert "sourceenvironment_previous_token" in {index.name for index in db.get_indexes(source_env)}
+    assert "last_used_at" in {column.name for column in db.get_columns(api_key)}
+    assert SourceEnvironment.get(SourceEnvironment.token == "tok-kept").source.key == "kept"

@@ -131,7 +131,8 @@ def test_runs_filter_by_recipient_status_and_cancellation_key(runs_source, filte
 def test_runs_refuse_an_unknown_status(runs_source):
     body = runs_source.get("/v1/workflows/wf/runs", expect=422, status="done")
     assert body["code"] == "invalid_params"
-    assert "status" in body["errors"]
+    assert body["message"] == "The query parameters are invalid."
+    assert [(error["field"], error["in"]) for error in body["errors"]] == [("status", "query")]
 
 
 def test_subscriptions_are_paginated_newest_first(source):

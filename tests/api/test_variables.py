@@ -5,7 +5,7 @@ import json
 import pytest
 
 from knock_sources.control import variables
-from knock_sources.store.control import Environment, Variable, VariableValue
+from knock_sources.store.control import Variable, VariableValue
 
 
 @pytest.mark.parametrize(
@@ -32,6 +32,19 @@ def put(api, key, **variable):
     return response.get_json()
 
 
+def seen_by_scripts(api, expression, environment="development"):
+    """Return what a script of ``environment`` computes from ``ctx.vars`` (through ``scripts/test``)."""
+    api.create_source("probe", environment=environment)
+    script = f"function main(ctx) {{ const vars = ctx.vars; return {{verified: true, seen: {expression}}}; }}"
+    response = api.request(
+        "POST", "/v1/sources/probe/scripts/test", json={"script": {"source": script}}, environment=environment
+    )
+    assert response.status_code == 200, response.get_json()
+    result = response.get_json()
+    assert result["error"] is None, result
+    return result["output"]["seen"]
+
+
 def test_plain_variable_round_trip(api):
     body = put(api, "REGION", value="eu", environment_values={"production": "us"})
     assert (body["value"], body["environment_values"], body["secret"]) == ("eu", {"production": "us"}, False)
@@ -39,16 +52,14 @@ def test_plain_variable_round_trip(api):
     assert listed["key"] == "REGION"
 
 
-def test_environment_value_overrides_the_default(app, api, db):
+def test_environment_value_overrides_the_default(api):
     put(api, "REGION", value="eu", environment_values={"production": "us"})
     put(api, "LIMIT", value="10")
-    development = Environment.get(slug="development")
-    production = Environment.get(slug="production")
-    assert variables.values_for(development, app.config["SECRET_KEY"]) == {"REGION": "eu", "LIMIT": 10}
-    assert variables.values_for(production, app.config["SECRET_KEY"]) == {"REGION": "us", "LIMIT": 10}
+    assert seen_by_scripts(api, "vars", "development") == {"REGION": "eu", "LIMIT": 10}
+    assert seen_by_scripts(api, "vars", "production") == {"REGION": "us", "LIMIT": 10}
 
 
-def test_secret_values_are_never_returned_and_are_encrypted_at_rest(app, api, db):
+def test_secret_values_are_never_returned_and_are_encrypted_at_rest(api, db):
     body = put(
         api, "STRIPE_SECRET", value="whsec_topsecret", secret=True, environment_values={"production": "whsec_prod"}
     )
@@ -58,21 +69,20 @@ def test_secret_values_are_never_returned_and_are_encrypted_at_rest(app, api, db
     assert body["environment_values"] == {"production": None}
     stored = [Variable.get().value, VariableValue.get().value]
     assert not any("whsec" in value for value in stored)
-    production = Environment.get(slug="production")
-    assert variables.values_for(production, app.config["SECRET_KEY"]) == {"STRIPE_SECRET": "whsec_prod"}
+    assert seen_by_scripts(api, 'vars.STRIPE_SECRET === "whsec_prod"', "production") is True
 
 
-def test_secret_can_be_updated_without_resending_its_value(app, api, db):
+def test_secret_can_be_updated_without_resending_its_value(api):
     put(api, "TOKEN", value="s3cret", secret=True)
     put(api, "TOKEN", description="rotated quarterly")
-    assert variables.values_for(Environment.get(slug="development"), app.config["SECRET_KEY"]) == {"TOKEN": "s3cret"}
+    assert seen_by_scripts(api, 'vars.TOKEN === "s3cret"') is True
 
 
-def test_making_a_variable_secret_encrypts_its_stored_values(app, api, db):
+def test_making_a_variable_secret_encrypts_its_stored_values(api, db):
     put(api, "TOKEN", value="plain", environment_values={"production": "prod"})
     put(api, "TOKEN", secret=True)
     assert "plain" not in Variable.get().value
-    assert variables.values_for(Environment.get(slug="production"), app.config["SECRET_KEY"]) == {"TOKEN": "prod"}
+    assert seen_by_scripts(api, 'vars.TOKEN === "prod"', "production") is True
 
 
 def test_null_clears_an_environment_value(api):
@@ -101,5 +111,7 @@ def test_invalid_variable_is_422(api, key, variable):
     assert api.put(f"/v1/variables/{key}", {"variable": variable}).status_code == 422
 
 
-def test_unknown_environment_is_404(api):
-    assert api.put("/v1/variables/X", {"variable": {"environment_values": {"staging": "1"}}}).status_code == 404
+def test_unknown_environment_is_422_naming_it(api):
+    response = api.put("/v1/variables/X", {"variable": {"environment_values": {"staging": "1"}}})
+    assert response.status_code == 422
+    assert [error["field"] for error in response.get_json()["errors"]] == ["variable.environment_values.staging"]

@@ -41,7 +41,7 @@ def _delivery(body: dict) -> ingest.Delivery:
 
 def _create_custom_source(state, key="plain"):
     body = {"name": key, "description": None, "preconfigured_provider": None, "environment_settings": {}}
-    source = sources.upsert_source(state.registry, state.config, key, body)
+    source = sources.upsert_source(state, key, body)
     development = Environment.get(slug="development")
     return SourceEnvironment.get(source=source, environment=development).token
 
@@ -57,7 +57,7 @@ def test_receive_and_process_with_plain_values(plain_state):
 
 def test_receive_refuses_an_unsigned_request_to_a_signed_provider(plain_state):
     body = {"name": "s", "description": None, "preconfigured_provider": "stripe", "environment_settings": {}}
-    source = sources.upsert_source(plain_state.registry, plain_state.config, "billing", body)
+    source = sources.upsert_source(plain_state, "billing", body)
     token = SourceEnvironment.get(source=source, environment=Environment.get(slug="development")).token
     with pytest.raises(SignatureError) as caught:
         ingest.receive(plain_state, token, _delivery({"type": "invoice.paid"}))

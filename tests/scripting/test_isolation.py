@@ -129,3 +129,11 @@ def test_short_variable_values_are_redacted_as_whole_words(runner):
     ctx = make_ctx(variables={"PIN": "e", "CODE": 4711})
     error = run_error(runner, "function main(ctx) { throw new TypeError('e 4711 x'); }", ctx)
     assert error.message == "TypeError: [redacted] [redacted] x"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_ctx_json_cannot_carry_fails_the_call_not_the_isolate(runner, value):
+    source = "function main(ctx) { return {verified: true, n: ctx.vars.N}; }"
+    error = run_error(runner, source, make_ctx(variables={"N": value}), key="strict")
+    assert (error.kind, error.message) == ("runtime", "ctx holds a number JSON cannot carry (NaN or Infinity)")
+    assert run(runner, source, make_ctx(variables={"N": 1}), key="strict") == {"verified": True, "n": 1}

@@ -73,3 +73,13 @@ def test_the_secret_key_is_never_repeated_in_a_configuration_error(tmp_path):
             {"DATABASE_URL": f"sqlite:///{tmp_path}/t.db", "SECRET_KEY": 12345, "LOAD_PLUGIN_ENTRYPOINTS": False}
         )
     assert "KNOCK_SOURCES_SECRET_KEY" in str(caught.value) and "12345" not in str(caught.value)
+
+
+def test_secret_key_fallbacks_are_read_as_a_list_and_never_repeated(tmp_path, monkeypatch):
+    monkeypatch.setenv("KNOCK_SOURCES_DATABASE_URL", f"sqlite:///{tmp_path}/f.db")
+    monkeypatch.setenv("KNOCK_SOURCES_SECRET_KEY_FALLBACKS", "old-key-1, old-key-2")
+    assert create_app().config["SECRET_KEY_FALLBACKS"] == ["old-key-1", "old-key-2"]
+    monkeypatch.setenv("KNOCK_SOURCES_SECRET_KEY_FALLBACKS", '["old-key-1", 7]')
+    with pytest.raises(ConfigurationError) as caught:
+        create_app()
+    assert "KNOCK_SOURCES_SECRET_KEY_FALLBACKS" in str(caught.value) and "old-key-1" not in str(caught.value)

@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, request
+from marshmallow import ValidationError
 
-from knock_sources.control.api_keys import is_valid
+from knock_sources.control import api_keys
 from knock_sources.errors import AuthenticationRequired, NotFound, SourcesError, ValidationFailed
 from knock_sources.ingest import body as ingest_body
 from knock_sources.state import current_state
-from knock_sources.store import MAX_ROW_ID
 from knock_sources.store.control import Environment
+from knock_sources.store.keys import KeyRule
+from knock_sources.views.api.schemas import PageQuerySchema, RowId
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
-DEFAULT_PAGE_SIZE = 25
-MAX_PAGE_SIZE = 100
+page_query_schema = PageQuerySchema()
 
 
 @bp.before_request
@@ -30,7 +31,7 @@ def _authenticate():
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationRequired("Send an API key as 'Authorization: Bearer <key>'.", code="api_key_missing")
-    if not is_valid(token.strip()):
+    if not api_keys.is_valid(token.strip()):
         raise AuthenticationRequired("The API key is not valid.")
 
 
@@ -43,43 +44,62 @@ def current_environment() -> Environment:
     return environment
 
 
-def json_body(schema) -> dict:
+def json_body(schema, *, optional: bool = False) -> dict:
     """Load the JSON request body with ``schema``; 422 with field errors if invalid.
 
     Parsed here rather than with ``request.get_json``, whose ``silent`` mode
     lets a deeply nested body's ``RecursionError`` through as a 500; strings
     with lone surrogates are refused because no database can store them.
+    With ``optional``, an empty body stands for ``{}``.
     """
+    raw = request.get_data()
+    if optional and not raw.strip():
+        return schema.load({})
     try:
-        payload, _ = ingest_body.parse_body(request.get_data(), "application/json")
+        payload, _ = ingest_body.parse_body(raw, "application/json")
         json.dumps(payload, ensure_ascii=False).encode("utf-8")
     except SourcesError as exc:
         raise ValidationFailed({"_schema": [exc.message]}) from None
     except (UnicodeEncodeError, RecursionError):
         raise ValidationFailed({"_schema": ["The body holds text that is not valid Unicode."]}) from None
-    return schema.load(payload)
+    try:
+        return schema.load(payload)
+    except ValidationError as exc:
+        raise ValidationFailed(exc.messages) from None
 
 
-def row_id(value: str | int, name: str = "id") -> int:
-    """Return ``value`` as a row id; 422 unless it is a whole number a database can hold."""
-    text = str(value)
-    if not text.isdigit() or int(text) > MAX_ROW_ID:
-        raise ValidationFailed({name: ["Not a valid id."]})
-    return int(text)
+def query_args(schema) -> dict:
+    """Load the query parameters ``schema`` declares; 422 naming each bad one as a query parameter."""
+    given = {name: request.args[name] for name in schema.fields if name in request.args}
+    try:
+        return schema.load(given)
+    except ValidationError as exc:
+        raise ValidationFailed(exc.messages, location="query") from None
 
 
-def _cursor(name: str) -> int | None:
-    value = request.args.get(name)
-    return None if value is None else row_id(value, name)
+def path_key(rule: KeyRule, value: str, name: str = "key") -> str:
+    """Return ``value``, a key from the URL, if it follows ``rule``; 422 naming it otherwise."""
+    problem = rule.problem(value)
+    if problem:
+        raise ValidationFailed({name: [problem]}, location="path")
+    return value
+
+
+def row_id(value: str, name: str = "id") -> int:
+    """Return ``value``, an id from the URL, as a row id; 422 unless a database can hold it."""
+    try:
+        return RowId().deserialize(value)
+    except ValidationError as exc:
+        raise ValidationFailed({name: exc.messages}, location="path") from None
 
 
 def paginate(query, id_field, serialize) -> dict:
-    """Return one page of ``query``, newest first, as ``{"entries", "page_info"}``."""
-    try:
-        limit = min(max(int(request.args.get("limit", DEFAULT_PAGE_SIZE)), 1), MAX_PAGE_SIZE)
-    except ValueError:
-        raise ValidationFailed({"limit": ["Not a valid integer."]}) from None
-    after, before = _cursor("after"), _cursor("before")
+    """Return one page of ``query``, newest first, as ``{"entries", "page_info"}``.
+
+    ``limit`` is 1 to 100 (25 by default); anything else is refused with 422.
+    """
+    page = query_args(page_query_schema)
+    limit, after, before = page["limit"], page["after"], page["before"]
     if before is not None:
         rows = list(query.where(id_field > before).order_by(id_field.asc()).limit(limit + 1))
         has_more_newer = len(rows) > limit

@@ -10,13 +10,13 @@ from flask import Blueprint, jsonify, request
 
 from knock_sources.actions.objects import find_object
 from knock_sources.actions.users import find_user
-from knock_sources.actions.workflows import RUN_STATUSES
 from knock_sources.control.triggers import get_workflow
-from knock_sources.errors import NotFound, ValidationFailed
+from knock_sources.errors import NotFound
 from knock_sources.store import utcnow
 from knock_sources.store.dataplane import Audience, AudienceMember, Object, Subscription, Tenant, Workflow, WorkflowRun
-from knock_sources.views.api.common import current_environment, json_body, paginate
-from knock_sources.views.api.schemas import WorkflowBodySchema, envelope_schema
+from knock_sources.store.keys import WORKFLOW_KEY
+from knock_sources.views.api.common import current_environment, json_body, paginate, path_key, query_args
+from knock_sources.views.api.schemas import RunQuerySchema, WorkflowBodySchema, envelope_schema
 from knock_sources.views.api.shapes import (
     serialize_member,
     serialize_object,
@@ -30,6 +30,7 @@ from knock_sources.views.api.shapes import (
 bp = Blueprint("data", __name__)
 
 workflow_body_schema = envelope_schema("workflow", WorkflowBodySchema)
+run_query_schema = RunQuerySchema()
 RUN_FILTERS = {
     "recipient": WorkflowRun.recipient_id,
     "recipient_collection": WorkflowRun.recipient_collection,
@@ -39,7 +40,7 @@ RUN_FILTERS = {
 
 
 def _workflow(key) -> Workflow:
-    return get_workflow(current_environment(), key)
+    return get_workflow(current_environment(), path_key(WORKFLOW_KEY, key))
 
 
 @bp.get("/workflows")
@@ -52,6 +53,7 @@ def list_workflows():
 @bp.put("/workflows/<key>")
 def put_workflow(key):
     """Create or update a workflow (name, active)."""
+    path_key(WORKFLOW_KEY, key)
     body = json_body(workflow_body_schema)["workflow"]
     workflow, _ = Workflow.get_or_create_row(environment=current_environment(), key=key)
     workflow.name = body["name"]
@@ -65,13 +67,11 @@ def put_workflow(key):
 def list_runs(key):
     """List a workflow's runs, newest first; filter by recipient, status or cancellation key."""
     workflow = _workflow(key)
-    status = request.args.get("status")
-    if status is not None and status not in RUN_STATUSES:
-        raise ValidationFailed({"status": [f"Must be one of: {', '.join(RUN_STATUSES)}."]})
+    filters = query_args(run_query_schema)
     query = WorkflowRun.select(WorkflowRun, Workflow).join(Workflow).where(WorkflowRun.workflow == workflow)
     for name, column in RUN_FILTERS.items():
-        if name in request.args:
-            query = query.where(column == request.args[name])
+        if name in filters:
+            query = query.where(column == filters[name])
     return jsonify(paginate(query, WorkflowRun.id, serialize_run))
 
 

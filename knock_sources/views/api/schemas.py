@@ -1,31 +1,44 @@
-"""marshmallow schemas for JSON API bodies.
+"""marshmallow schemas for JSON API bodies and query strings.
 
 Unknown keys are refused (422) rather than ignored, so that a typo such as
 ``idempotency_key_pth`` is reported instead of silently doing nothing.
+Booleans, integers and keys are strict (``fields.py``): ``"yes"`` is not a
+boolean and a source key follows the store's rule.
 """
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
-from knock_sources.paths import InvalidPath, parse_path
-from knock_sources.store import EVENT_STATUSES, MAX_ROW_ID, REPLAYABLE_STATUSES
+from knock_sources.store import EVENT_STATUSES, REPLAYABLE_STATUSES
+from knock_sources.store.dataplane import RUN_STATUSES
+from knock_sources.store.keys import SOURCE_KEY
+from knock_sources.views.api.fields import HeaderName, Key, Keyed, Path, StrictBoolean, StrictInteger
+
+# Ids are 64-bit integers in every backend.
+MAX_ROW_ID = 2**63 - 1
+MAX_PAGE_SIZE = 100
+#: The longest grace period a rotated token may be given: 30 days.
+MAX_GRACE_SECONDS = 30 * 86400
 
 
-class Path(fields.String):
-    """A dot-path such as ``body.data.id``; syntax-checked on load."""
+class RowId(fields.Field):
+    """A row id, written as a JSON string of digits (as the API shows ids) or an integer."""
+
+    default_error_messages = {"invalid": "Not a valid id."}
 
     def _deserialize(self, value, attr, data, **kwargs):
-        value = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            parse_path(value)
-        except InvalidPath as exc:
-            raise ValidationError(str(exc)) from None
-        return value
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if not isinstance(text, str) or not text.isascii() or not text.isdigit() or int(text) > MAX_ROW_ID:
+            raise self.make_error("invalid")
+        return int(text)
 
 
 class SigningSecretSchema(Schema):
     """One signing secret with an optional expiry (for rolling secrets)."""
+
+    class Meta:
+        unknown = RAISE
 
     secret = fields.String(required=True, validate=validate.Length(min=1, max=1024))
     expires_at = fields.DateTime(load_default=None, allow_none=True)
@@ -50,11 +63,12 @@ class SourceSettingsSchema(Schema):
     event_type_path = Path(allow_none=True)
     timestamp_path = Path(allow_none=True)
     idempotency_key_path = Path(allow_none=True)
-    enforce_idempotency = fields.Boolean()
-    enforce_verification = fields.Boolean()
-    handle_identifies = fields.Boolean()
-    secret_header = fields.String(allow_none=True, validate=validate.Length(min=1, max=128))
-    tolerance_seconds = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=86400))
+    enforce_idempotency = StrictBoolean()
+    enforce_verification = StrictBoolean()
+    handle_identifies = StrictBoolean()
+    # Stored stripped and lower-cased: the name verification reads and redaction hides.
+    secret_header = HeaderName(allow_none=True)
+    tolerance_seconds = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=86400))
     preprocess_script = fields.Nested(ScriptSchema, allow_none=True)
     signing_secret = fields.String(load_only=True, validate=validate.Length(min=1, max=1024))
     signing_secrets = fields.List(fields.Nested(SigningSecretSchema), load_only=True)
@@ -65,32 +79,49 @@ class SourceSettingsSchema(Schema):
     tracking_host = fields.String(load_only=True)
 
 
-class MappingSchema(Schema):
-    """One event-action mapping."""
+class MappingFieldsSchema(Schema):
+    """The fields of a mapping a client may set; all optional (``PATCH``)."""
 
     class Meta:
         unknown = RAISE
 
+    event_type = fields.String(validate=validate.Length(min=1, max=255))
+    action_type = fields.String(validate=validate.Length(min=1, max=64))
+    action_parameters = fields.Dict(keys=fields.String(), allow_none=True)
+    active = StrictBoolean()
+
+
+class MappingSchema(MappingFieldsSchema):
+    """One event-action mapping, as ``POST .../mappings`` creates it and a ``PUT`` list holds it."""
+
     event_type = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    action_type = fields.String(required=True)
+    action_type = fields.String(required=True, validate=validate.Length(min=1, max=64))
     action_parameters = fields.Dict(keys=fields.String(), load_default=dict, allow_none=True)
-    active = fields.Boolean(load_default=True)
-    is_deleted = fields.Boolean(load_default=False)
+    active = StrictBoolean(load_default=True)
+    is_deleted = StrictBoolean(load_default=False)
+    #: In a ``PUT`` list: the mapping to update in place (a GET body put back keeps its ids).
+    id = RowId()
     # Read-only in responses; accepted and ignored.
+    is_default = fields.Boolean(load_only=True)
     created_at = fields.String(load_only=True)
     updated_at = fields.String(load_only=True)
 
 
 class EnvironmentSettingsSchema(Schema):
-    """The settings and mappings of a source in one environment."""
+    """The settings, mappings and switch of a source in one environment."""
 
     class Meta:
         unknown = RAISE
 
-    settings = fields.Nested(SourceSettingsSchema, load_default=dict)
-    mappings = fields.List(fields.Nested(MappingSchema), load_default=None, allow_none=True)
+    settings = fields.Nested(SourceSettingsSchema)
+    mappings = fields.List(fields.Nested(MappingSchema), allow_none=True)
+    #: ``false`` disables the environment: its URL answers 404 until it is switched back on.
+    active = StrictBoolean()
+    # Read-only in responses; accepted and ignored.
     updated_at = fields.String(load_only=True)
-    verified = fields.Boolean(load_only=True)
+    verification = fields.Dict(load_only=True)
+    missing_workflows = fields.List(fields.String(), load_only=True)
+    previous_endpoint = fields.Raw(load_only=True, allow_none=True)
 
 
 class SourceBodySchema(Schema):
@@ -100,17 +131,30 @@ class SourceBodySchema(Schema):
         unknown = RAISE
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    description = fields.String(allow_none=True, load_default=None)
-    preconfigured_provider = fields.String(allow_none=True, load_default=None)
-    environment_settings = fields.Dict(
-        keys=fields.String(), values=fields.Nested(EnvironmentSettingsSchema), load_default=dict
-    )
+    description = fields.String(allow_none=True)
+    preconfigured_provider = fields.String(allow_none=True)
+    environment_settings = Keyed(keys=fields.String(), values=fields.Nested(EnvironmentSettingsSchema))
     # Read-only fields a client may send back from a GET.
     key = fields.String(load_only=True)
     provider = fields.String(load_only=True)
-    verified = fields.Boolean(load_only=True)
     created_at = fields.String(load_only=True)
     updated_at = fields.String(load_only=True)
+
+
+class SourcePatchSchema(SourceBodySchema):
+    """``source`` in the body of ``PATCH /v1/sources/{key}``: only what is given changes."""
+
+    name = fields.String(validate=validate.Length(min=1, max=255))
+
+
+class RotateTokenSchema(Schema):
+    """Body of ``POST /v1/sources/{key}/rotate_token`` (optional)."""
+
+    class Meta:
+        unknown = RAISE
+
+    #: How long the replaced token keeps working; ``TOKEN_GRACE_SECONDS`` when left out, 0 to end it now.
+    grace_period_seconds = StrictInteger(validate=validate.Range(min=0, max=MAX_GRACE_SECONDS))
 
 
 class WorkflowBodySchema(Schema):
@@ -120,7 +164,7 @@ class WorkflowBodySchema(Schema):
         unknown = RAISE
 
     name = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=255))
-    active = fields.Boolean(load_default=True)
+    active = StrictBoolean(load_default=True)
 
 
 class TriggerMappingSchema(Schema):
@@ -142,7 +186,7 @@ class TriggerBodySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    source = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    source = Key(SOURCE_KEY, required=True)
     event = fields.String(required=True, validate=validate.Length(min=1, max=255))
     mapping = fields.Nested(TriggerMappingSchema, required=True)
 
@@ -153,7 +197,7 @@ class TriggerUpdateSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    active = fields.Boolean()
+    active = StrictBoolean()
     mapping = fields.Nested(TriggerMappingSchema)
 
 
@@ -166,13 +210,30 @@ def envelope_schema(name: str, inner: type[Schema]) -> Schema:
     return envelope(unknown=RAISE)
 
 
-class LogQuerySchema(Schema):
-    """Filters of ``GET /v1/sources/{key}/logs``; pagination is read separately."""
+class PageQuerySchema(Schema):
+    """Pagination of every list: ``limit`` (1 to 100, default 25) and the ``after``/``before`` cursors."""
 
-    event = fields.String()
+    limit = fields.Integer(load_default=25, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+    after = RowId(load_default=None)
+    before = RowId(load_default=None)
+
+
+class LogQuerySchema(Schema):
+    """Filters of ``GET /v1/sources/{key}/logs``."""
+
+    event = fields.String(validate=validate.Length(max=255))
     status = fields.String(validate=validate.OneOf(EVENT_STATUSES))
     starting_at = fields.DateTime()
     ending_at = fields.DateTime()
+
+
+class RunQuerySchema(Schema):
+    """Filters of ``GET /v1/workflows/{key}/runs``."""
+
+    recipient = fields.String()
+    recipient_collection = fields.String()
+    status = fields.String(validate=validate.OneOf(RUN_STATUSES))
+    cancellation_key = fields.String()
 
 
 class VariableBodySchema(Schema):
@@ -182,9 +243,9 @@ class VariableBodySchema(Schema):
         unknown = RAISE
 
     value = fields.String(allow_none=True, validate=validate.Length(max=65536))
-    secret = fields.Boolean()
+    secret = StrictBoolean()
     description = fields.String(allow_none=True, validate=validate.Length(max=1024))
-    environment_values = fields.Dict(
+    environment_values = Keyed(
         keys=fields.String(), values=fields.String(allow_none=True, validate=validate.Length(max=65536))
     )
 
@@ -231,10 +292,7 @@ class ReplayFilterSchema(Schema):
     )
     starting_at = fields.DateTime()
     ending_at = fields.DateTime()
-    ids = fields.List(
-        fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_ROW_ID)),
-        validate=validate.Length(min=1, max=1000),
-    )
+    ids = fields.List(RowId(), validate=validate.Length(min=1, max=1000))
 
 
 class ReplayBodySchema(Schema):
@@ -245,8 +303,8 @@ class ReplayBodySchema(Schema):
 
     filter = fields.Nested(ReplayFilterSchema, load_default=dict)
     #: Count and plan instead of replaying.
-    dry_run = fields.Boolean(load_default=False)
+    dry_run = StrictBoolean(load_default=False)
     #: Run events even if their idempotency key was seen.
-    ignore_idempotency = fields.Boolean(load_default=False)
+    ignore_idempotency = StrictBoolean(load_default=False)
     #: How many events a dry run plans.
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    limit = StrictInteger(load_default=20, validate=validate.Range(min=1, max=100))

@@ -2,13 +2,14 @@
 
 from flask import Blueprint, jsonify
 
-from knock_sources.control import rehearsal, sources
+from knock_sources.control import rehearsal
 from knock_sources.errors import ValidationFailed
 from knock_sources.ingest.cache import snapshot
 from knock_sources.ingest.verification import script_source
 from knock_sources.state import current_state
-from knock_sources.views.api.common import current_environment, json_body
+from knock_sources.views.api.common import json_body
 from knock_sources.views.api.schemas import RehearseBodySchema, ScriptTestBodySchema
+from knock_sources.views.api.sources import source_environment
 
 bp = Blueprint("scripts", __name__)
 
@@ -17,9 +18,8 @@ script_test_body_schema = ScriptTestBodySchema()
 
 
 def _target(key):
-    environment = current_environment()
-    source_env = sources.get_source_environment(sources.get_source(key), environment)
-    return source_env, snapshot(source_env, current_state().config["SECRET_KEY"])
+    _, source_env = source_environment(key)
+    return source_env, snapshot(source_env, current_state().keyring)
 
 
 @bp.post("/sources/<key>/scripts/test")

@@ -8,8 +8,12 @@ return models; this module turns models into the JSON the API (and the
 from __future__ import annotations
 
 from knock_sources.actions.users import RESERVED_USER_FIELDS, find_user
-from knock_sources.control.sources import endpoint_url, get_source_environment, is_verified, tracking_host
-from knock_sources.store import isoformat
+from knock_sources.control import mappings, sources, variables
+from knock_sources.control.encryption import Keyring
+from knock_sources.control.sources import endpoint_url, get_source_environment, tracking_host
+from knock_sources.ingest import verification
+from knock_sources.ingest.cache import snapshot
+from knock_sources.store import isoformat, utcnow
 from knock_sources.store.control import (
     ActionLog,
     Environment,
@@ -24,8 +28,12 @@ from knock_sources.store.control import (
 from knock_sources.store.dataplane import AudienceMember, Object, Subscription, Tenant, User, Workflow, WorkflowRun
 
 
-def serialize_variable(variable: Variable) -> dict:
-    """Return a variable for the API; a secret's values are never included."""
+def serialize_variable(variable: Variable, keyring: Keyring) -> dict:
+    """Return a variable for the API; a secret's values are never included.
+
+    ``undecryptable`` flags a secret variable a stored value of which no
+    configured key decrypts (scripts then do not get it).
+    """
     overrides = {row.environment.slug: row.value for row in variable.values.join(Environment)}
     return {
         "key": variable.key,
@@ -34,46 +42,58 @@ def serialize_variable(variable: Variable) -> dict:
         "value": None if variable.secret else variable.value,
         "environment_values": {slug: (None if variable.secret else value) for slug, value in overrides.items()},
         "has_value": variable.value is not None,
+        "undecryptable": variables.is_undecryptable(keyring, variable),
         "created_at": isoformat(variable.created_at),
         "updated_at": isoformat(variable.updated_at),
     }
 
 
-def serialize_mapping(mapping: Mapping) -> dict:
-    """Return a mapping in Knock's shape."""
+def serialize_mapping(mapping: Mapping, provider=None) -> dict:
+    """Return a mapping in Knock's shape, with its id and whether it is one of ``provider``'s defaults."""
     return {
+        "id": str(mapping.id),
         "event_type": mapping.event_type,
         "action_type": mapping.action_type,
         "action_parameters": mapping.action_parameters,
         "active": mapping.active,
+        "is_default": mappings.is_default(provider, mapping),
         "is_deleted": False,
         "created_at": isoformat(mapping.created_at),
         "updated_at": isoformat(mapping.updated_at),
     }
 
 
-def serialize_environment(registry, config, source: Source, source_env: SourceEnvironment) -> dict:
-    """Return one environment's settings (secrets summarised, never shown) and mappings."""
+def serialize_environment(state, source: Source, source_env: SourceEnvironment) -> dict:
+    """Return one environment's settings (secrets summarised, never shown), mappings and verification summary."""
+    provider = state.registry.providers.get(source.provider)
     expiries = [entry.get("expires_at") for entry in source_env.signing_secrets or ()]
     settings = {
         **(source_env.settings or {}),
-        "endpoint": endpoint_url(config, source_env.token),
+        "endpoint": endpoint_url(state.config, source_env.token),
         # Secrets are write-only: only how many there are and when they expire.
         "signing_secrets_info": {"count": len(expiries), "expires_at": expiries},
     }
-    provider = registry.providers.get(source.provider)
     if provider is not None and provider.tracking_api:
         # The write key is the endpoint's token: whoever has one has the other.
-        settings.update(tracking_host=tracking_host(config), write_key=source_env.token)
+        settings.update(tracking_host=tracking_host(state.config), write_key=source_env.token)
+    previous_expiry = sources.previous_token_expiry(source_env)
+    receiving = snapshot(source_env, state.keyring)
     return {
         "settings": settings,
-        "mappings": [serialize_mapping(m) for m in source_env.mappings.order_by(Mapping.id)],
-        "verified": is_verified(registry, source, source_env, config["SECRET_KEY"]),
+        "active": source_env.active,
+        "mappings": [serialize_mapping(mapping, provider) for mapping in mappings.list_for(source_env)],
+        "missing_workflows": mappings.missing_workflows(state.registry, source_env),
+        "verification": verification.summary(provider, receiving, active=source_env.active, now=utcnow()),
+        "previous_endpoint": (
+            {"url": endpoint_url(state.config, source_env.previous_token), "expires_at": isoformat(previous_expiry)}
+            if previous_expiry
+            else None
+        ),
         "updated_at": isoformat(source_env.updated_at),
     }
 
 
-def serialize_source(registry, config, source: Source, environment: Environment) -> dict:
+def serialize_source(state, source: Source, environment: Environment) -> dict:
     """Return a source in Knock's shape with ``environment``'s settings."""
     source_env = get_source_environment(source, environment)
     return {
@@ -83,7 +103,7 @@ def serialize_source(registry, config, source: Source, environment: Environment)
         "provider": source.provider,
         "created_at": isoformat(source.created_at),
         "updated_at": isoformat(source.updated_at),
-        "environment_settings": {environment.slug: serialize_environment(registry, config, source, source_env)},
+        "environment_settings": {environment.slug: serialize_environment(state, source, source_env)},
     }
 
 

@@ -77,6 +77,8 @@ class VariableShape(Shape):
 class MappingShape(Shape):
     """``serialize_mapping``."""
 
+    id = _text()
+    is_default = fields.Boolean(required=True)
     event_type = _text()
     action_type = _text()
     action_parameters = _object()
