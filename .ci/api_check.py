@@ -125,13 +125,18 @@ def main() -> int:
                     "2",
                     "--suppress-health-check",
                     "all",
+                    *os.environ.get("API_CHECK_ARGS", "").split(),
                 ],
                 cwd=ROOT,
                 env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
             )
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
         log = Path(f"{workdir}/server.log").read_text()
         if "Traceback" in log:
             print(log, file=sys.stderr)

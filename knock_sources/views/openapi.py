@@ -124,7 +124,7 @@ OPERATIONS = {
     "api.triggers.delete_workflow_trigger": _op(status=204, tag="workflows"),
     "api.triggers.list_source_triggers": _op(shapes.page_of(shapes.TriggerShape), tag="workflows"),
     "tracking.call": _op(
-        shapes.TrackingOutcomeShape, tag="tracking", environment=False, security=[{WRITE_KEY: []}, {}], ingest=True
+        shapes.TrackingOutcomeShape, tag="tracking", environment=False, security=[{WRITE_KEY: []}], ingest=True
     ),
     "api.data.get_user": _op(shapes.UserShape, tag="data"),
     "api.data.get_object": _op(shapes.ObjectShape, tag="data"),

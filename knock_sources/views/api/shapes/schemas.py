@@ -102,12 +102,50 @@ class SettingsShape(Shape):
     signing_secrets_info = fields.Nested(SigningSecretsInfoShape, required=True)
 
 
+class ProblemCodeShape(Shape):
+    """Why something cannot work: a code and a message."""
+
+    code = _text()
+    message = _text()
+
+
+class SecretsSummaryShape(Shape):
+    """A source environment's signing secrets, counted (never shown)."""
+
+    count = fields.Integer(required=True)
+    usable = fields.Integer(required=True)
+    expired = fields.Integer(required=True)
+    undecryptable = fields.Integer(required=True)
+    expires_at = fields.List(fields.String(allow_none=True), required=True)
+
+
+class VerificationShape(Shape):
+    """``ingest.verification.summary``: how requests are verified, and whether any can pass."""
+
+    method = _text()
+    enforced = fields.Boolean(required=True)
+    script = _object(null=True)
+    secrets = fields.Nested(SecretsSummaryShape, required=True)
+    accepts_requests = fields.Boolean(required=True)
+    problem = fields.Nested(ProblemCodeShape, required=True, allow_none=True)
+
+
+class PreviousEndpointShape(Shape):
+    """A rotated token's URL, valid until ``expires_at``."""
+
+    url = _text()
+    expires_at = _time()
+
+
 class EnvironmentShape(Shape):
     """``serialize_environment``."""
 
     settings = fields.Nested(SettingsShape, required=True)
+    active = fields.Boolean(required=True)
     mappings = fields.List(fields.Nested(MappingShape), required=True)
-    verified = fields.Boolean(required=True)
+    missing_workflows = fields.List(fields.String(), required=True)
+    verification = fields.Nested(VerificationShape, required=True)
+    previous_endpoint = fields.Nested(PreviousEndpointShape, required=True, allow_none=True)
     updated_at = _time()
 
 
