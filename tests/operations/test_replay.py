@@ -145,16 +145,21 @@ def test_rejected_requests_whose_body_was_not_kept_are_skipped(api, client, app,
 
 def test_the_environment_must_be_named(api, client, db):
     failed_events(api, client, count=1)
-    response = api.client.post("/v1/sources/my-source/replay", json={}, headers=api.headers)
-    assert response.status_code == 422
-    assert "environment" in response.get_json()["errors"]
+    for query in ({}, {"environment": ""}):
+        response = api.client.post("/v1/sources/my-source/replay", json={}, headers=api.headers, query_string=query)
+        assert response.status_code == 422
+        assert response.get_json()["errors"][0] == {
+            "field": "environment",
+            "in": "query",
+            "message": "Name the environment whose events to replay.",
+        }
 
 
 @pytest.mark.parametrize(
     "body",
     [
         {"filter": {"statuses": ["pending"]}},
-        {"filter": {"ids": ["1"]}},
+        {"filter": {"ids": ["one"]}},
         {"filter": {"ids": []}},
         {"filter": {"colour": "red"}},
         {"dry_run": "maybe"},

@@ -2,13 +2,14 @@
 
 from flask import Blueprint, jsonify, request
 
-from knock_sources.control import replay, sources
+from knock_sources.control import replay
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store.control import Replay
-from knock_sources.views.api.common import current_environment, json_body, row_id
+from knock_sources.views.api.common import json_body, row_id
 from knock_sources.views.api.schemas import ReplayBodySchema
 from knock_sources.views.api.shapes import serialize_replay
+from knock_sources.views.api.sources import source_environment
 
 bp = Blueprint("replays", __name__)
 
@@ -18,11 +19,11 @@ replay_body_schema = ReplayBodySchema()
 @bp.post("/sources/<key>/replay")
 def replay_source(key):
     """Dry run (200: count and plans) or start a replay (202: the replay) of a source environment's events."""
-    if "environment" not in request.args:
+    if not request.args.get("environment"):
         # Convoy's CLI once replayed every project when none was named.
-        raise ValidationFailed({"environment": ["Name the environment whose events to replay."]})
+        raise ValidationFailed({"environment": ["Name the environment whose events to replay."]}, location="query")
     body = json_body(replay_body_schema)
-    source_env = sources.get_source_environment(sources.get_source(key), current_environment())
+    _, source_env = source_environment(key)
     state = current_state()
     filter_ = replay.normalise_filter(body["filter"])
     if body["dry_run"]:
