@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import ROOT, free_port, port_is_open
 from tests.support.metrics import value
-from tests.support.queue import start_workers
+from tests.support.workers import start_workers
 
 BIN = Path(sys.executable).parent
 

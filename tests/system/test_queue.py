@@ -13,7 +13,7 @@ from knock_sources.store import db as database
 from knock_sources.store.control import EventLog
 from knock_sources.store.dataplane import WorkflowRun
 from tests.support import Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
-from tests.support.queue import start_workers, wait
+from tests.support.workers import start_workers, wait
 
 TRIGGER = {
     "event_type": "order.paid",
