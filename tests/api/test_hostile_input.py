@@ -14,6 +14,7 @@ import json
 import pytest
 
 from tests.support import make_app, reset_database, stop_dispatcher
+from tests.support.dashboard import create_admin, sign_in
 from tests.support.hostile import hostile_requests
 
 SCRIPT = "function main(ctx) { return {verified: true, echo: ctx.body.type}; }"
@@ -45,7 +46,10 @@ def world(app, api, client):
     client.post(endpoint, json={"type": "seen"})
     log_id = api.logs()[0]["id"]
     token = endpoint.rsplit("/", 1)[1]
-    return {"token": token, "key": "my-source", "log_id": log_id}
+    # Signed in to the dashboard, so that its pages see the input too.
+    create_admin(app)
+    assert sign_in(client).status_code == 302
+    return {"token": token, "key": "my-source", "log_id": log_id, "env": "development", "provider_slug": "stripe"}
 
 
 def _strict_json(text):
