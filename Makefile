@@ -54,6 +54,7 @@ fmt: venv
 bench: venv
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -11,6 +11,7 @@ from knock_sources.store import schema
 
 def create_app(test_config=None):
     """Create and configure the knock-sources Flask application."""
+    # templates/ and static/ sit beside this module, in the repository and installed alike.
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(config.DEFAULTS)
     if test_config is None:

@@ -127,7 +127,8 @@ def main() -> int:
                     "all",
                     *os.environ.get("API_CHECK_ARGS", "").split(),
                 ],
-                cwd=ROOT,
+                # Its cache of findings stays in the temporary directory, out of the repository.
+                cwd=workdir,
                 env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
             )
         finally:

@@ -1,5 +1,5 @@
 """Flask CLI commands: ``flask init-db``, ``worker``, ``sweep``, ``purge``, ``replay``, ``rotate-secrets``,
-``api-key create|list|revoke``.
+``api-key create|list|revoke``, ``admin create``.
 
 Flask finds the app through ``wsgi.py``, so no ``--app`` is needed.
 """
@@ -18,8 +18,8 @@ from marshmallow import ValidationError
 from peewee import PeeweeException
 
 from knock_sources import store
-from knock_sources.control import api_keys, replay, sources, variables
-from knock_sources.errors import NotFound, SourcesError
+from knock_sources.control import admins, api_keys, replay, sources, variables
+from knock_sources.errors import NotFound, SourcesError, ValidationFailed
 from knock_sources.observability import exposition, metrics
 from knock_sources.state import current_state
 from knock_sources.store import isoformat, schema, utcnow
@@ -28,6 +28,7 @@ from knock_sources.views.api.schemas import ReplayBodySchema
 from knock_sources.worker import idempotency, jobs
 
 api_key_cli = AppGroup("api-key", help="Manage JSON API keys.")
+admin_cli = AppGroup("admin", help="Manage dashboard administrators.")
 PURGE_BATCH = 5000
 
 
@@ -222,6 +223,32 @@ def revoke_api_key(name):
     click.echo(f"Revoked {revoked} API key{'s' if revoked > 1 else ''}.", err=True)
 
 
+def read_password() -> str:
+    """Prompt twice without echo on a terminal; otherwise read one line from standard input."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@admin_cli.command("create")
+@click.option("--username", required=True, help="The name to sign in with.")
+@with_appcontext
+def create_admin(username):
+    """Create a dashboard administrator, or set a new password for an existing one.
+
+    The password is prompted for, or read from standard input when it is not
+    a terminal (``echo "$PASSWORD" | flask admin create --username ada``).
+    """
+    password = read_password()
+    try:
+        with store.db.connection_context():
+            _, created = admins.create_or_reset(username, password)
+    except ValidationFailed as exc:
+        raise click.UsageError(exc.message) from None
+    verb = "Created" if created else "Set a new password for"
+    click.echo(f"{verb} administrator {username!r}.", err=True)
+
+
 def init_app(app):
     """Register the commands."""
     for command in (
@@ -232,5 +259,6 @@ def init_app(app):
         replay_command,
         rotate_secrets_command,
         api_key_cli,
+        admin_cli,
     ):
         app.cli.add_command(command)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import limits
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from knock_sources.errors import ConfigurationError
@@ -60,6 +61,10 @@ DEFAULTS: dict[str, Any] = {
     "DISABLED_PLUGINS": [],
     # Plugin objects registered in addition to the built-in and installed ones (tests, embedding).
     "EXTRA_PLUGINS": [],
+    # Dashboard sign-ins last this long, then the administrator signs in again.
+    "SESSION_LIFETIME_HOURS": 12,
+    # Failed or not, sign-in attempts per client address (``limits`` syntax: "10 per minute", "5/minute;50/hour").
+    "LOGIN_RATE_LIMIT": "10 per minute",
     # Logs: "text" (readable lines) or "json" (one object per line).
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "INFO",
@@ -104,6 +109,13 @@ def _slug(value: str) -> None:
         raise ValidationError("must be lower-case letters, digits, '-' or '_', at most 64 characters")
 
 
+def _rate_limit(value: str) -> None:
+    try:
+        limits.parse_many(value)
+    except ValueError:
+        raise ValidationError("must be a rate limit such as '10 per minute' or '5/minute;50/hour'") from None
+
+
 class ConfigSchema(Schema):
     """What each configuration key must hold. Keys it does not know (Flask's own) pass through."""
 
@@ -133,6 +145,8 @@ class ConfigSchema(Schema):
     LOAD_PLUGIN_ENTRYPOINTS = fields.Boolean(truthy={True}, falsy={False})
     DISABLED_PLUGINS = fields.List(fields.String())
     EXTRA_PLUGINS = fields.List(fields.Raw())
+    SESSION_LIFETIME_HOURS = _whole()
+    LOGIN_RATE_LIMIT = fields.String(validate=_rate_limit)
     LOG_FORMAT = fields.String(validate=validate.OneOf(FORMATS))
     LOG_LEVEL = fields.String(validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]))
     METRICS_ENABLED = fields.Boolean(truthy={True}, falsy={False})

@@ -16,6 +16,7 @@ import time
 from knock_sources.actions.runner import plan
 from knock_sources.errors import SignatureError, SourcesError
 from knock_sources.ingest import verification
+from knock_sources.paths import MISSING, is_literal, resolve_parameter, validate_parameter_spec
 from knock_sources.providers import Envelope
 from knock_sources.scripting import ScriptError
 from knock_sources.store import SUCCESS, utcnow
@@ -29,6 +30,30 @@ def sample_envelope(payload: dict) -> Envelope:
     raw_body = raw.encode("utf-8") if raw is not None else json.dumps(body, separators=(",", ":")).encode()
     headers = {name.lower(): str(value) for name, value in (payload.get("headers") or {}).items()}
     return Envelope(headers, raw_body, body, None, utcnow())
+
+
+def check_parameter(spec, sample: dict | None, *, literal: bool = False) -> dict:
+    """What one mapping parameter resolves to against a stored sample (the editor's mark beside it).
+
+    Returns ``{"state", "value"}``: ``state`` is ``unset``, ``literal`` (a
+    configured value), ``invalid`` (the path does not parse; ``value`` says
+    why), ``no_sample`` (nothing received yet to resolve against),
+    ``missing`` (the path finds nothing in the sample) or ``resolves``.
+    """
+    if spec is None or spec == "":
+        return {"state": "unset", "value": None}
+    problems = validate_parameter_spec(spec, literal=literal)
+    if problems:
+        return {"state": "invalid", "value": problems[0]}
+    if literal or is_literal(spec) or not isinstance(spec, (str, dict)):
+        return {"state": "literal", "value": resolve_parameter(spec, {}, literal=literal).value}
+    if not sample:
+        return {"state": "no_sample", "value": None}
+    scope = processing.make_scope(sample.get("body"), sample.get("headers"), sample.get("preprocess"))
+    value = resolve_parameter(spec, scope).value
+    if value is MISSING or value == {}:
+        return {"state": "missing", "value": None}
+    return {"state": "resolves", "value": value}
 
 
 def try_script(runner, source: str, envelope: Envelope, variables) -> dict:

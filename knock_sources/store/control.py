@@ -276,6 +276,18 @@ class ApiKey(BaseModel):
     last_used_at = DateTimeField(null=True)
 
 
+class AdminUser(BaseModel):
+    """Someone who may sign in to the dashboard; created with ``flask admin create``.
+
+    Only a hash of the password is stored (Werkzeug's scrypt).
+    """
+
+    username = CharField(max_length=150, unique=True)
+    password_hash = CharField(max_length=255)
+    created_at = DateTimeField(default=utcnow)
+    last_login_at = DateTimeField(null=True)
+
+
 CONTROL_MODELS = (
     SchemaVersion,
     Environment,
@@ -291,4 +303,5 @@ CONTROL_MODELS = (
     Variable,
     VariableValue,
     ApiKey,
+    AdminUser,
 )

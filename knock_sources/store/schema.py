@@ -66,8 +66,13 @@ def _add_api_key_last_used(migrator, database):
         apply_migrations(migrator.add_column(table, "last_used_at", control.ApiKey._meta.fields["last_used_at"]))
 
 
+def add_admin_users(migrator, database) -> None:
+    """Version 5: dashboard administrators (``flask admin create``)."""
+    database.create_tables([control.AdminUser], safe=True)
+
+
 def add_replays(migrator, database) -> None:
-    """Version 5: ``ks_event_log.replay_of`` and ``raw_complete``, for replays.
+    """Version 6: ``ks_event_log.replay_of`` and ``raw_complete``, for replays.
 
     (``ks_replay``, new in the same version, is created by ``create_tables``
     like any missing table; the partial index on ``replay_of`` is one of the
@@ -87,7 +92,8 @@ MIGRATIONS: tuple = (
     (2, add_event_log_normalized),
     (3, _add_token_rotation),
     (4, _add_api_key_last_used),
-    (5, add_replays),
+    (5, add_admin_users),
+    (6, add_replays),
 )
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 #: Indexes on columns that migrations add: created after them, on fresh and old databases alike.

@@ -9,7 +9,7 @@ from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import SourcesError, ValidationFailed
-from knock_sources.views import api, health, metrics, openapi, receive, tracking
+from knock_sources.views import api, health, metrics, openapi, receive, tracking, ui
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ def init_app(app):
         allow_headers=["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"],
         max_age=86400,
     )
+    ui.init_app(app)
 
     @app.errorhandler(SourcesError)
     def _sources_error(exc):

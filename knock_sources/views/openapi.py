@@ -138,6 +138,9 @@ OPERATIONS = {
     ),
 }
 
+#: Routes that are no part of the API: the dashboard's HTML pages and static files.
+UNDOCUMENTED = re.compile(r"^(static$|ui\.)")
+
 _CONVERTER = re.compile(r"<(?:[a-z_]+(?:\([^)]*\))?:)?([a-z_]+)>")
 
 
@@ -219,7 +222,7 @@ def build(app) -> dict:
     spec.components.schema("Error", schema=shapes.ErrorShape)
     paths: dict = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if UNDOCUMENTED.match(rule.endpoint):
             continue
         doc = OPERATIONS[rule.endpoint]
         path = _CONVERTER.sub(r"{\1}", rule.rule)

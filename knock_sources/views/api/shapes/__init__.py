@@ -7,13 +7,11 @@ return models; this module turns models into the JSON the API (and the
 
 from __future__ import annotations
 
-from knock_sources.actions.users import RESERVED_USER_FIELDS, find_user
+from knock_sources.actions.users import RESERVED_USER_FIELDS, users_by_id
 from knock_sources.control import mappings, sources, variables
 from knock_sources.control.encryption import Keyring
 from knock_sources.control.sources import endpoint_url, get_source_environment, tracking_host
-from knock_sources.ingest import verification
-from knock_sources.ingest.cache import snapshot
-from knock_sources.store import isoformat, utcnow
+from knock_sources.store import isoformat
 from knock_sources.store.control import (
     ActionLog,
     Environment,
@@ -77,13 +75,12 @@ def serialize_environment(state, source: Source, source_env: SourceEnvironment) 
         # The write key is the endpoint's token: whoever has one has the other.
         settings.update(tracking_host=tracking_host(state.config), write_key=source_env.token)
     previous_expiry = sources.previous_token_expiry(source_env)
-    receiving = snapshot(source_env, state.keyring)
     return {
         "settings": settings,
         "active": source_env.active,
         "mappings": [serialize_mapping(mapping, provider) for mapping in mappings.list_for(source_env)],
         "missing_workflows": mappings.missing_workflows(state.registry, source_env),
-        "verification": verification.summary(provider, receiving, active=source_env.active, now=utcnow()),
+        "verification": sources.verification_summary(state, source, source_env),
         "previous_endpoint": (
             {"url": endpoint_url(state.config, source_env.previous_token), "expires_at": isoformat(previous_expiry)}
             if previous_expiry
@@ -236,16 +233,19 @@ def serialize_user(user: User) -> dict:
     }
 
 
-def serialize_member(member: AudienceMember, environment) -> dict:
-    """Return an audience member in Knock's API shape, with the user when it exists."""
-    user = find_user(environment, member.user_id)
-    return {
-        "__typename": "AudienceMember",
-        "user_id": member.user_id,
-        "user": serialize_user(user) if user else None,
-        "tenant": member.tenant or None,
-        "added_at": isoformat(member.created_at),
-    }
+def serialize_members(members: list[AudienceMember], environment) -> list[dict]:
+    """Return audience members in Knock's API shape, each with its user when it exists (one query for all)."""
+    users = users_by_id(environment, [member.user_id for member in members])
+    return [
+        {
+            "__typename": "AudienceMember",
+            "user_id": member.user_id,
+            "user": serialize_user(users[member.user_id]) if member.user_id in users else None,
+            "tenant": member.tenant or None,
+            "added_at": isoformat(member.created_at),
+        }
+        for member in members
+    ]
 
 
 def serialize_replay(replay: Replay) -> dict:
