@@ -5,6 +5,7 @@ context; each fetches the app state and hands it down, so that the domain
 modules take plain values.
 """
 
+import contextlib
 import logging
 
 from rq import get_current_job
@@ -19,21 +20,26 @@ from knock_sources.worker import jobs
 log = logging.getLogger(__name__)
 
 
-def _start_job(**fields) -> None:
+@contextlib.contextmanager
+def _job(**fields):
+    """Bind the RQ job's id (and ``fields``) to the lines logged while it runs, and only then."""
     job = get_current_job()
     logs.start(job_id=job.id if job else None, **fields)
+    try:
+        yield
+    finally:
+        logs.start()
 
 
 def drain_pending() -> int:
     """Process the event ids waiting in the pending list; see ``jobs.drain``."""
-    _start_job()
-    return jobs.drain(current_state())
+    with _job():
+        return jobs.drain(current_state())
 
 
 def run_replay(replay_id: int) -> None:
     """Run a slice of a replay (it queues the rest itself); see ``control.replay.run``."""
-    _start_job(replay_id=replay_id)
-    with store.db.connection_context():
+    with _job(replay_id=replay_id), store.db.connection_context():
         try:
             replay.run(current_state(), replay_id, seconds=replay.SLICE_SECONDS)
         except NotFound:
