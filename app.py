@@ -5,6 +5,7 @@ import os
 from flask import Flask
 
 from knock_sources import cli, config, state, views
+from knock_sources.observability import logs
 from knock_sources.store import schema
 
 
@@ -22,6 +23,7 @@ def create_app(test_config=None):
         app.config["DATABASE_URL"] = f"sqlite:///{os.path.join(app.instance_path, 'knock_sources.db')}"
     config.normalise(app.config)
     config.validate_config(app.config)
+    logs.init_app(app)
     config.warn_if_insecure(app.config, app.logger)
     schema.init_app(app)
     state.init_app(app)

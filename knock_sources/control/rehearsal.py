@@ -74,8 +74,8 @@ def try_script(runner, source: str, envelope: Envelope, variables) -> dict:
     }
 
 
-def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
-    """Return what the pipeline would do with ``envelope``, without writing anything."""
+def verify(state, receiving, envelope: Envelope, run_script) -> tuple[verification.Verdict, list]:
+    """Verify ``envelope`` as ingestion would; return the verdict and the problems found (never raises)."""
     errors = []
     provider = state.registry.providers.get(receiving.provider)
     try:
@@ -84,7 +84,7 @@ def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
             receiving,
             envelope,
             envelope.received_at,
-            state.scripts.run_once,
+            run_script,
             lambda: state.cache.variables(receiving.environment_id),
         )
     except SignatureError as exc:
@@ -93,6 +93,55 @@ def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
         verdict = verification.Verdict(verification.VerificationStatus.ENFORCED_UNVERIFIED)
     if verdict.problem or verdict.script_error:
         errors.append({"field": "preprocess_script", "message": verdict.problem or str(verdict.script_error)})
+    return verdict, errors
+
+
+def plan_event(state, receiving, source_env_id: int, scope: dict, received_at, *, ignore_idempotency=False) -> dict:
+    """Return what processing would do now with an event of ``scope``: type, key, actions, problems.
+
+    Composed of processing's own resolution and mapping selection,
+    ``idempotency.is_claimed`` (the dry run of the claim) and
+    ``runner.plan``; a duplicate runs no actions.
+    """
+    errors = []
+    known = processing.provider_for(state.registry, receiving.provider)
+    settings = receiving.settings
+    event_type = processing.resolve_event_type(known, settings, scope)
+    key = idempotency.key_for(settings, scope)
+    duplicate = False
+    actions = []
+    if event_type == processing.UNKNOWN_EVENT_TYPE:
+        errors.append({"field": "event_type_path", "message": "the event type path did not resolve to a string"})
+    else:
+        duplicate = (
+            key is not None
+            and not ignore_idempotency
+            and idempotency.is_claimed(source_env_id, event_type, key, now=utcnow())
+        )
+        if not duplicate:
+            mappings = processing.select_mappings(known, source_env_id, settings, event_type)
+            actions = plan(state.registry, mappings, scope)
+    for action in actions:
+        if action["error"]:
+            errors.append({"field": f"mappings.{action['action_type']}", "message": action["error"]})
+    succeeded = sum(1 for action in actions if action["action_status"] == SUCCESS)
+    occurred_at = processing.resolve_timestamp(settings.get("timestamp_path"), scope, received_at)
+    return {
+        "event": event_type,
+        "occurred_at": occurred_at.isoformat() + "Z",
+        "idempotency_key": key,
+        "idempotent": duplicate,
+        "actions": actions,
+        "action_logs_count": len(actions),
+        "successful_action_logs_count": succeeded,
+        "failed_action_logs_count": len(actions) - succeeded,
+        "errors": errors,
+    }
+
+
+def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
+    """Return what the pipeline would do with ``envelope``, without writing anything."""
+    verdict, errors = verify(state, receiving, envelope, state.scripts.run_once)
     known = processing.provider_for(state.registry, receiving.provider)
     normalized = None
     try:
@@ -100,29 +149,13 @@ def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
     except SourcesError as exc:
         errors.append({"field": "body", "message": exc.detail or exc.message})
     scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output, normalized)
-    settings = receiving.settings
-    event_type = processing.resolve_event_type(known, settings, scope)
-    actions = []
-    if event_type == processing.UNKNOWN_EVENT_TYPE:
-        errors.append({"field": "event_type_path", "message": "the event type path did not resolve to a string"})
-    else:
-        actions = plan(state.registry, processing.select_mappings(known, source_env.id, settings, event_type), scope)
-    for action in actions:
-        if action["error"]:
-            errors.append({"field": f"mappings.{action['action_type']}", "message": action["error"]})
-    succeeded = sum(1 for action in actions if action["action_status"] == SUCCESS)
-    occurred_at = processing.resolve_timestamp(settings.get("timestamp_path"), scope, envelope.received_at)
+    planned = plan_event(state, receiving, source_env.id, scope, envelope.received_at)
+    errors += planned.pop("errors")
     return {
         "log_id": None,
         "status": "error" if errors else "ok",
-        "event": event_type,
-        "occurred_at": occurred_at.isoformat() + "Z",
-        "idempotency_key": idempotency.key_for(settings, scope),
+        **planned,
         "verification_status": verdict.status,
         "preprocess_output": verdict.preprocess_output,
-        "actions": actions,
-        "action_logs_count": len(actions),
-        "successful_action_logs_count": succeeded,
-        "failed_action_logs_count": len(actions) - succeeded,
         "errors": errors or None,
     }

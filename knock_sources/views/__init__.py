@@ -9,7 +9,7 @@ from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import SourcesError, ValidationFailed
-from knock_sources.views import api, health, receive, tracking, ui
+from knock_sources.views import api, health, metrics, openapi, receive, tracking, ui
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,8 @@ def init_app(app):
     """Register the blueprints and error handlers."""
     app.register_blueprint(receive.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(tracking.bp)
     # Browsers call the tracking API cross-origin (analytics.js); only the configured origins may.

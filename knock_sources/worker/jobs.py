@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import redis
@@ -18,6 +19,7 @@ from peewee import InterfaceError, OperationalError
 from rq import Queue, Retry, SimpleWorker
 
 from knock_sources import store
+from knock_sources.control import replay
 from knock_sources.store import PENDING, utcnow
 from knock_sources.store.control import EventLog
 from knock_sources.worker import processing
@@ -41,12 +43,13 @@ DRAIN_MAX_SECONDS = 30
 DRAIN_FLAG_SECONDS = 60
 
 
-def make_queue(config) -> Queue:
-    """Return the RQ queue for ``config``; Redis errors surface fast, not after minutes."""
-    connection = redis.Redis.from_url(
-        config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
-    )
-    return Queue(config["QUEUE_NAME"], connection=connection, default_timeout=config["JOB_TIMEOUT_SECONDS"])
+def make_queue(config, name: str | None = None, connection: redis.Redis | None = None) -> Queue:
+    """Return the RQ queue ``name`` (default ``QUEUE_NAME``); Redis errors surface fast, not after minutes."""
+    if connection is None:
+        connection = redis.Redis.from_url(
+            config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+        )
+    return Queue(name or config["QUEUE_NAME"], connection=connection, default_timeout=config["JOB_TIMEOUT_SECONDS"])
 
 
 def pending_key(queue: Queue) -> str:
@@ -137,22 +140,32 @@ def drain(state: KnockSources) -> int:
             return drained
 
 
-def process_event(state: KnockSources, event_log_id: int) -> None:
-    """Process one logged event: resolve, deduplicate, run its actions."""
+def process_event(state: KnockSources, event_log_id: int, *, ignore_idempotency: bool = False) -> str | None:
+    """Process one logged event: resolve, deduplicate, run its actions; return its final status."""
+    run = partial(
+        processing.process,
+        event_log_id,
+        state.registry,
+        state.config,
+        state.metrics,
+        ignore_idempotency=ignore_idempotency,
+    )
     if store.db.is_closed():
         with store.db.connection_context():
-            processing.process(event_log_id, state.registry, state.config)
-    else:
-        processing.process(event_log_id, state.registry, state.config)
+            return run()
+    return run()
 
 
 def sweep(state: KnockSources) -> int:
-    """Re-enqueue events still pending after the grace period; return how many.
+    """Resume stalled replays; re-enqueue events still pending after the grace period, return how many.
 
     (A worker that dies mid-event leaves it ``pending``: each event is
     processed in one transaction.) Stops at the first Redis failure; the
     next sweep carries on.
     """
+    resumed = replay.resume_stale(state)
+    if resumed:
+        log.info("resumed %s stalled replays", resumed)
     config = state.config
     now = utcnow()
     grace_expired = now - timedelta(seconds=config["SWEEP_GRACE_SECONDS"])
@@ -178,6 +191,7 @@ def sweep(state: KnockSources) -> int:
             except redis.RedisError as exc:
                 log.warning("the sweeper stops, Redis is unreachable: %s", exc)
                 return swept
+        state.metrics.requeued(len(ids))
         swept += len(ids)
         last_id = ids[-1]
 
@@ -213,10 +227,16 @@ class SweepingWorker(SimpleWorker):
 
 
 def make_worker(state: KnockSources) -> SweepingWorker:
-    """Return a worker for the state's queue, sweeping every ``SWEEP_INTERVAL_SECONDS``."""
+    """Return a worker for the state's queues, sweeping every ``SWEEP_INTERVAL_SECONDS``.
+
+    RQ takes a job from the replay queue only when the event queue is empty,
+    so live events go first.
+    """
     queue = state.queue
     worker = SweepingWorker(
-        [queue], connection=queue.connection, maintenance_interval=state.config["SWEEP_INTERVAL_SECONDS"]
+        [queue, state.replay_queue],
+        connection=queue.connection,
+        maintenance_interval=state.config["SWEEP_INTERVAL_SECONDS"],
     )
     worker.sweep_interval = state.config["SWEEP_INTERVAL_SECONDS"]
     worker.app_state = state

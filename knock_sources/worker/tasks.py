@@ -5,10 +5,37 @@ context; each fetches the app state and hands it down, so that the domain
 modules take plain values.
 """
 
+import logging
+
+from rq import get_current_job
+
+from knock_sources import store
+from knock_sources.control import replay
+from knock_sources.errors import NotFound
+from knock_sources.observability import logs
 from knock_sources.state import current_state
 from knock_sources.worker import jobs
+
+log = logging.getLogger(__name__)
+
+
+def _start_job(**fields) -> None:
+    job = get_current_job()
+    logs.start(job_id=job.id if job else None, **fields)
 
 
 def drain_pending() -> int:
     """Process the event ids waiting in the pending list; see ``jobs.drain``."""
+    _start_job()
     return jobs.drain(current_state())
+
+
+def run_replay(replay_id: int) -> None:
+    """Run a slice of a replay (it queues the rest itself); see ``control.replay.run``."""
+    _start_job(replay_id=replay_id)
+    with store.db.connection_context():
+        try:
+            replay.run(current_state(), replay_id, seconds=replay.SLICE_SECONDS)
+        except NotFound:
+            # Its source was deleted, and the replay with it: nothing is left to do.
+            log.info("replay %s no longer exists", replay_id)

@@ -2,84 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from knock_sources import state
 from knock_sources.store import db as database
 from knock_sources.store.control import EventLog
 from knock_sources.store.dataplane import WorkflowRun
-from tests.support import ROOT, Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
+from tests.support import Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
+from tests.support.workers import start_workers, wait
 
-FLASK = str(Path(sys.executable).with_name("flask"))
 TRIGGER = {
     "event_type": "order.paid",
     "action_type": "workflows_trigger",
     "action_parameters": {"key": "receipt", "recipients": {"value": [{"id": "u1", "name": "Ada"}]}},
 }
 IDEMPOTENT = {"idempotency_key_path": "body.id", "enforce_idempotency": True}
-
-
-def worker_env(app, **overrides):
-    """Environment for a worker process configured like ``app``."""
-    settings = {
-        "DATABASE_URL": app.config["DATABASE_URL"],
-        "REDIS_URL": app.config["REDIS_URL"],
-        "QUEUE_NAME": app.config["QUEUE_NAME"],
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "LOAD_PLUGIN_ENTRYPOINTS": "false",
-        **overrides,
-    }
-    return {"PATH": os.environ["PATH"], **{f"KNOCK_SOURCES_{k}": str(v) for k, v in settings.items()}}
-
-
-def start_workers(app, count=1, burst=True, **overrides):
-    """Start ``count`` real worker processes, once this process has handed over its events."""
-    assert app.extensions[state.EXTENSION].dispatcher.flush()
-    command = [FLASK, "worker"] + (["--burst"] if burst else [])
-    return [
-        subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=worker_env(app, **overrides),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(count)
-    ]
-
-
-def wait(workers, timeout=60):
-    """Wait for burst workers to drain the queue and exit cleanly."""
-    for worker in workers:
-        output, _ = worker.communicate(timeout=timeout)
-        assert worker.returncode == 0, output
-
-
-@pytest.fixture
-def queue_app(postgres_url, redis_url):
-    """An app on PostgreSQL with a private queue on the real Redis."""
-    app = make_app(postgres_url, REDIS_URL=redis_url, QUEUE_NAME=f"ks-test-{uuid.uuid4().hex[:8]}")
-    yield app
-    stop_dispatcher(app)
-    reset_database()
-
-
-@pytest.fixture
-def queue_api(queue_app):
-    key = queue_app.test_cli_runner().invoke(args=["api-key", "create"]).stdout.strip()
-    api = Api(queue_app.test_client(), key)
-    api.create_workflow("receipt")
-    return api
 
 
 def test_event_waits_in_the_queue_until_a_worker_runs_it(queue_app, queue_api):

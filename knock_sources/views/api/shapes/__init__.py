@@ -18,6 +18,7 @@ from knock_sources.store.control import (
     EventLog,
     KnownEvent,
     Mapping,
+    Replay,
     Source,
     SourceEnvironment,
     Variable,
@@ -136,6 +137,7 @@ def serialize_event_log(event_log: EventLog) -> dict:
         "inserted_at": isoformat(event_log.received_at),
         "occurred_at": isoformat(event_log.occurred_at),
         "processed_at": isoformat(event_log.processed_at),
+        "replay_of": str(event_log.replay_of_id) if event_log.replay_of_id else None,
     }
 
 
@@ -244,6 +246,27 @@ def serialize_members(members: list[AudienceMember], environment) -> list[dict]:
         }
         for member in members
     ]
+
+
+def serialize_replay(replay: Replay) -> dict:
+    """Return a replay with its filter and progress."""
+    source_env = replay.source_environment
+    return {
+        "id": str(replay.id),
+        "source": source_env.source.key,
+        "environment": source_env.environment.slug,
+        "state": replay.state,
+        "filter": replay.filter,
+        "ignore_idempotency": replay.ignore_idempotency,
+        "total": replay.total,
+        "done": replay.done,
+        "failed": replay.failed,
+        "skipped": replay.skipped,
+        "error": replay.error,
+        "created_at": isoformat(replay.created_at),
+        "updated_at": isoformat(replay.updated_at),
+        "finished_at": isoformat(replay.finished_at),
+    }
 
 
 def serialize_tracking_outcome(outcome) -> dict:
