@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 # that nothing else contends for the SQLite file.
 GUNICORN_ARGS ?= --workers 1 --threads 8
 
-.PHONY: run test test-fast lint fmt bench venv clean
+.PHONY: run test test-fast lint fmt api-check bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -23,12 +23,19 @@ $(VENV)/.installed: pyproject.toml
 # Webhook URLs shown by the API point at this server unless configured otherwise.
 export KNOCK_SOURCES_PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 
+# GET /metrics answers on this second listener only (see gunicorn.conf.py).
+export KNOCK_SOURCES_METRICS_BIND ?= 127.0.0.1:9464
+
 run: venv
 	$(BIN)/flask init-db
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) $(GUNICORN_ARGS) --access-logfile - wsgi:app
+	$(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) $(GUNICORN_ARGS) wsgi:app
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# schemathesis against a live server, from its own /openapi.json; any finding fails.
+api-check: venv
+	$(BIN)/python .ci/api_check.py
 
 # Everything but the tests that start real processes (workers, gunicorn, pip): for quick iterations.
 test-fast: venv
@@ -47,6 +54,7 @@ fmt: venv
 bench: venv
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -50,7 +50,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 
 
-def postgres_url() -> str:
+def postgres_url(schema: str = SCHEMA) -> str:
     """Create a fresh schema for the run and return a URL using it."""
     for user in ("postgres", "root"):
         try:
@@ -58,9 +58,9 @@ def postgres_url() -> str:
         except psycopg2.OperationalError:
             continue
         connection.autocommit = True
-        connection.cursor().execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
+        connection.cursor().execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
         connection.close()
-        return f"postgresql://{user}@127.0.0.1:5432/test?options=-csearch_path%3D{SCHEMA}"
+        return f"postgresql://{user}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
     sys.exit("The benchmark needs PostgreSQL at 127.0.0.1:5432 (database test).")
 
 

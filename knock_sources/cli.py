@@ -1,25 +1,30 @@
-"""Flask CLI commands: ``flask init-db``, ``worker``, ``sweep``, ``purge``, ``rotate-secrets``,
-``api-key create|list|revoke``.
+"""Flask CLI commands: ``flask init-db``, ``worker``, ``sweep``, ``purge``, ``replay``, ``rotate-secrets``,
+``api-key create|list|revoke``, ``admin create``.
 
 Flask finds the app through ``wsgi.py``, so no ``--app`` is needed.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from contextlib import contextmanager
 from datetime import timedelta
 
 import click
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
+from marshmallow import ValidationError
 
 from knock_sources import config, store
-from knock_sources.control import api_keys, sources, variables
-from knock_sources.errors import SourcesError
+from knock_sources.control import admins, api_keys, replay, sources, variables
+from knock_sources.errors import NotFound, SourcesError, ValidationFailed
 from knock_sources.explain import EXPLAINED, explain
+from knock_sources.observability import exposition, metrics
 from knock_sources.state import current_state
 from knock_sources.store import isoformat, schema, utcnow
-from knock_sources.store.control import EventLog
+from knock_sources.store.control import Environment, EventLog
+from knock_sources.views.api.schemas import ReplayBodySchema
 from knock_sources.worker import idempotency, jobs, service
 
 
@@ -44,6 +49,7 @@ class Group(_Explained, AppGroup):
 
 
 api_key_cli = Group("api-key", help="Manage JSON API keys.")
+admin_cli = Group("admin", help="Manage dashboard administrators.")
 PURGE_BATCH = 5000
 
 
@@ -61,12 +67,25 @@ def init_db_command():
 
 @click.command("worker", cls=Command)
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option(
+    "--metrics-bind",
+    default=None,
+    help="host:port to serve this worker's metrics on (default WORKER_METRICS_BIND; empty: none).",
+)
 @with_appcontext
-def worker_command(burst):
-    """Run an RQ worker for the event queue; it also sweeps pending events."""
+def worker_command(burst, metrics_bind):
+    """Run an RQ worker for the event and replay queues; it also sweeps pending events."""
     state = current_state()
     if state.queue is None:
         raise click.UsageError("Set KNOCK_SOURCES_REDIS_URL: without Redis, jobs run in the web process.")
+    try:
+        bind = exposition.parse_bind(
+            current_app.config["WORKER_METRICS_BIND"] if metrics_bind is None else metrics_bind
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metrics-bind") from None
+    if bind is not None:
+        exposition.serve(bind, current_app.config["METRICS_TOKEN"], lambda: metrics.render(state.backlog))
     config.warn_if_insecure(state.config, current_app.logger)
     service.run(state, burst=burst)
 
@@ -114,6 +133,51 @@ def purge_event_logs(cutoff) -> int:
         if not batch:
             return deleted
         deleted += EventLog.delete().where(EventLog.id.in_(batch)).execute()
+
+
+@click.command("replay", cls=Command)
+@click.argument("source")
+@click.option("--environment", "-e", required=True, help="The environment whose events to replay.")
+@click.option(
+    "--status", "statuses", multiple=True, help="Replay events with this status (repeatable; default failed)."
+)
+@click.option("--event", "events", multiple=True, help="Replay events of this type (repeatable).")
+@click.option("--since", "starting_at", default=None, help="Received at or after (ISO-8601).")
+@click.option("--until", "ending_at", default=None, help="Received at or before (ISO-8601).")
+@click.option("--id", "ids", multiple=True, type=int, help="Replay this event log id (repeatable).")
+@click.option("--ignore-idempotency", is_flag=True, help="Run events even if their idempotency key was seen.")
+@click.option("--dry-run", is_flag=True, help="Count the events and show what replaying them would do.")
+@click.option("--limit", default=20, show_default=True, help="How many events a dry run shows.")
+@with_appcontext
+def replay_command(source, environment, dry_run, ignore_idempotency, limit, **filters):
+    """Replay a source's stored events under the current mappings, with a progress bar."""
+    state = current_state()
+    raw = {name: list(value) if isinstance(value, tuple) else value for name, value in filters.items()}
+    raw = {name: value for name, value in raw.items() if value not in (None, [])}
+    try:
+        body = ReplayBodySchema().load(
+            {"filter": raw, "dry_run": dry_run, "ignore_idempotency": ignore_idempotency, "limit": limit}
+        )
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid filter: {exc.messages}") from None
+    filter_ = replay.normalise_filter(body["filter"])
+    with store.db.connection_context():
+        try:
+            env = Environment.get(Environment.slug == environment)
+            source_env = sources.get_source_environment(sources.get_source(source), env)
+        except (NotFound, Environment.DoesNotExist):
+            raise click.UsageError(f"no source {source!r} in environment {environment!r}") from None
+        if dry_run:
+            click.echo(json.dumps(replay.dry_run(state, source_env, filter_, ignore_idempotency, limit), indent=2))
+            return
+        created = replay.create(state, source_env, filter_, ignore_idempotency)
+        with click.progressbar(length=created.total, label=f"Replaying {created.total} events", file=sys.stderr) as bar:
+            finished = replay.run(state, created.id, progress=bar.update)
+    click.echo(
+        f"Replay {finished.id} {finished.state}: {finished.done} replayed, {finished.failed} failed, "
+        f"{finished.skipped} skipped.",
+        err=True,
+    )
 
 
 @contextmanager
@@ -179,7 +243,42 @@ def revoke_api_key(name):
     click.echo(f"Revoked {revoked} API key{'s' if revoked > 1 else ''}.", err=True)
 
 
+def read_password() -> str:
+    """Prompt twice without echo on a terminal; otherwise read one line from standard input."""
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@admin_cli.command("create")
+@click.option("--username", required=True, help="The name to sign in with.")
+@with_appcontext
+def create_admin(username):
+    """Create a dashboard administrator, or set a new password for an existing one.
+
+    The password is prompted for, or read from standard input when it is not
+    a terminal (``echo "$PASSWORD" | flask admin create --username ada``).
+    """
+    password = read_password()
+    try:
+        with store.db.connection_context():
+            _, created = admins.create_or_reset(username, password)
+    except ValidationFailed as exc:
+        raise click.UsageError(exc.message) from None
+    verb = "Created" if created else "Set a new password for"
+    click.echo(f"{verb} administrator {username!r}.", err=True)
+
+
 def init_app(app):
     """Register the commands."""
-    for command in (init_db_command, worker_command, sweep_command, purge_command, rotate_secrets_command, api_key_cli):
+    for command in (
+        init_db_command,
+        worker_command,
+        sweep_command,
+        purge_command,
+        replay_command,
+        rotate_secrets_command,
+        api_key_cli,
+        admin_cli,
+    ):
         app.cli.add_command(command)

@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import limits
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from knock_sources.errors import ConfigurationError
+from knock_sources.observability.exposition import parse_bind
+from knock_sources.observability.logs import FORMATS
 
 DEFAULTS: dict[str, Any] = {
     # None: SQLite at instance/knock_sources.db (set by create_app).
@@ -61,7 +64,33 @@ DEFAULTS: dict[str, Any] = {
     "DISABLED_PLUGINS": [],
     # Plugin objects registered in addition to the built-in and installed ones (tests, embedding).
     "EXTRA_PLUGINS": [],
+    # Dashboard sign-ins last this long, then the administrator signs in again.
+    "SESSION_LIFETIME_HOURS": 12,
+    # Failed or not, sign-in attempts per client address (``limits`` syntax: "10 per minute", "5/minute;50/hour").
+    "LOGIN_RATE_LIMIT": "10 per minute",
+    # Logs: "text" (readable lines) or "json" (one object per line).
+    "LOG_FORMAT": "text",
+    "LOG_LEVEL": "INFO",
+    # Prometheus metrics. GET /metrics is answered only on METRICS_BIND (a
+    # second listener that gunicorn.conf.py binds, host:port) or with
+    # "Authorization: Bearer <METRICS_TOKEN>"; by default on neither, so it is
+    # never public. Each `flask worker` serves its own on WORKER_METRICS_BIND.
+    "METRICS_ENABLED": True,
+    "METRICS_TOKEN": None,
+    "METRICS_BIND": None,
+    "WORKER_METRICS_BIND": "127.0.0.1:9465",
+    # How often the backlog gauges (pending events, oldest age, workers) are sampled.
+    "METRICS_SAMPLE_SECONDS": 10,
+    # Replays: events per replay at most; the RQ queue (lower priority than
+    # QUEUE_NAME's; default QUEUE_NAME-replay); how long a running replay may
+    # go without progress before the sweeper resumes it elsewhere.
+    "REPLAY_MAX_EVENTS": 10000,
+    "REPLAY_QUEUE_NAME": None,
+    "REPLAY_STALE_SECONDS": 300,
 }
+
+#: Keys whose values are never repeated in an error message.
+SECRET_KEYS = frozenset({"SECRET_KEY", "SECRET_KEY_FALLBACKS", "METRICS_TOKEN"})
 
 DEVELOPMENT_SECRET_KEY = DEFAULTS["SECRET_KEY"]
 ENVIRONMENT_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -71,9 +100,23 @@ def _whole(minimum: int = 1, **kwargs) -> fields.Integer:
     return fields.Integer(strict=True, validate=validate.Range(min=minimum), **kwargs)
 
 
+def _bind(value: str | None) -> None:
+    try:
+        parse_bind(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 def _slug(value: str) -> None:
     if not ENVIRONMENT_SLUG.fullmatch(value):
         raise ValidationError("must be lower-case letters, digits, '-' or '_', at most 64 characters")
+
+
+def _rate_limit(value: str) -> None:
+    try:
+        limits.parse_many(value)
+    except ValueError:
+        raise ValidationError("must be a rate limit such as '10 per minute' or '5/minute;50/hour'") from None
 
 
 class ConfigSchema(Schema):
@@ -106,6 +149,18 @@ class ConfigSchema(Schema):
     LOAD_PLUGIN_ENTRYPOINTS = fields.Boolean(truthy={True}, falsy={False})
     DISABLED_PLUGINS = fields.List(fields.String())
     EXTRA_PLUGINS = fields.List(fields.Raw())
+    SESSION_LIFETIME_HOURS = _whole()
+    LOGIN_RATE_LIMIT = fields.String(validate=_rate_limit)
+    LOG_FORMAT = fields.String(validate=validate.OneOf(FORMATS))
+    LOG_LEVEL = fields.String(validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]))
+    METRICS_ENABLED = fields.Boolean(truthy={True}, falsy={False})
+    METRICS_TOKEN = fields.String(allow_none=True, validate=validate.Length(min=1))
+    METRICS_BIND = fields.String(allow_none=True, validate=_bind)
+    WORKER_METRICS_BIND = fields.String(allow_none=True, validate=_bind)
+    METRICS_SAMPLE_SECONDS = fields.Float(validate=validate.Range(min=0.01))
+    REPLAY_MAX_EVENTS = _whole()
+    REPLAY_QUEUE_NAME = fields.String(validate=validate.Length(min=1, max=128))
+    REPLAY_STALE_SECONDS = _whole()
 
     @validates_schema
     def _pending_age_after_grace(self, data, **kwargs):
@@ -125,19 +180,22 @@ def normalise(config) -> None:
             config[key] = [item.strip() for item in value.split(",") if item.strip()]
     if isinstance(config.get("PUBLIC_BASE_URL"), str):
         config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
+    config["REPLAY_QUEUE_NAME"] = config.get("REPLAY_QUEUE_NAME") or f"{config.get('QUEUE_NAME')}-replay"
+    config["LOG_FORMAT"] = str(config.get("LOG_FORMAT")).lower()
+    config["LOG_LEVEL"] = str(config.get("LOG_LEVEL")).upper()
 
 
 def validate_config(config) -> None:
     """Raise ``ConfigurationError`` naming every key whose value is unusable.
 
-    The message shows the offending values except ``SECRET_KEY``'s, which is
-    never repeated anywhere.
+    The message shows the offending values except those of ``SECRET_KEYS``,
+    which are never repeated anywhere.
     """
     errors = ConfigSchema().validate(dict(config))
     if errors:
         problems = []
         for key, messages in sorted(errors.items()):
-            shown = "" if key in ("SECRET_KEY", "SECRET_KEY_FALLBACKS") else f" (got {config.get(key)!r})"
+            shown = "" if key in SECRET_KEYS else f" (got {config.get(key)!r})"
             problems.append(f"KNOCK_SOURCES_{key}{shown}: {_first(messages)}")
         raise ConfigurationError("Invalid configuration: " + "; ".join(problems))
 

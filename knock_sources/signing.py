@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import contextvars
 import hashlib
 import hmac
 import time
@@ -168,9 +170,31 @@ def check_tolerance(timestamp: int, tolerance: float, *, now: float) -> None:
         )
 
 
+_as_of: contextvars.ContextVar[float | None] = contextvars.ContextVar("knock_sources_verified_as_of", default=None)
+
+
 def now_seconds() -> float:
-    """Return the current Unix time in seconds (one place for tests to reason about)."""
-    return time.time()
+    """Return the time verification is judged at, in Unix seconds: now, unless inside ``as_of``.
+
+    Timestamp checks call this, so one place decides what "now" means for them.
+    """
+    instant = _as_of.get()
+    return time.time() if instant is None else instant
+
+
+@contextlib.contextmanager
+def as_of(timestamp: float):
+    """Judge timestamps as of ``timestamp`` within the block.
+
+    A stored request replayed later (``control.replay``) was fresh or stale
+    when it arrived; the time it arrived is recorded by the service, so its
+    signature's timestamp is checked against that time, not today's.
+    """
+    token = _as_of.set(timestamp)
+    try:
+        yield
+    finally:
+        _as_of.reset(token)
 
 
 def parse_timestamped_header(value: str, header: str, *, scheme: str = "v1") -> tuple[str, list[str]]:

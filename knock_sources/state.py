@@ -16,8 +16,11 @@ from typing import Any
 
 from rq import Queue
 
+from knock_sources.control import replay
 from knock_sources.control.encryption import Keyring
 from knock_sources.ingest.cache import SourceCache
+from knock_sources.observability.backlog import Backlog
+from knock_sources.observability.metrics import Recorder
 from knock_sources.plugins import Registry, build_registry
 from knock_sources.scripting import ScriptRunner, shared_runner
 from knock_sources.worker import jobs
@@ -44,8 +47,15 @@ class KnockSources:
     keyring: Keyring
     cache: SourceCache
     scripts: ScriptRunner
+    metrics: Recorder
+    #: The cached database- and Redis-backed gauges of ``GET /metrics``.
+    backlog: Backlog
     #: ``None`` in embedded mode: events are processed in-process.
     queue: Queue | None = None
+    #: Replays' queue, which workers take jobs from only when ``queue`` is empty.
+    replay_queue: Queue | None = None
+    #: Embedded mode's replay queue: a background thread of this process.
+    replays_here: replay.InProcessQueue = field(default_factory=replay.InProcessQueue)
     dispatcher: Dispatcher | None = None
     sweep: SweepState = field(default_factory=SweepState)
 
@@ -53,6 +63,10 @@ class KnockSources:
     def from_config(cls, config: dict[str, Any]) -> KnockSources:
         """Build the state for ``config`` (an app's validated configuration)."""
         queue = jobs.make_queue(config) if config["REDIS_URL"] else None
+        replay_queue = (
+            jobs.make_queue(config, config["REPLAY_QUEUE_NAME"], queue.connection) if queue is not None else None
+        )
+        queues = [queue, replay_queue] if queue is not None else []
         keyring = Keyring.from_config(config)
         return cls(
             config=config,
@@ -62,7 +76,10 @@ class KnockSources:
             # One runner per process and limits, not per app: each keeps a
             # script host process with its compiled scripts.
             scripts=shared_runner(config["SCRIPT_TIMEOUT_MS"], config["SCRIPT_MEMORY_MB"]),
+            metrics=Recorder(bool(config["METRICS_ENABLED"])),
+            backlog=Backlog(config["METRICS_SAMPLE_SECONDS"], lambda: queues, replay.count_by_state),
             queue=queue,
+            replay_queue=replay_queue,
             dispatcher=Dispatcher(partial(jobs.push_pending, queue)) if queue is not None else None,
         )
 

@@ -33,6 +33,15 @@ def find_user(environment, user_id: str) -> User | None:
     return User.get_or_none(environment=environment, external_id=user_id)
 
 
+def users_by_id(environment, user_ids) -> dict[str, User]:
+    """Return the users among ``user_ids`` that exist, by id, in one query."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return {}
+    query = User.select().where((User.environment == environment) & User.external_id.in_(wanted))
+    return {user.external_id: user for user in query}
+
+
 def identify(environment, user_id: str, attributes: dict) -> tuple[User, bool]:
     """Create or update a user, merging ``attributes`` into what is stored; return it and whether it is new.
 

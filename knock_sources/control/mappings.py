@@ -167,19 +167,20 @@ def _same(default, mapping) -> bool:
     )
 
 
-def _create_default(source_env: SourceEnvironment, default) -> Mapping:
+def _create_default(source_env: SourceEnvironment, default, active: bool = True) -> Mapping:
     return Mapping.create(
         source_environment=source_env,
         event_type=default.event_type,
         action_type=default.action_type,
         action_parameters=default.action_parameters,
+        active=active,
     )
 
 
-def create_defaults(source_env: SourceEnvironment, provider) -> None:
-    """Create the provider's default mappings in a new source environment."""
-    for default in provider.default_mappings:
-        _create_default(source_env, default)
+def create_defaults(source_env: SourceEnvironment, provider, inactive=()) -> None:
+    """Create the provider's default mappings in a new source environment, those at positions ``inactive`` off."""
+    for index, default in enumerate(provider.default_mappings):
+        _create_default(source_env, default, active=index not in inactive)
 
 
 def is_default(provider, mapping: Mapping) -> bool:

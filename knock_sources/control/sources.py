@@ -11,12 +11,15 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from knock_sources.control import mappings
+from knock_sources.control import mappings, signing_secrets
 from knock_sources.control.encryption import Keyring
 from knock_sources.errors import NotFound, ValidationFailed
+from knock_sources.ingest import verification
+from knock_sources.ingest.cache import snapshot
 from knock_sources.scripting import ScriptError, check_script
-from knock_sources.store import db, to_utc_naive, utcnow
+from knock_sources.store import db, utcnow
 from knock_sources.store.control import Environment, Source, SourceEnvironment
+from knock_sources.store.keys import SOURCE_KEY
 from knock_sources.worker.processing import provider_for
 
 # 18 random bytes: 144 bits, 24 URL-safe characters.
@@ -135,12 +138,61 @@ def upsert_source(state, key: str, body: dict, *, partial: bool = False) -> Sour
     return source
 
 
-def _create_environment(source, environment, provider) -> SourceEnvironment:
+def available_key(wanted: str) -> str:
+    """Return ``wanted``, or ``wanted-2``, ``wanted-3``... when a source already has that key."""
+    key, suffix = wanted, 1
+    while Source.select().where(Source.key == key).exists():
+        suffix += 1
+        key = f"{wanted}-{suffix}"
+    return key
+
+
+def connect(state, environment, *, key, name, provider_slug, inactive_defaults=(), signing_secret=None) -> Source:
+    """Create source ``key`` from a provider's template, as the dashboard's "Connect" does.
+
+    Every environment gets the provider's settings and default mappings;
+    the defaults at the positions in ``inactive_defaults`` are created
+    switched off, so that they can be switched on later. ``signing_secret``
+    is stored, encrypted, for ``environment`` only.
+    """
+    problems = {}
+    key_problem = SOURCE_KEY.problem(key)
+    if key_problem:
+        problems["key"] = [key_problem]
+    elif Source.select().where(Source.key == key).exists():
+        problems["key"] = [f"A source with the key {key!r} already exists."]
+    if not name or len(name) > Source.name.max_length:
+        problems["name"] = [f"Give the source a name of 1 to {Source.name.max_length} characters."]
+    provider = state.registry.providers.get(provider_slug)
+    if provider is None:
+        problems["provider"] = [f"No provider {provider_slug!r} is installed."]
+    if problems:
+        raise ValidationFailed(problems)
+    with db.atomic():
+        source = Source.create(key=key, name=name, provider=provider_slug)
+        for each in Environment.select():
+            source_env = _create_environment(source, each, provider, inactive_defaults)
+            if each.id == environment.id and signing_secret:
+                signing_secrets.replace(state.keyring, source_env, signing_secret)
+    return source
+
+
+def _create_environment(source, environment, provider, inactive_defaults=()) -> SourceEnvironment:
     source_env = SourceEnvironment.create(
         source=source, environment=environment, token=new_token(), settings=provider.default_settings()
     )
-    mappings.create_defaults(source_env, provider)
+    mappings.create_defaults(source_env, provider, inactive=inactive_defaults)
     return source_env
+
+
+def configure(state, source_env, settings: dict) -> None:
+    """Change some of an environment's settings (the others are kept); a script is compiled first (422)."""
+    _apply_environment_settings(state, source_env, {"settings": settings})
+
+
+def set_active(state, source_env, active: bool) -> None:
+    """Enable or disable a source environment: a disabled one's URL answers 404 and logs nothing."""
+    _apply_environment_settings(state, source_env, {"active": active})
 
 
 def _apply_environment_settings(state, source_env, env_body: dict) -> None:
@@ -151,23 +203,19 @@ def _apply_environment_settings(state, source_env, env_body: dict) -> None:
     for name in READ_ONLY_SETTINGS:
         settings.pop(name, None)
     signing_secret = settings.pop("signing_secret", None)
-    signing_secrets = settings.pop("signing_secrets", None)
+    secret_list = settings.pop("signing_secrets", None)
     # Settings merge key by key; null clears a path.
     source_env.settings = {**(source_env.settings or {}), **settings}
-    if signing_secrets is not None:
+    if secret_list is not None:
         source_env.signing_secrets = [
-            _encrypted(keyring, entry["secret"], entry["expires_at"]) for entry in signing_secrets
+            signing_secrets.new_entry(keyring, entry["secret"], entry["expires_at"]) for entry in secret_list
         ]
     elif signing_secret is not None:
         # The new secret becomes the current one; secrets with a future
         # expiry stay valid until then, so a rollover needs no downtime.
-        now = utcnow()
-        still_valid = [
-            entry
-            for entry in source_env.signing_secrets or ()
-            if entry.get("expires_at") and datetime.fromisoformat(entry["expires_at"]) > now
-        ]
-        source_env.signing_secrets = [_encrypted(keyring, signing_secret, None), *still_valid]
+        source_env.signing_secrets = signing_secrets.rolled_over(
+            source_env.signing_secrets, signing_secrets.new_entry(keyring, signing_secret)
+        )
     if "active" in env_body:
         source_env.active = env_body["active"]
     source_env.updated_at = utcnow()
@@ -186,9 +234,11 @@ def _check_script(config, source: str) -> None:
         ) from None
 
 
-def _encrypted(keyring: Keyring, secret: str, expires_at) -> dict:
-    expires_at = to_utc_naive(expires_at)
-    return {"secret": keyring.encrypt(secret), "expires_at": expires_at.isoformat() if expires_at else None}
+def verification_summary(state, source: Source, source_env: SourceEnvironment) -> dict:
+    """How the environment verifies requests and whether it can accept any now (``verification.summary``)."""
+    provider = state.registry.providers.get(source.provider)
+    receiving = snapshot(source_env, state.keyring)
+    return verification.summary(provider, receiving, active=source_env.active, now=utcnow())
 
 
 def rotate_token(source_env: SourceEnvironment, grace_seconds: int) -> SourceEnvironment:

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from knock_sources.control.encryption import Keyring
-from knock_sources.errors import ValidationFailed
+from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.store import db, utcnow
 from knock_sources.store.control import Environment, Variable, VariableValue
 
@@ -160,6 +160,14 @@ def upsert_variable(keyring: Keyring, key: str, body: dict) -> Variable:
             if text is not None:
                 VariableValue.create(variable=variable, environment=environment, value=stored(text))
     return variable
+
+
+def delete_variable(key: str) -> None:
+    """Delete variable ``key`` with its environment values; ``NotFound`` if there is none."""
+    variable = Variable.get_or_none(Variable.key == key)
+    if variable is None:
+        raise NotFound(f"Variable {key!r} does not exist.", code="variable_missing")
+    variable.delete_instance(recursive=True)
 
 
 def _restore(keyring: Keyring, variable: Variable, secret: bool) -> None:

@@ -13,6 +13,7 @@ into a ``Delivery``.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -21,7 +22,10 @@ from peewee import PeeweeException
 from knock_sources.errors import LogUnavailable, NotFound, PayloadError, SourcesError
 from knock_sources.ingest import body, eventlog, verification
 from knock_sources.ingest.cache import ReceivingEnvironment, SourceCache
+from knock_sources.observability import logs
+from knock_sources.observability.metrics import ACCEPTED, NO_SOURCE, Recorder
 from knock_sources.providers import Envelope
+from knock_sources.scripting import ScriptError
 from knock_sources.store import PENDING, utcnow
 from knock_sources.worker import jobs
 
@@ -66,12 +70,52 @@ def receive(state: KnockSources, token: str, delivery: Delivery) -> list[int]:
     One id for one event; for a batch (a JSON array sent to a provider that
     ``batches``) one per element, rejected elements included, all committed
     in one transaction. Raises a ``SourcesError`` for every refusal, after
-    logging it against the source environment when there is one.
+    logging it against the source environment when there is one. Each
+    request is counted by its outcome: ``accepted`` or the refusal's code.
     """
-    receiving = find_source_environment(state.cache, token)
+    started = time.perf_counter()
+    receiving = None
+    try:
+        receiving = find_source_environment(state.cache, token)
+        logs.bind(source=receiving.source_key, environment=receiving.environment)
+        event_log_ids = _receive(state, receiving, delivery)
+    except SourcesError as exc:
+        count_request(state.metrics, receiving, exc.code, started)
+        raise
+    count_request(state.metrics, receiving, ACCEPTED, started)
+    return event_log_ids
+
+
+def count_request(
+    metrics: Recorder, receiving: ReceivingEnvironment | None, outcome: str, started: float, route: str = "receive"
+) -> None:
+    """Count one ingest request by source environment (if it was found) and outcome, with its duration."""
+    source, environment = (receiving.source_key, receiving.environment) if receiving else (NO_SOURCE, NO_SOURCE)
+    metrics.ingest(source, environment, outcome, time.perf_counter() - started, route)
+
+
+def timed_script(state: KnockSources, receiving: ReceivingEnvironment):
+    """Return the ``RunScript`` of ingest: the source's cached script, counted and timed."""
+
+    def run(source: str, ctx: dict) -> dict:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            # Keyed by token: unique per source environment, even across databases.
+            return state.scripts.run(receiving.token, source, ctx)
+        except ScriptError as error:
+            outcome = error.kind
+            raise
+        finally:
+            state.metrics.script_run(outcome, time.perf_counter() - started)
+
+    return run
+
+
+def _receive(state: KnockSources, receiving: ReceivingEnvironment, delivery: Delivery) -> list[int]:
     provider = state.registry.providers.get(receiving.provider)
     headers = verification.stored_headers(delivery.headers, verification.redacted_headers(receiving.settings, provider))
-    raw = b""
+    raw = None
     try:
         raw = body.read_body(delivery.stream, delivery.content_length, state.config["MAX_PAYLOAD_BYTES"])
         request_body = body.RequestBody.parse(raw, delivery.mimetype, delivery.charset, allow_array=True)
@@ -85,8 +129,7 @@ def receive(state: KnockSources, token: str, delivery: Delivery) -> list[int]:
             status,
             receiving,
             envelope,
-            # Keyed by token: unique per source environment, even across databases.
-            lambda source, ctx: state.scripts.run(receiving.token, source, ctx),
+            timed_script(state, receiving),
             lambda: state.cache.variables(receiving.environment_id),
         )
         events = provider.split(parsed)
@@ -108,6 +151,7 @@ def receive(state: KnockSources, token: str, delivery: Delivery) -> list[int]:
         normalized=normalized,
         note=request_body.note,
     )
+    logs.bind(event_log_id=event_log_id)
     jobs.submit_event(state, event_log_id)
     return [event_log_id]
 

@@ -21,7 +21,7 @@ from peewee import DoesNotExist
 from knock_sources.control import variables
 from knock_sources.control.encryption import Keyring
 from knock_sources.store import utcnow
-from knock_sources.store.control import Source, SourceEnvironment
+from knock_sources.store.control import Environment, Source, SourceEnvironment
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class ReceivingEnvironment:
     id: int
     token: str
     environment_id: int
+    #: The environment's slug, for metrics and logs.
+    environment: str
     source_key: str
     provider: str
     settings: dict
@@ -70,6 +72,7 @@ def snapshot(source_env: SourceEnvironment, keyring: Keyring) -> ReceivingEnviro
         id=source_env.id,
         token=source_env.token,
         environment_id=source_env.environment_id,
+        environment=source_env.environment.slug,
         source_key=source_env.source.key,
         provider=source_env.source.provider,
         settings=dict(source_env.settings or {}),
@@ -128,8 +131,10 @@ class SourceCache:
         )
         try:
             source_env = (
-                SourceEnvironment.select(SourceEnvironment, Source)
+                SourceEnvironment.select(SourceEnvironment, Source, Environment)
                 .join(Source)
+                .switch(SourceEnvironment)
+                .join(Environment)
                 .where((current | previous) & (SourceEnvironment.active == True))  # noqa: E712
                 .get()
             )

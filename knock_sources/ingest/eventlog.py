@@ -42,6 +42,7 @@ _PERSISTED_COLUMNS = (
     "preprocess_output",
     "normalized",
     "error",
+    "replay_of",
 )
 
 
@@ -71,7 +72,17 @@ def insert_row(params: list) -> int:
     raise AssertionError("unreachable")
 
 
-def _params(receiving, envelope: Envelope, headers: dict, verdict: Verdict, body, body_text, normalized, note=None):
+def _params(
+    receiving,
+    envelope: Envelope,
+    headers: dict,
+    verdict: Verdict,
+    body,
+    body_text,
+    normalized,
+    replay_of=None,
+    note=None,
+) -> list:
     values = (
         receiving.id,
         PENDING,
@@ -83,6 +94,7 @@ def _params(receiving, envelope: Envelope, headers: dict, verdict: Verdict, body
         verdict.preprocess_output,
         normalized,
         "; ".join(text for text in (verdict.error, note) if text) or None,
+        replay_of,
     )
     fields = EventLog._meta.fields
     try:
@@ -102,17 +114,19 @@ def persist(
     *,
     body_text: str | None = None,
     normalized: dict | None = None,
+    replay_of: int | None = None,
     note: str | None = None,
 ) -> int:
     """Commit the pending ``EventLog`` (the durability point) and return its id.
 
     ``body_text`` is the body's JSON text when it is already at hand;
-    ``normalized`` the provider's normalized form of it; ``note`` is recorded
-    with the event's error, for the sender to read. Raises
-    ``LogUnavailable`` when the database cannot take it, so that the sender
-    retries, and ``NotFound`` when the source was deleted meanwhile.
+    ``normalized`` the provider's normalized form of it; ``replay_of`` the
+    id of the event a replay repeats; ``note`` is recorded with the event's
+    error, for the sender to read. Raises ``LogUnavailable`` when the
+    database cannot take it, so that the sender retries, and ``NotFound``
+    when the source was deleted meanwhile.
     """
-    params = _params(receiving, envelope, headers, verdict, envelope.body, body_text, normalized, note)
+    params = _params(receiving, envelope, headers, verdict, envelope.body, body_text, normalized, replay_of, note)
     try:
         return insert_row(params)
     except PeeweeException as exc:
@@ -165,7 +179,8 @@ def persist_batch(
         with db.atomic():
             for entry in entries:
                 if entry.rejection is not None:
-                    fields = rejection_fields(receiving, entry.rejection, headers, _excerpt(entry.body))
+                    excerpt = _excerpt(entry.body)
+                    fields = rejection_fields(receiving, entry.rejection, headers, excerpt, replayable=False)
                     row = EventLog.create(**fields, remote_ip=envelope.remote_ip)
                     stored.append(Stored(row.id, REJECTED))
                     continue
@@ -207,9 +222,29 @@ def _excerpt(body) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
-def rejection_fields(receiving: ReceivingEnvironment, error: SourcesError, headers: dict, raw: bytes) -> dict:
-    """Return the columns of a ``rejected`` event log: reason, error and the start of the body."""
+def whole_text(raw: bytes | None) -> str | None:
+    """Return ``raw`` as text when all of it can be kept (short, valid UTF-8, no NUL), else ``None``."""
+    if raw is None or len(raw) > REJECTED_EXCERPT_BYTES or b"\x00" in raw:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def rejection_fields(
+    receiving: ReceivingEnvironment, error: SourcesError, headers: dict, raw: bytes | None, *, replayable: bool = True
+) -> dict:
+    """Return the columns of a ``rejected`` event log: reason, error and the start of the body.
+
+    ``raw`` is ``None`` when the body was not read (too large). A request to
+    the ingest URL whose body is kept whole (``raw_complete``) can be replayed
+    (``control.replay``), verified again; ``replayable`` is false for what is
+    not such a request (a batch item, a tracking API call).
+    """
+    raw = raw or b""
     return {
+        "raw_complete": replayable and whole_text(raw) is not None,
         "source_environment": receiving.id,
         "status": REJECTED,
         "reason": error.code,
@@ -221,10 +256,21 @@ def rejection_fields(receiving: ReceivingEnvironment, error: SourcesError, heade
     }
 
 
-def log_rejection(receiving: ReceivingEnvironment, error: SourcesError, headers: dict, raw: bytes, remote_ip) -> None:
-    """Record a refused request as ``rejected``, with its reason and the start of its body."""
+def log_rejection(
+    receiving: ReceivingEnvironment,
+    error: SourcesError,
+    headers: dict,
+    raw: bytes | None,
+    remote_ip,
+    *,
+    replay_of: int | None = None,
+    replayable: bool = True,
+) -> int | None:
+    """Record a refused request as ``rejected``; return its id, ``None`` if it could not be written."""
     try:
-        EventLog.create(**rejection_fields(receiving, error, headers, raw), remote_ip=remote_ip)
+        fields = rejection_fields(receiving, error, headers, raw, replayable=replayable)
+        return EventLog.create(**fields, remote_ip=remote_ip, replay_of=replay_of).id
     except PeeweeException as exc:
         # The caller still gets its 4xx; losing the debug row is the lesser harm.
         log.error("could not log a rejected request for source environment %s: %s", receiving.id, exc)
+        return None

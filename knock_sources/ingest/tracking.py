@@ -30,13 +30,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from knock_sources.errors import AuthenticationRequired, PayloadError, PayloadTooLarge, SourcesError
-from knock_sources.ingest import body, eventlog, find_source_environment, track, verification
+from knock_sources.ingest import body, count_request, eventlog, find_source_environment, track, verification
 from knock_sources.ingest.cache import ReceivingEnvironment
+from knock_sources.observability.metrics import ACCEPTED
+from knock_sources.observability.metrics import IDEMPOTENT as IDEMPOTENT_OUTCOME
 from knock_sources.providers import Envelope
 from knock_sources.signing import constant_time_equal
 from knock_sources.store import PENDING, REJECTED, utcnow
@@ -85,6 +88,8 @@ class Outcome:
 
     accepted: int
     rejected: list[Rejection]
+    #: Accepted items that are not SDK retries of earlier ones.
+    new: int = 0
 
 
 def basic_username(authorization: str | None) -> str | None:
@@ -127,11 +132,28 @@ def receive_calls(state: KnockSources, route: str, delivery) -> Outcome:
 
     Raises a ``SourcesError`` when the request as a whole is refused (and for
     a single-call route, when its one item is), after logging it against the
-    source environment once one is known.
+    source environment once one is known. Each request is counted by its
+    outcome: ``accepted``, ``idempotent`` (only SDK retries), or the refusal's code.
     """
+    started = time.perf_counter()
+    found: list[ReceivingEnvironment] = []
+    try:
+        outcome = _receive_calls(state, route, delivery, found)
+    except SourcesError as exc:
+        count_request(state.metrics, found[0] if found else None, exc.code, started, route="segment")
+        raise
+    counted_as = IDEMPOTENT_OUTCOME if outcome.accepted and not outcome.new else ACCEPTED
+    count_request(state.metrics, found[0], counted_as, started, route="segment")
+    return outcome
+
+
+def _receive_calls(state: KnockSources, route: str, delivery, found: list) -> Outcome:
+    """``receive_calls``, telling ``found`` the source environment once it is known."""
     config = state.config
     basic = basic_username(delivery.headers.get("authorization"))
     receiving = find_writer(state, basic) if basic else None
+    if receiving is not None:
+        found.append(receiving)
     in_body = None
     headers = verification.stored_headers(delivery.headers, verification.CREDENTIAL_HEADERS)
     raw = b""
@@ -147,7 +169,9 @@ def receive_calls(state: KnockSources, route: str, delivery) -> Outcome:
             raise AuthenticationRequired(
                 "The Basic write key and the body's writeKey differ.", code="write_key_mismatch"
             )
-        receiving = receiving or find_writer(state, in_body)
+        if receiving is None:
+            receiving = find_writer(state, in_body)
+            found.append(receiving)
         provider = state.registry.providers.get(receiving.provider)
         if provider is None or not provider.tracking_api:
             raise SourcesError(
@@ -162,7 +186,8 @@ def receive_calls(state: KnockSources, route: str, delivery) -> Outcome:
             # The write key is a credential: never stored, even inside a refused body.
             for key in filter(None, (basic, in_body)):
                 raw = raw.replace(key.encode("utf-8"), verification.REDACTED.encode("ascii"))
-            eventlog.log_rejection(receiving, exc, headers, raw, delivery.remote_ip)
+            # Not an ingest URL's request: a replay could not verify it as one.
+            eventlog.log_rejection(receiving, exc, headers, raw, delivery.remote_ip, replayable=False)
         raise
     received_at = utcnow()
     envelope = Envelope(delivery.headers, raw, payload, delivery.remote_ip, received_at)
@@ -187,7 +212,8 @@ def receive_calls(state: KnockSources, route: str, delivery) -> Outcome:
     ]
     if not batch and rejected:
         raise entries[0].rejection
-    return Outcome(sum(1 for row in stored if row.status != REJECTED), rejected)
+    new = sum(1 for row in stored if row.status == PENDING)
+    return Outcome(sum(1 for row in stored if row.status != REJECTED), rejected, new)
 
 
 def calls_of(route: str, payload: dict) -> list:

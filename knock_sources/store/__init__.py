@@ -157,6 +157,8 @@ FAILED = "failed"
 IDEMPOTENT = "idempotent"
 REJECTED = "rejected"
 EVENT_STATUSES = (PENDING, PROCESSING, PROCESSED, FAILED, IDEMPOTENT, REJECTED)
+#: What a replay may select: finished events (pending ones are still on their way).
+REPLAYABLE_STATUSES = (PROCESSED, FAILED, IDEMPOTENT, REJECTED)
 
 # Action statuses.
 SUCCESS = "success"

@@ -133,6 +133,10 @@ class EventLog(BaseModel):
     occurred_at = DateTimeField(null=True)
     received_at = DateTimeField(default=utcnow)
     processed_at = DateTimeField(null=True)
+    #: The event this one replays (``control.replay``); ``None`` for a received event.
+    replay_of = ForeignKeyField("self", null=True, on_delete="SET NULL", index=False, backref="replays")
+    #: On a rejected request: whether ``raw_excerpt`` is the whole body, so that it can be replayed.
+    raw_complete = BooleanField(null=True)
 
     class Meta:
         # Every index costs each ingest insert; these two serve the log list
@@ -141,6 +145,49 @@ class EventLog(BaseModel):
             (("source_environment", "id"), False),
             (("status", "id"), False),
         )
+
+
+#: Partial, so that received events (replay_of NULL) cost it nothing; it serves
+#: the foreign key's ON DELETE SET NULL when ``flask purge`` deletes originals.
+#: Created by ``schema.migrate`` after the migration that adds the column.
+REPLAY_OF_INDEX = EventLog.index(
+    EventLog.replay_of, where=EventLog.replay_of.is_null(False), name="ks_event_log_replay_of"
+)
+
+
+# Replay states.
+REPLAY_QUEUED = "queued"
+REPLAY_RUNNING = "running"
+REPLAY_COMPLETED = "completed"
+REPLAY_CANCELLED = "cancelled"
+REPLAY_FAILED = "failed"
+REPLAY_STATES = (REPLAY_QUEUED, REPLAY_RUNNING, REPLAY_COMPLETED, REPLAY_CANCELLED, REPLAY_FAILED)
+REPLAY_ACTIVE = (REPLAY_QUEUED, REPLAY_RUNNING)
+
+
+class Replay(BaseModel):
+    """A replay of a source environment's stored events: its filter, progress and resume point."""
+
+    id = AutoField()
+    source_environment = ForeignKeyField(SourceEnvironment, on_delete="CASCADE")
+    #: The validated filter: ``statuses``, ``events``, ``starting_at``, ``ending_at``, ``ids``.
+    filter = JSONField(default=dict)
+    ignore_idempotency = BooleanField(default=False)
+    state = CharField(max_length=16, default=REPLAY_QUEUED, index=True)
+    #: Matching events when it was created (at most ``REPLAY_MAX_EVENTS``).
+    total = IntegerField(default=0)
+    done = IntegerField(default=0)
+    failed = IntegerField(default=0)
+    skipped = IntegerField(default=0)
+    #: The id of the last original event handled: the walk resumes after it.
+    cursor = IntegerField(default=0)
+    #: The newest event id when it was created; its own new events are beyond it.
+    last_id = IntegerField(default=0)
+    error = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    #: Moves with each event: a running replay that stops moving is resumed by the sweeper.
+    updated_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
 
 
 class ActionLog(BaseModel):
@@ -229,6 +276,18 @@ class ApiKey(BaseModel):
     last_used_at = DateTimeField(null=True)
 
 
+class AdminUser(BaseModel):
+    """Someone who may sign in to the dashboard; created with ``flask admin create``.
+
+    Only a hash of the password is stored (Werkzeug's scrypt).
+    """
+
+    username = CharField(max_length=150, unique=True)
+    password_hash = CharField(max_length=255)
+    created_at = DateTimeField(default=utcnow)
+    last_login_at = DateTimeField(null=True)
+
+
 CONTROL_MODELS = (
     SchemaVersion,
     Environment,
@@ -237,10 +296,12 @@ CONTROL_MODELS = (
     Mapping,
     KnownEvent,
     EventLog,
+    Replay,
     ActionLog,
     IdempotencyRecord,
     ReceivedMessage,
     Variable,
     VariableValue,
     ApiKey,
+    AdminUser,
 )

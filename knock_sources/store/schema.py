@@ -66,6 +66,25 @@ def _add_api_key_last_used(migrator, database):
         apply_migrations(migrator.add_column(table, "last_used_at", control.ApiKey._meta.fields["last_used_at"]))
 
 
+def add_admin_users(migrator, database) -> None:
+    """Version 5: dashboard administrators (``flask admin create``)."""
+    database.create_tables([control.AdminUser], safe=True)
+
+
+def add_replays(migrator, database) -> None:
+    """Version 6: ``ks_event_log.replay_of`` and ``raw_complete``, for replays.
+
+    (``ks_replay``, new in the same version, is created by ``create_tables``
+    like any missing table; the partial index on ``replay_of`` is one of the
+    ``LATE_INDEXES``.)
+    """
+    event_log = control.EventLog
+    table = event_log._meta.table_name
+    columns = {column.name for column in database.get_columns(table)}
+    added = [field for field in (event_log.replay_of, event_log.raw_complete) if field.column_name not in columns]
+    apply_migrations(*(migrator.add_column(table, field.column_name, field) for field in added))
+
+
 #: Migrations after the initial schema, in order: ``(version, function)``
 #: where ``function(migrator, database)`` changes the schema of an existing
 #: database. Tables created fresh already have the latest shape.
@@ -73,8 +92,12 @@ MIGRATIONS: tuple = (
     (2, add_event_log_normalized),
     (3, _add_token_rotation),
     (4, _add_api_key_last_used),
+    (5, add_admin_users),
+    (6, add_replays),
 )
 CURRENT_VERSION = 1 + len(MIGRATIONS)
+#: Indexes on columns that migrations add: created after them, on fresh and old databases alike.
+LATE_INDEXES = ((control.EventLog, control.REPLAY_OF_INDEX),)
 
 
 class PooledPostgres(PooledPostgresqlDatabase):
@@ -97,6 +120,11 @@ def make_database(url: str):
         path = url[len("sqlite:///") :] or ":memory:"
         return SqliteDatabase(
             path,
+            # Transactions take the write lock when they begin: a deferred one
+            # that reads, then writes, cannot wait for another writer, and
+            # SQLite answers it "database is locked" at once whatever the busy
+            # timeout (concurrent API writes got 503). IMMEDIATE waits.
+            lock_type="IMMEDIATE",
             pragmas={
                 # WAL lets the web process read while a job writes.
                 "journal_mode": "wal",
@@ -170,6 +198,8 @@ def migrate(environments=("development", "production")):
                     function(migrator, database)
                     row.version = version
                     row.save()
+            for model, index in LATE_INDEXES:
+                database.execute(model._schema._create_index(index, safe=True))
             for slug in environments:
                 control.Environment.get_or_create(slug=slug)
     return row.version

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from knock_sources.errors import PayloadError, SourcesError, ValidationFailed
 from knock_sources.store import unstorable
-from knock_sources.views import api, health, receive, tracking
+from knock_sources.views import api, health, metrics, openapi, receive, tracking, ui
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ def init_app(app):
     app.before_request(refuse_unstorable_url)
     app.register_blueprint(receive.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(tracking.bp)
     # Browsers call the tracking API cross-origin (analytics.js); only the configured origins may.
@@ -57,6 +59,7 @@ def init_app(app):
         allow_headers=["Authorization", "Content-Type", "Content-Encoding", "X-Retry-Count"],
         max_age=86400,
     )
+    ui.init_app(app)
 
     @app.errorhandler(SourcesError)
     def _sources_error(exc):

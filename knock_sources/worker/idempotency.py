@@ -55,6 +55,21 @@ def key_for(settings: dict, scope: dict) -> tuple[str | None, str | None]:
     return value, None
 
 
+def _scope(source_environment_id: int, event_type: str, key: str):
+    """The rows a key's claim conflicts with: same key, event type and source environment."""
+    return (
+        (IdempotencyRecord.source_environment == source_environment_id)
+        & (IdempotencyRecord.event_type == event_type)
+        & (IdempotencyRecord.key == key)
+    )
+
+
+def is_claimed(source_environment_id: int, event_type: str, key: str, *, now: datetime) -> bool:
+    """Return whether a claim of ``key`` now would find it taken (the dry run of ``claim``)."""
+    unexpired = IdempotencyRecord.expires_at > now
+    return IdempotencyRecord.select().where(_scope(source_environment_id, event_type, key) & unexpired).exists()
+
+
 def claim(
     source_environment_id: int,
     event_type: str,
@@ -70,11 +85,7 @@ def claim(
     waits on the unique index until that transaction ends. A record older
     than the window no longer blocks the key.
     """
-    scope = (
-        (IdempotencyRecord.source_environment == source_environment_id)
-        & (IdempotencyRecord.event_type == event_type)
-        & (IdempotencyRecord.key == key)
-    )
+    scope = _scope(source_environment_id, event_type, key)
     return _insert_unless_live(
         IdempotencyRecord,
         scope,

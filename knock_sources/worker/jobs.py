@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import redis
@@ -25,6 +26,7 @@ from peewee import InterfaceError, OperationalError
 from rq import Queue, Retry, worker_registration
 
 from knock_sources import store
+from knock_sources.control import replay
 from knock_sources.store import PENDING, utcnow
 from knock_sources.store.control import EventLog
 from knock_sources.worker import processing
@@ -62,10 +64,11 @@ def make_connection(config, retry: redis.retry.Retry | None = None) -> redis.Red
     )
 
 
-def make_queue(config) -> Queue:
-    """Return the RQ queue for ``config`` on a connection that fails fast (the web process's)."""
-    connection = make_connection(config)
-    return Queue(config["QUEUE_NAME"], connection=connection, default_timeout=config["JOB_TIMEOUT_SECONDS"])
+def make_queue(config, name: str | None = None, connection: redis.Redis | None = None) -> Queue:
+    """Return the RQ queue ``name`` (default ``QUEUE_NAME``), by default on a connection that fails fast."""
+    if connection is None:
+        connection = make_connection(config)
+    return Queue(name or config["QUEUE_NAME"], connection=connection, default_timeout=config["JOB_TIMEOUT_SECONDS"])
 
 
 def pending_key(queue: Queue) -> str:
@@ -164,17 +167,24 @@ def drain(state: KnockSources, queue: Queue) -> int:
             return drained
 
 
-def process_event(state: KnockSources, event_log_id: int) -> None:
-    """Process one logged event: resolve, deduplicate, run its actions."""
+def process_event(state: KnockSources, event_log_id: int, *, ignore_idempotency: bool = False) -> str | None:
+    """Process one logged event: resolve, deduplicate, run its actions; return its final status."""
+    run = partial(
+        processing.process,
+        event_log_id,
+        state.registry,
+        state.config,
+        state.metrics,
+        ignore_idempotency=ignore_idempotency,
+    )
     if store.db.is_closed():
         with store.db.connection_context():
-            processing.process(event_log_id, state.registry, state.config)
-    else:
-        processing.process(event_log_id, state.registry, state.config)
+            return run()
+    return run()
 
 
 def sweep(state: KnockSources, queue: Queue | None, limit: int | None) -> int:
-    """Hand over events still pending after the grace period; return how many.
+    """Resume stalled replays; hand over events still pending after the grace period, return how many.
 
     (A worker that dies mid-event leaves it ``pending``: each event is
     processed in one transaction; an id Redis lost leaves it pending too.)
@@ -188,6 +198,9 @@ def sweep(state: KnockSources, queue: Queue | None, limit: int | None) -> int:
     all queued does not hide the newer ones Redis lost. Stops at the first
     Redis failure; the next pass carries on.
     """
+    resumed = replay.resume_stale(state)
+    if resumed:
+        log.info("resumed %s stalled replays", resumed)
     grace_expired = utcnow() - timedelta(seconds=state.config["SWEEP_GRACE_SECONDS"])
     # RQ queues have a length, so "is not None", never truthiness.
     resumes = queue is not None and limit is not None
@@ -207,9 +220,12 @@ def sweep(state: KnockSources, queue: Queue | None, limit: int | None) -> int:
             if queue is None:
                 for event_log_id in ids:
                     process_event(state, event_log_id)
+                state.metrics.requeued(len(ids))
                 swept += len(ids)
             elif ids:
-                swept += push_pending(queue, ids)
+                added = push_pending(queue, ids)
+                state.metrics.requeued(added)
+                swept += added
             if len(ids) < page:
                 last_id = 0
                 break
@@ -230,15 +246,20 @@ class Backlog:
     oldest_received_at: datetime | None
 
 
-def backlog() -> Backlog:
-    """Count the pending events (at most ``BACKLOG_COUNT_CAP``) and find the oldest; index-backed."""
+def backlog(cap: int | None = BACKLOG_COUNT_CAP) -> Backlog:
+    """Count the pending events (at most ``cap``, ``None``: all) and find the oldest; index-backed."""
+    pending = EventLog.select(EventLog.id).where(EventLog.status == PENDING)
     # Peewee counts a limited query as a subquery, so the index scan stops at the cap.
-    count = EventLog.select(EventLog.id).where(EventLog.status == PENDING).limit(BACKLOG_COUNT_CAP + 1).count()
+    count = (pending if cap is None else pending.limit(cap + 1)).count()
     # Ids grow with time: the lowest pending id is the oldest, found on the (status, id) index.
     oldest = EventLog.select(EventLog.received_at).where(EventLog.status == PENDING).order_by(EventLog.id).first()
-    return Backlog(
-        min(count, BACKLOG_COUNT_CAP), count > BACKLOG_COUNT_CAP, oldest.received_at if oldest is not None else None
-    )
+    capped = cap is not None and count > cap
+    return Backlog(cap if capped else count, capped, oldest.received_at if oldest is not None else None)
+
+
+def ids_waiting(queue: Queue) -> int:
+    """How many event ids wait in ``queue``'s pending set."""
+    return queue.connection.zcard(pending_key(queue))
 
 
 def workers_alive(queue: Queue) -> int:

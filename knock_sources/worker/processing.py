@@ -16,6 +16,8 @@ from peewee import InterfaceError, OperationalError
 
 from knock_sources.actions.base import ActionContext
 from knock_sources.actions.runner import run_mappings
+from knock_sources.observability import logs
+from knock_sources.observability.metrics import NO_SOURCE, Recorder
 from knock_sources.paths import MISSING, resolve
 from knock_sources.providers import Provider
 from knock_sources.store import FAILED, IDEMPOTENT, PENDING, PROCESSED, PROCESSING, SUCCESS, db, unstorable, utcnow
@@ -30,17 +32,21 @@ MAX_EVENT_TYPE_LENGTH = 255
 MILLISECONDS_THRESHOLD = 10**11
 
 
-def process(event_log_id: int, registry, config) -> None:
-    """Process the event if it is still pending; do nothing otherwise.
+def process(event_log_id: int, registry, config, metrics: Recorder, *, ignore_idempotency: bool = False) -> str | None:
+    """Process the event if it is still pending; return its final status (``None``: not pending).
 
     The whole event is one transaction: one durable commit instead of one
     per statement, and a worker that dies half-way leaves the event pending
     rather than half-applied. The claim (``pending`` to ``processing``) and
     an idempotency claim hold their locks until the commit, so a concurrent
     worker handling the same event or a duplicate waits, then finds it done.
+    ``ignore_idempotency`` (a replay that asks for it) runs the event even if
+    its key was seen. Outcomes are counted once committed.
     """
     now = utcnow()
     on_commit: list = []
+    event_log = None
+    action_logs: list = []
     try:
         with db.atomic():
             claimed = (
@@ -49,7 +55,7 @@ def process(event_log_id: int, registry, config) -> None:
                 .execute()
             )
             if not claimed:
-                return
+                return None
             event_log = (
                 EventLog.select(EventLog, SourceEnvironment, Source, Environment)
                 .join(SourceEnvironment)
@@ -59,7 +65,11 @@ def process(event_log_id: int, registry, config) -> None:
                 .where(EventLog.id == event_log_id)
                 .get()
             )
-            _process(event_log, registry, config, now, on_commit)
+            source_env = event_log.source_environment
+            with logs.bound(
+                event_log_id=event_log_id, source=source_env.source.key, environment=source_env.environment.slug
+            ):
+                action_logs = _process(event_log, registry, config, now, on_commit, ignore_idempotency)
     except (OperationalError, InterfaceError):
         # Rolled back, so the event is pending again; the job is retried.
         raise
@@ -68,9 +78,24 @@ def process(event_log_id: int, registry, config) -> None:
         EventLog.update(status=FAILED, error=f"internal error: {type(exc).__name__}", processed_at=utcnow()).where(
             EventLog.id == event_log_id
         ).execute()
-        return
+        _count(metrics, event_log, FAILED, [])
+        return FAILED
+    _count(metrics, event_log, event_log.status, action_logs)
     for step in on_commit:
         step()
+    return event_log.status
+
+
+def _count(metrics: Recorder, event_log, status: str, action_logs: list) -> None:
+    """Count a committed outcome: the event's status, its latency and its actions."""
+    if event_log is None:
+        metrics.event_processed(NO_SOURCE, NO_SOURCE, status, None)
+        return
+    source_env = event_log.source_environment
+    latency = (utcnow() - event_log.received_at).total_seconds()
+    metrics.event_processed(source_env.source.key, source_env.environment.slug, status, latency)
+    for action_log in action_logs:
+        metrics.action(action_log.action_type, action_log.status)
 
 
 def scope_of(event_log) -> dict:
@@ -170,7 +195,8 @@ def resolve_timestamp(path: str | None, scope: dict, default: datetime) -> datet
     return default
 
 
-def _process(event_log, registry, config, now: datetime, on_commit: list) -> None:
+def _process(event_log, registry, config, now: datetime, on_commit: list, ignore_idempotency: bool) -> list:
+    """Run the event's mappings and set its final status; return its action logs."""
     source_env = event_log.source_environment
     settings = source_env.settings or {}
     provider = provider_for(registry, source_env.source.provider)
@@ -181,7 +207,7 @@ def _process(event_log, registry, config, now: datetime, on_commit: list) -> Non
         # Logged for debugging, but an unidentified event runs nothing.
         _note(event_log, problem)
         _finish(event_log, PROCESSED)
-        return
+        return []
     # A counter every event of this type updates: after the commit, so that
     # concurrent workers do not queue on its row lock for a whole event.
     on_commit.append(partial(_remember_event_type, source_env, event_log, now))
@@ -190,6 +216,8 @@ def _process(event_log, registry, config, now: datetime, on_commit: list) -> Non
     event_log.idempotency_key = key
     if dropped:
         _note(event_log, dropped)
+    if ignore_idempotency:
+        key = None
     window = timedelta(seconds=config["IDEMPOTENCY_WINDOW_SECONDS"])
     if key is not None and not idempotency.claim(
         source_env.id,
@@ -200,7 +228,7 @@ def _process(event_log, registry, config, now: datetime, on_commit: list) -> Non
         window=window,
     ):
         _finish(event_log, IDEMPOTENT)
-        return
+        return []
 
     mappings = select_mappings(provider, source_env.id, settings, event_log.event_type)
     context = ActionContext(
@@ -216,6 +244,7 @@ def _process(event_log, registry, config, now: datetime, on_commit: list) -> Non
         if key is not None:
             idempotency.record_success(event_log.id, now=utcnow(), window=window)
         _finish(event_log, PROCESSED)
+    return action_logs
 
 
 def _note(event_log, text: str) -> None:

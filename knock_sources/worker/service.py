@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import redis
 from redis.backoff import EqualJitterBackoff
 from redis.retry import Retry
-from rq import Queue, SimpleWorker, worker_registration
+from rq import SimpleWorker, worker_registration
 from rq.exceptions import StopRequested
 
 from knock_sources import store
@@ -161,12 +161,19 @@ class SweepingWorker(SimpleWorker):
 
 
 def make_worker(state: KnockSources) -> SweepingWorker:
-    """Return a worker on a patient connection of its own, sweeping every ``SWEEP_INTERVAL_SECONDS``."""
+    """Return a worker on a patient connection of its own, sweeping every ``SWEEP_INTERVAL_SECONDS``.
+
+    It serves the event queue and the replay queue; RQ takes a job from the
+    replay queue only when the event queue is empty, so live events go first.
+    """
     config = state.config
     retry = PatientRetry()
     connection = jobs.make_connection(config, retry=retry)
-    queue = Queue(config["QUEUE_NAME"], connection=connection, default_timeout=config["JOB_TIMEOUT_SECONDS"])
-    worker = SweepingWorker([queue], connection=connection, maintenance_interval=config["SWEEP_INTERVAL_SECONDS"])
+    queues = [
+        jobs.make_queue(config, connection=connection),
+        jobs.make_queue(config, config["REPLAY_QUEUE_NAME"], connection),
+    ]
+    worker = SweepingWorker(queues, connection=connection, maintenance_interval=config["SWEEP_INTERVAL_SECONDS"])
     worker.sweep_interval = config["SWEEP_INTERVAL_SECONDS"]
     worker.app_state = state
     worker.retry = retry

@@ -5,10 +5,23 @@ context; each fetches the app state and hands it down, so that the domain
 modules take plain values.
 """
 
+import logging
+
 from rq import Queue, get_current_job
 
+from knock_sources import store
+from knock_sources.control import replay
+from knock_sources.errors import NotFound
+from knock_sources.observability import logs
 from knock_sources.state import current_state
 from knock_sources.worker import jobs
+
+log = logging.getLogger(__name__)
+
+
+def _start_job(**fields) -> None:
+    job = get_current_job()
+    logs.start(job_id=job.id if job else None, **fields)
 
 
 def drain_pending() -> int:
@@ -17,5 +30,17 @@ def drain_pending() -> int:
     On the queue and connection the job came from: the worker's, which waits
     out a Redis outage, not the app state's, which fails fast for the web.
     """
+    _start_job()
     job = get_current_job()
     return jobs.drain(current_state(), Queue(job.origin, connection=job.connection))
+
+
+def run_replay(replay_id: int) -> None:
+    """Run a slice of a replay (it queues the rest itself); see ``control.replay.run``."""
+    _start_job(replay_id=replay_id)
+    with store.db.connection_context():
+        try:
+            replay.run(current_state(), replay_id, seconds=replay.SLICE_SECONDS)
+        except NotFound:
+            # Its source was deleted, and the replay with it: nothing is left to do.
+            log.info("replay %s no longer exists", replay_id)

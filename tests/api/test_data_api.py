@@ -155,3 +155,31 @@ def test_members_are_paginated_with_their_users(source):
     assert [entry["user_id"] for entry in entries] == ["u2", "u1", "u0"]
     assert [entry["user"]["name"] for entry in entries] == ["User 2", "User 1", "User 0"]
     assert all(entry["__typename"] == "AudienceMember" and entry["added_at"] for entry in entries)
+
+
+def count_statements(monkeypatch):
+    """Count the SQL statements the database runs from now on."""
+    from knock_sources import store
+
+    counted = []
+    execute = store.db.obj.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        counted.append(sql)
+        return execute(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(store.db.obj, "execute_sql", counting)
+    return counted
+
+
+def test_listing_members_costs_the_same_statements_for_3_members_as_for_30(source, monkeypatch):
+    source.send({"users": [{"id": f"u{index}", "name": f"User {index}"} for index in range(3)]}, "joined")
+    counted = count_statements(monkeypatch)
+    assert len(source.get("/v1/audiences/beta/members", limit=100)["entries"]) == 3
+    few = len(counted)
+    source.send({"users": [{"id": f"v{index}", "name": f"V {index}"} for index in range(27)]}, "joined")
+    counted.clear()
+    entries = source.get("/v1/audiences/beta/members", limit=100)["entries"]
+    assert len(entries) == 30
+    assert all(entry["user"]["id"] == entry["user_id"] for entry in entries)
+    assert len(counted) == few

@@ -3,7 +3,9 @@
 from playhouse.migrate import SchemaMigrator, migrate
 
 from knock_sources.store import schema
-from knock_sources.store.control import EventLog, ReceivedMessage, SchemaVersion
+from knock_sources.store.control import REPLAY_OF_INDEX, Environment, EventLog, ReceivedMessage, Replay, SchemaVersion
+from tests.support import Api
+from tests.support.replays import replayed
 
 
 def test_version_1_gains_normalized_events_and_received_messages(app, api, client, db):
@@ -25,3 +27,39 @@ def test_version_1_gains_normalized_events_and_received_messages(app, api, clien
     assert client.post(api.endpoint("http"), json={"type": "track", "event": "new"}).status_code == 204
     assert api.logs("http")[0]["normalized"]["event"] == "new"
     assert app.test_cli_runner().invoke(args=["init-db"]).exit_code == 0
+
+
+def version_2_database(db, environments):
+    """Rebuild the tables as version 2 made them: no ``replay_of``, ``raw_complete`` or ``ks_replay``."""
+    db.drop_tables(schema.MODELS)
+    fields = {name: EventLog._meta.fields[name] for name in ("replay_of", "raw_complete")}
+    for name in fields:
+        EventLog._meta.remove_field(name)
+    try:
+        db.create_tables([model for model in schema.MODELS if model is not Replay])
+    finally:
+        for name, field in fields.items():
+            EventLog._meta.add_field(name, field)
+    SchemaVersion.create(version=2)
+    for slug in environments:
+        Environment.create(slug=slug)
+
+
+def test_version_2_gains_replays(app, client, db):
+    version_2_database(db, app.config["ENVIRONMENTS"])
+    assert "replay_of_id" not in {column.name for column in db.get_columns(EventLog._meta.table_name)}
+
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0, result.output
+    columns = {column.name for column in db.get_columns(EventLog._meta.table_name)}
+    assert {"replay_of_id", "raw_complete"} <= columns
+    assert REPLAY_OF_INDEX._name in {index.name for index in db.get_indexes(EventLog._meta.table_name)}
+    assert Replay.table_exists()
+    # And replays work on the upgraded database.
+    key = app.test_cli_runner().invoke(args=["api-key", "create"]).stdout.strip()
+    api = Api(client, key)
+    api.create_source("http")
+    assert client.post(api.endpoint("http"), json={"type": "kept"}).status_code == 204
+    [entry] = api.logs("http")
+    assert replayed(api, "http", filter={"statuses": ["processed"]})["done"] == 1
+    assert api.logs("http")[0]["replay_of"] == entry["id"]

@@ -71,7 +71,7 @@ def test_a_pending_event_whose_provider_plugin_is_gone_still_finishes(plain_stat
     event = EventLog.create(source_environment=source_env, status=PENDING, body={"type": "user.identified"}, headers={})
     without_custom_http = KnockSources.from_config({**plain_state.config, "DISABLED_PLUGINS": ["plugins.custom_http"]})
     assert "custom_http" not in without_custom_http.registry.providers
-    processing.process(event.id, without_custom_http.registry, without_custom_http.config)
+    processing.process(event.id, without_custom_http.registry, without_custom_http.config, without_custom_http.metrics)
     event = EventLog.get_by_id(event.id)
     assert event.status != PENDING
     assert "internal error" not in (event.error or "")

@@ -59,10 +59,12 @@ def make_app(database_url, **overrides):
 
 
 def stop_dispatcher(app):
-    """End the app's dispatcher thread so that threads do not pile up over the suite."""
-    dispatcher = app.extensions[state.EXTENSION].dispatcher
-    if dispatcher is not None:
-        dispatcher.stop()
+    """End the app's background threads (dispatcher, backlog sampler, replays) so that they do not pile up."""
+    app_state = app.extensions[state.EXTENSION]
+    app_state.backlog.stop()
+    app_state.replays_here.stop()
+    if app_state.dispatcher is not None:
+        app_state.dispatcher.stop()
 
 
 def reset_database():

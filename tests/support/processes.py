@@ -1,4 +1,6 @@
-"""Real processes for the system tests: a private ``redis-server`` and ``flask worker`` processes.
+"""Real processes for the system tests: a private ``redis-server``, gunicorn, the production shape's app.
+
+The ``flask worker`` processes are in ``workers.py``.
 
 A test that stops a service starts its own on a free port; the shared Redis
 and PostgreSQL are never touched.
@@ -11,17 +13,15 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from knock_sources import state
 from tests.support import ROOT, Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
+from tests.support.workers import FLASK
 
-BIN = Path(sys.executable).parent
-FLASK = str(BIN / "flask")
+BIN = Path(FLASK).parent
 
 
 def wait_for(condition, what, timeout=60.0, every=0.1):
@@ -74,58 +74,6 @@ def api_for(app) -> Api:
     api = Api(app.test_client(), key)
     api.create_workflow("receipt")
     return api
-
-
-def worker_env(app, **overrides):
-    """Environment for a worker process configured like ``app``."""
-    settings = {
-        "DATABASE_URL": app.config["DATABASE_URL"],
-        "REDIS_URL": app.config["REDIS_URL"],
-        "QUEUE_NAME": app.config["QUEUE_NAME"],
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "LOAD_PLUGIN_ENTRYPOINTS": "false",
-        **overrides,
-    }
-    return {"PATH": os.environ["PATH"], **{f"KNOCK_SOURCES_{k}": str(v) for k, v in settings.items()}}
-
-
-def start_workers(app, count=1, burst=True, output=None, **overrides):
-    """Start ``count`` real worker processes, once this process has handed over its events.
-
-    With ``output`` (a directory), each worker writes what it prints to
-    ``worker-<n>.log`` there instead of a pipe, so a long-running worker can
-    be read while it runs.
-    """
-    assert app.extensions[state.EXTENSION].dispatcher.flush()
-    command = [FLASK, "worker"] + (["--burst"] if burst else [])
-    workers = []
-    for number in range(count):
-        stdout = subprocess.PIPE if output is None else open(Path(output) / f"worker-{number}.log", "w")  # noqa: SIM115
-        workers.append(
-            subprocess.Popen(
-                command, cwd=ROOT, env=worker_env(app, **overrides), stdout=stdout, stderr=subprocess.STDOUT, text=True
-            )
-        )
-        if output is not None:
-            stdout.close()
-    return workers
-
-
-def wait(workers, timeout=60):
-    """Wait for burst workers to drain the queue and exit cleanly."""
-    for worker in workers:
-        output, _ = worker.communicate(timeout=timeout)
-        assert worker.returncode == 0, output
-
-
-def stop(workers, timeout=30):
-    """Ask long-running workers to stop (SIGTERM, as a process manager does) and wait for them."""
-    for worker in workers:
-        if worker.poll() is None:
-            worker.terminate()
-    for worker in workers:
-        # communicate() also closes the pipe of a worker started without ``output``.
-        worker.communicate(timeout=timeout)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,8 @@ import uuid
 import pytest
 
 from tests.support import POSTGRES_HOST, ROOT, free_port, postgres_user
-from tests.support.processes import FLASK, stop, wait_for
+from tests.support.processes import wait_for
+from tests.support.workers import FLASK, stop
 
 WARNING = "KNOCK_SOURCES_SECRET_KEY is not set"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,7 +12,8 @@ from knock_sources.store.control import EventLog
 from knock_sources.store.dataplane import WorkflowRun
 from knock_sources.worker import jobs
 from tests.support import Api, make_app, reset_database, stop_dispatcher
-from tests.support.processes import RedisServer, api_for, queued_app, start_workers, stop, wait, wait_for
+from tests.support.processes import RedisServer, wait_for
+from tests.support.workers import start_workers, stop, wait
 
 TRIGGER = {
     "event_type": "order.paid",
@@ -21,18 +21,6 @@ TRIGGER = {
     "action_parameters": {"key": "receipt", "recipients": {"value": [{"id": "u1", "name": "Ada"}]}},
 }
 IDEMPOTENT = {"idempotency_key_path": "body.id", "enforce_idempotency": True}
-
-
-@pytest.fixture
-def queue_app(postgres_url, redis_url):
-    """An app on PostgreSQL with a private queue on the real Redis."""
-    with queued_app(postgres_url, redis_url, f"ks-test-{uuid.uuid4().hex[:8]}") as app:
-        yield app
-
-
-@pytest.fixture
-def queue_api(queue_app):
-    return api_for(queue_app)
 
 
 def test_event_waits_in_the_queue_until_a_worker_runs_it(queue_app, queue_api):

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from tests.support.processes import RedisServer, api_for, queued_app, start_workers, stop, wait_for
+from tests.support.processes import RedisServer, api_for, queued_app, wait_for
+from tests.support.workers import start_workers, stop
 
 TRIGGER = {
     "event_type": "order.paid",

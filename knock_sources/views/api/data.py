@@ -18,7 +18,7 @@ from knock_sources.store.keys import WORKFLOW_KEY
 from knock_sources.views.api.common import current_environment, json_body, paginate, path_key, query_args
 from knock_sources.views.api.schemas import RunQuerySchema, WorkflowBodySchema, envelope_schema
 from knock_sources.views.api.shapes import (
-    serialize_member,
+    serialize_members,
     serialize_object,
     serialize_run,
     serialize_subscription,
@@ -124,4 +124,6 @@ def list_members(key):
     query = AudienceMember.select().where(AudienceMember.audience == audience)
     if "tenant" in request.args:
         query = query.where(AudienceMember.tenant == request.args["tenant"])
-    return jsonify(paginate(query, AudienceMember.id, lambda member: serialize_member(member, environment)))
+    page = paginate(query, AudienceMember.id, lambda member: member)
+    page["entries"] = serialize_members(page["entries"], environment)
+    return jsonify(page)

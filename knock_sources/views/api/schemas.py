@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from knock_sources.store import EVENT_STATUSES
+from knock_sources.store import EVENT_STATUSES, REPLAYABLE_STATUSES
 from knock_sources.store.dataplane import RUN_STATUSES
 from knock_sources.store.keys import SOURCE_KEY
 from knock_sources.views.api.fields import HeaderName, Key, Keyed, Path, StrictBoolean, StrictInteger
@@ -203,7 +203,11 @@ class TriggerUpdateSchema(Schema):
 
 def envelope_schema(name: str, inner: type[Schema]) -> Schema:
     """Return a schema for ``{name: <inner>}``, the shape Knock's API wraps bodies in."""
-    return Schema.from_dict({name: fields.Nested(inner, required=True)})(unknown=RAISE)
+    # Named after the inner schema, so that the OpenAPI document tells them apart.
+    envelope = Schema.from_dict(
+        {name: fields.Nested(inner, required=True)}, name=f"{inner.__name__.removesuffix('Schema')}EnvelopeSchema"
+    )
+    return envelope(unknown=RAISE)
 
 
 class PageQuerySchema(Schema):
@@ -274,3 +278,33 @@ class ScriptTestBodySchema(Schema):
 
     script = fields.Nested(ScriptSchema, load_default=None, allow_none=True)
     payload = fields.Nested(SamplePayloadSchema, load_default=dict)
+
+
+class ReplayFilterSchema(Schema):
+    """Which stored events a replay takes; without ``statuses``, failed ones (or any, given ``ids``)."""
+
+    class Meta:
+        unknown = RAISE
+
+    statuses = fields.List(fields.String(validate=validate.OneOf(REPLAYABLE_STATUSES)), validate=validate.Length(min=1))
+    events = fields.List(
+        fields.String(validate=validate.Length(min=1, max=255)), validate=validate.Length(min=1, max=100)
+    )
+    starting_at = fields.DateTime()
+    ending_at = fields.DateTime()
+    ids = fields.List(RowId(), validate=validate.Length(min=1, max=1000))
+
+
+class ReplayBodySchema(Schema):
+    """Body of ``POST /v1/sources/{key}/replay``."""
+
+    class Meta:
+        unknown = RAISE
+
+    filter = fields.Nested(ReplayFilterSchema, load_default=dict)
+    #: Count and plan instead of replaying.
+    dry_run = StrictBoolean(load_default=False)
+    #: Run events even if their idempotency key was seen.
+    ignore_idempotency = StrictBoolean(load_default=False)
+    #: How many events a dry run plans.
+    limit = StrictInteger(load_default=20, validate=validate.Range(min=1, max=100))

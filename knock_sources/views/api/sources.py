@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from flask import Blueprint, jsonify, request
 
-from knock_sources.control import mappings, sources
+from knock_sources.control import event_logs, mappings, sources
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.state import current_state
-from knock_sources.store import REJECTED, isoformat, to_utc_naive, utcnow
-from knock_sources.store.control import ActionLog, EventLog, KnownEvent, Mapping, Source
+from knock_sources.store import REJECTED, isoformat, utcnow
+from knock_sources.store.control import EventLog, KnownEvent, Mapping, Source
 from knock_sources.store.keys import SOURCE_KEY
 from knock_sources.views.api.common import current_environment, json_body, paginate, path_key, query_args, row_id
 from knock_sources.views.api.schemas import (
@@ -119,15 +119,7 @@ def list_logs(key):
     """List event logs, newest first, with filters and cursor pagination."""
     _, source_env = source_environment(key)
     filters = query_args(log_query_schema)
-    query = EventLog.select().where(EventLog.source_environment == source_env)
-    if "event" in filters:
-        query = query.where(EventLog.event_type == filters["event"])
-    if "status" in filters:
-        query = query.where(EventLog.status == filters["status"])
-    if "starting_at" in filters:
-        query = query.where(EventLog.received_at >= to_utc_naive(filters["starting_at"]))
-    if "ending_at" in filters:
-        query = query.where(EventLog.received_at <= to_utc_naive(filters["ending_at"]))
+    query = event_logs.filtered(source_env, **filters)
     with_actions = "actions" in request.args.getlist("include[]")
     page = paginate(query, EventLog.id, serialize_event_log)
     if with_actions:
@@ -140,7 +132,7 @@ def get_log(key, log_id):
     """Return one event log with its action logs."""
     log_id = row_id(log_id)
     _, source_env = source_environment(key)
-    event_log = EventLog.get_or_none((EventLog.id == log_id) & (EventLog.source_environment == source_env))
+    event_log = event_logs.get(source_env, log_id)
     if event_log is None:
         raise NotFound(f"Log {log_id} does not exist.", code="log_missing")
     entry = serialize_event_log(event_log)
@@ -173,11 +165,6 @@ def status(key):
 
 
 def _attach_actions(entries: list[dict]) -> None:
-    by_log = {entry["id"]: entry for entry in entries}
+    found = event_logs.actions_of([int(entry["id"]) for entry in entries])
     for entry in entries:
-        entry["actions"] = []
-    if not entries:
-        return
-    query = ActionLog.select().where(ActionLog.event_log.in_([int(i) for i in by_log])).order_by(ActionLog.id)
-    for action_log in query:
-        by_log[str(action_log.event_log_id)]["actions"].append(serialize_action_log(action_log))
+        entry["actions"] = [serialize_action_log(action_log) for action_log in found[int(entry["id"])]]

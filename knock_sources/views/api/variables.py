@@ -3,7 +3,7 @@
 from flask import Blueprint, jsonify
 
 from knock_sources.control import variables
-from knock_sources.errors import NotFound, ValidationFailed
+from knock_sources.errors import ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store.control import Variable
 from knock_sources.store.keys import VARIABLE_KEY
@@ -40,9 +40,6 @@ def put_variable(key):
 @bp.delete("/variables/<key>")
 def delete_variable(key):
     """Delete a variable and its environment values."""
-    variable = Variable.get_or_none(Variable.key == path_key(VARIABLE_KEY, key))
-    if variable is None:
-        raise NotFound(f"Variable {key!r} does not exist.", code="variable_missing")
-    variable.delete_instance(recursive=True)
+    variables.delete_variable(path_key(VARIABLE_KEY, key))
     current_state().cache.clear()
     return "", 204

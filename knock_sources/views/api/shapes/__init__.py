@@ -7,19 +7,18 @@ return models; this module turns models into the JSON the API (and the
 
 from __future__ import annotations
 
-from knock_sources.actions.users import RESERVED_USER_FIELDS, find_user
+from knock_sources.actions.users import RESERVED_USER_FIELDS, users_by_id
 from knock_sources.control import mappings, sources, variables
 from knock_sources.control.encryption import Keyring
 from knock_sources.control.sources import endpoint_url, get_source_environment, tracking_host
-from knock_sources.ingest import verification
-from knock_sources.ingest.cache import snapshot
-from knock_sources.store import isoformat, utcnow
+from knock_sources.store import isoformat
 from knock_sources.store.control import (
     ActionLog,
     Environment,
     EventLog,
     KnownEvent,
     Mapping,
+    Replay,
     Source,
     SourceEnvironment,
     Variable,
@@ -76,13 +75,12 @@ def serialize_environment(state, source: Source, source_env: SourceEnvironment) 
         # The write key is the endpoint's token: whoever has one has the other.
         settings.update(tracking_host=tracking_host(state.config), write_key=source_env.token)
     previous_expiry = sources.previous_token_expiry(source_env)
-    receiving = snapshot(source_env, state.keyring)
     return {
         "settings": settings,
         "active": source_env.active,
         "mappings": [serialize_mapping(mapping, provider) for mapping in mappings.list_for(source_env)],
         "missing_workflows": mappings.missing_workflows(state.registry, source_env),
-        "verification": verification.summary(provider, receiving, active=source_env.active, now=utcnow()),
+        "verification": sources.verification_summary(state, source, source_env),
         "previous_endpoint": (
             {"url": endpoint_url(state.config, source_env.previous_token), "expires_at": isoformat(previous_expiry)}
             if previous_expiry
@@ -139,6 +137,7 @@ def serialize_event_log(event_log: EventLog) -> dict:
         "inserted_at": isoformat(event_log.received_at),
         "occurred_at": isoformat(event_log.occurred_at),
         "processed_at": isoformat(event_log.processed_at),
+        "replay_of": str(event_log.replay_of_id) if event_log.replay_of_id else None,
     }
 
 
@@ -234,15 +233,39 @@ def serialize_user(user: User) -> dict:
     }
 
 
-def serialize_member(member: AudienceMember, environment) -> dict:
-    """Return an audience member in Knock's API shape, with the user when it exists."""
-    user = find_user(environment, member.user_id)
+def serialize_members(members: list[AudienceMember], environment) -> list[dict]:
+    """Return audience members in Knock's API shape, each with its user when it exists (one query for all)."""
+    users = users_by_id(environment, [member.user_id for member in members])
+    return [
+        {
+            "__typename": "AudienceMember",
+            "user_id": member.user_id,
+            "user": serialize_user(users[member.user_id]) if member.user_id in users else None,
+            "tenant": member.tenant or None,
+            "added_at": isoformat(member.created_at),
+        }
+        for member in members
+    ]
+
+
+def serialize_replay(replay: Replay) -> dict:
+    """Return a replay with its filter and progress."""
+    source_env = replay.source_environment
     return {
-        "__typename": "AudienceMember",
-        "user_id": member.user_id,
-        "user": serialize_user(user) if user else None,
-        "tenant": member.tenant or None,
-        "added_at": isoformat(member.created_at),
+        "id": str(replay.id),
+        "source": source_env.source.key,
+        "environment": source_env.environment.slug,
+        "state": replay.state,
+        "filter": replay.filter,
+        "ignore_idempotency": replay.ignore_idempotency,
+        "total": replay.total,
+        "done": replay.done,
+        "failed": replay.failed,
+        "skipped": replay.skipped,
+        "error": replay.error,
+        "created_at": isoformat(replay.created_at),
+        "updated_at": isoformat(replay.updated_at),
+        "finished_at": isoformat(replay.finished_at),
     }
 
 

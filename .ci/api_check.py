@@ -1,0 +1,148 @@
+"""``make api-check``: schemathesis holds a live server to its own ``/openapi.json``.
+
+Starts gunicorn (with ``gunicorn.conf.py``) on a free port over a fresh
+database with a few sources, workflows and logs in it, then runs schemathesis
+against every operation with the server-error and response-schema checks
+(plus status codes and content types). Any finding fails the run.
+
+``KNOCK_SOURCES_API_CHECK_DATABASE_URL`` picks the database (default: a
+SQLite file in a temporary directory); ``API_CHECK_MAX_EXAMPLES`` the number
+of examples per operation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def call(base: str, method: str, path: str, key: str, body=None):
+    request = urllib.request.Request(
+        base + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"null")
+
+
+def seed(base: str, key: str) -> None:
+    """A custom source with logs (processed and failed), a Stripe source, workflows, a replay."""
+    mapping = {
+        "event_type": "order.paid",
+        "action_type": "workflows_trigger",
+        "action_parameters": {"key": "receipt", "recipients": {"value": [{"id": "u1", "name": "Ada"}]}},
+    }
+    settings = {"event_type_path": "type"}
+    source = {"name": "Orders", "environment_settings": {"development": {"settings": settings, "mappings": [mapping]}}}
+    created = call(base, "PUT", "/v1/sources/orders", key, {"source": source})
+    endpoint = created["environment_settings"]["development"]["settings"]["endpoint"]
+    call(base, "PUT", "/v1/sources/stripe", key, {"source": {"name": "Stripe", "preconfigured_provider": "stripe"}})
+    for index in range(3):
+        urllib.request.urlopen(
+            urllib.request.Request(
+                endpoint,
+                data=json.dumps({"type": "order.paid", "n": index}).encode(),
+                headers={"Content-Type": "application/json"},
+            ),
+            timeout=30,
+        )
+    call(base, "PUT", "/v1/workflows/receipt", key, {"workflow": {"name": "Receipt"}})
+    call(base, "POST", "/v1/sources/orders/replay?environment=development", key, {})
+    call(base, "PUT", "/v1/variables/API_TOKEN", key, {"variable": {"value": "x", "secret": True}})
+
+
+def main() -> int:
+    max_examples = os.environ.get("API_CHECK_MAX_EXAMPLES", "25")
+    with tempfile.TemporaryDirectory(prefix="knock-sources-api-check-") as workdir:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", workdir),
+            "KNOCK_SOURCES_DATABASE_URL": os.environ.get(
+                "KNOCK_SOURCES_API_CHECK_DATABASE_URL", f"sqlite:///{workdir}/api-check.db"
+            ),
+            "KNOCK_SOURCES_SECRET_KEY": "api-check-secret-key",
+            "KNOCK_SOURCES_PUBLIC_BASE_URL": base,
+            "KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS": "false",
+        }
+        subprocess.run([str(BIN / "flask"), "init-db"], cwd=ROOT, env=env, check=True)
+        key = subprocess.run(
+            [str(BIN / "flask"), "api-key", "create"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        server = subprocess.Popen(
+            [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(f"{workdir}/server.log", "w"),
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/healthz", timeout=5)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        print(Path(f"{workdir}/server.log").read_text(), file=sys.stderr)
+                        return 1
+                    time.sleep(0.2)
+            seed(base, key)
+            result = subprocess.run(
+                [
+                    str(BIN / "schemathesis"),
+                    "run",
+                    f"{base}/openapi.json",
+                    "--checks",
+                    CHECKS,
+                    "--header",
+                    f"Authorization: Bearer {key}",
+                    "--max-examples",
+                    max_examples,
+                    "--seed",
+                    os.environ.get("API_CHECK_SEED", "1"),
+                    "--workers",
+                    "2",
+                    "--suppress-health-check",
+                    "all",
+                    *os.environ.get("API_CHECK_ARGS", "").split(),
+                ],
+                cwd=ROOT,
+                env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+            )
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        log = Path(f"{workdir}/server.log").read_text()
+        if "Traceback" in log:
+            print(log, file=sys.stderr)
+            return 1
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""What the dashboard shows of recent traffic: last events, and events per hour over the last 24 hours.
+
+Every query is index-backed and costs the same whatever the number of
+sources on a page: one statement for all of them, never one per row. Event
+logs have no index on ``received_at`` (each index costs every ingest
+insert); ids grow with time instead, so a time is turned into an id bound
+by a search over the primary key (``first_id_since``), and a window is an
+id range of the ``(source_environment, id)`` index.
+
+An hour that has ended never changes, so ``HourlyCounts`` keeps the counts
+of completed hours (and the id bounds of hours) in memory: once warm, a
+page counts only the rows of the current hour.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from peewee import Case, fn
+
+from knock_sources.store import FAILED, REJECTED, db, utcnow
+from knock_sources.store.control import EventLog
+
+#: How events are counted in charts: everything not rejected or failed was accepted.
+BUCKETS = ("accepted", "rejected", "failed")
+
+
+def bucket_of(status: str) -> str:
+    """Return the chart bucket of an event status."""
+    if status == REJECTED:
+        return "rejected"
+    if status == FAILED:
+        return "failed"
+    return "accepted"
+
+
+def first_id_since(when: datetime) -> int | None:
+    """Return the smallest event log id received at or after ``when`` (``None``: none was).
+
+    A search over the primary key: ids are assigned in the order rows are
+    inserted, and rows are inserted as they are received. Steps alternate
+    between interpolating (ids grow about linearly with time, so this lands
+    close in a few probes) and halving (so that bursts cannot make it slow):
+    a handful of index probes whatever the size of the table.
+    """
+    bounds = EventLog.select(fn.MIN(EventLog.id), fn.MAX(EventLog.id)).tuples().first()
+    low, high = bounds if bounds else (None, None)
+    if high is None:
+        return None
+    low_at, high_at = _received_at_or_after(low), _received_at_or_after(high)
+    if high_at < when:
+        return None
+    if low_at >= when:
+        return low
+    # The row at ``low`` was received before ``when``, the one at ``high`` at or after it,
+    # and no row lies between ``bound`` and ``high``: the answer is ``high`` or below ``bound``.
+    bound, interpolate = high, True
+    while bound - low > 1:
+        if interpolate and high_at > low_at:
+            share = (when - low_at) / (high_at - low_at)
+            middle = min(max(low + int((bound - low) * share), low + 1), bound - 1)
+        else:
+            middle = (low + bound) // 2
+        interpolate = not interpolate
+        row = _first_at_or_after(middle)
+        if row.received_at >= when:
+            high, high_at, bound = row.id, row.received_at, middle
+        else:
+            low, low_at = row.id, row.received_at
+    return high
+
+
+def _first_at_or_after(row_id: int):
+    return (
+        EventLog.select(EventLog.id, EventLog.received_at)
+        .where(EventLog.id >= row_id)
+        .order_by(EventLog.id)
+        .limit(1)
+        .first()
+    )
+
+
+def _received_at_or_after(row_id: int) -> datetime:
+    return _first_at_or_after(row_id).received_at
+
+
+@dataclass(frozen=True)
+class Hour:
+    """One hour of a source environment's traffic."""
+
+    start: datetime
+    counts: dict
+
+    @property
+    def total(self) -> int:
+        """Events received in this hour."""
+        return sum(self.counts.values())
+
+
+def hour_starts(now: datetime, hours: int = 24) -> list[datetime]:
+    """The starts of the last ``hours`` hours, oldest first; the last one is the current, partial hour."""
+    current = now.replace(minute=0, second=0, microsecond=0)
+    return [current - timedelta(hours=offset) for offset in range(hours - 1, -1, -1)]
+
+
+class HourlyCounts:
+    """Per-process memory of what can no longer change: completed hours' counts and hours' first ids.
+
+    Bounded: past ``max_entries`` it starts again from empty.
+    """
+
+    def __init__(self, max_entries: int = 100_000):
+        self.max_entries = max_entries
+        self._counts: dict[tuple[int, datetime], dict] = {}
+        self._first_ids: dict[datetime, int] = {}
+        self._lock = threading.Lock()
+
+    def first_id(self, start: datetime) -> int | None:
+        """``first_id_since(start)``, remembered once found: later rows get larger ids."""
+        found = self._first_ids.get(start)
+        if found is None:
+            found = first_id_since(start)
+            if found is not None:
+                with self._lock:
+                    self._first_ids[start] = found
+        return found
+
+    def series(self, source_env_ids: list[int], hours: int = 24, now: datetime | None = None) -> dict[int, list[Hour]]:
+        """Return each source environment's last ``hours`` hours, counted by bucket: at most one statement."""
+        starts = hour_starts(now or utcnow(), hours)
+        current = len(starts) - 1
+        # Completed hours not remembered yet, and always the current one.
+        missing = {
+            source_env_id: [
+                *(index for index, start in enumerate(starts[:current]) if (source_env_id, start) not in self._counts),
+                current,
+            ]
+            for source_env_id in source_env_ids
+        }
+        earliest = min((indexes[0] for indexes in missing.values()), default=current)
+        fresh = {
+            (source_env_id, index): dict.fromkeys(BUCKETS, 0)
+            for source_env_id in missing
+            for index in missing[source_env_id]
+        }
+        since = self.first_id(starts[earliest]) if source_env_ids else None
+        if since is not None:
+            self._count(fresh, source_env_ids, starts, earliest, since)
+        with self._lock:
+            if len(self._counts) > self.max_entries:
+                self._counts.clear()
+            for (source_env_id, index), counts in fresh.items():
+                if index != current:
+                    self._counts[(source_env_id, starts[index])] = counts
+        return {
+            source_env_id: [
+                Hour(
+                    start,
+                    fresh.get((source_env_id, index))
+                    or self._counts.get((source_env_id, start))
+                    or dict.fromkeys(BUCKETS, 0),
+                )
+                for index, start in enumerate(starts)
+            ]
+            for source_env_id in source_env_ids
+        }
+
+    @staticmethod
+    def _count(fresh: dict, source_env_ids, starts, earliest: int, since: int) -> None:
+        # Newest boundary first: the first that the row is not before is its hour.
+        hour = Case(
+            None, [(EventLog.received_at >= starts[index], index) for index in range(len(starts) - 1, earliest - 1, -1)]
+        )
+        rows = (
+            EventLog.select(EventLog.source_environment, hour.alias("hour"), EventLog.status, fn.COUNT(EventLog.id))
+            .where(EventLog.source_environment.in_(source_env_ids) & (EventLog.id >= since))
+            .group_by(EventLog.source_environment, hour, EventLog.status)
+            .tuples()
+        )
+        for source_env_id, index, status, count in rows:
+            counts = fresh.get((source_env_id, index))
+            if counts is not None:
+                counts[bucket_of(status)] += count
+
+
+@dataclass
+class Activity:
+    """Recent traffic of one source environment: its newest event and its last 24 hours."""
+
+    last_event: EventLog | None = None
+    hours: list[Hour] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict:
+        """Events of the last 24 hours by bucket."""
+        return {bucket: sum(hour.counts[bucket] for hour in self.hours) for bucket in BUCKETS}
+
+    @property
+    def total(self) -> int:
+        """Events of the last 24 hours, whatever became of them."""
+        return sum(hour.total for hour in self.hours)
+
+
+def activity_of(hourly: HourlyCounts, source_env_ids: list[int], now: datetime | None = None) -> dict[int, Activity]:
+    """Return the newest event and the last 24 hours of each source environment: three statements in all."""
+    series = hourly.series(source_env_ids, now=now)
+    activity = {source_env_id: Activity(hours=series[source_env_id]) for source_env_id in source_env_ids}
+    if not source_env_ids:
+        return activity
+    event_ids = [event_id for (event_id,) in db.execute_sql(*_latest_ids_sql(source_env_ids)).fetchall()]
+    if event_ids:
+        for event in EventLog.select(
+            EventLog.id, EventLog.source_environment, EventLog.event_type, EventLog.status, EventLog.received_at
+        ).where(EventLog.id.in_(event_ids)):
+            activity[event.source_environment_id].last_event = event
+    return activity
+
+
+def _latest_ids_sql(source_env_ids: list[int]) -> tuple[str, list[int]]:
+    """One statement: the newest event id of each source environment, from the ``(source_environment, id)`` index.
+
+    A branch per environment, so that the planner sees each value: a
+    correlated ``MAX(id)`` is planned for any environment and PostgreSQL
+    then walks the primary key backwards, through every row, for an
+    environment that has none.
+    """
+    table = EventLog._meta.table_name
+    column = EventLog.source_environment.column_name
+    branch = (
+        f'SELECT * FROM (SELECT "id" FROM "{table}" WHERE "{column}" = {db.param} '
+        f'ORDER BY "id" DESC LIMIT 1) AS "latest_{{}}"'
+    )
+    return " UNION ALL ".join(branch.format(index) for index in range(len(source_env_ids))), list(source_env_ids)
+
+
+def latest_event(source_env_id: int) -> EventLog | None:
+    """Return the newest event log of a source environment, rejected ones included."""
+    return (
+        EventLog.select(EventLog.id, EventLog.event_type, EventLog.status, EventLog.received_at)
+        .where(EventLog.source_environment == source_env_id)
+        .order_by(EventLog.id.desc())
+        .first()
+    )
