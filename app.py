@@ -24,7 +24,6 @@ def create_app(test_config=None):
     config.normalise(app.config)
     config.validate_config(app.config)
     logs.init_app(app)
-    config.warn_if_insecure(app.config, app.logger)
     schema.init_app(app)
     state.init_app(app)
     views.init_app(app)

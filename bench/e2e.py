@@ -25,8 +25,11 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rq import Queue  # noqa: E402
+
 from bench import run  # noqa: E402
 from bench.loadgen import build_request, run_client  # noqa: E402
+from knock_sources.worker import jobs  # noqa: E402
 
 SECONDS = float(os.environ.get("E2E_SECONDS", "10"))
 WORKERS = int(os.environ.get("E2E_WORKERS", "2"))
@@ -84,8 +87,8 @@ def client_main(args):
 
 
 def backlog(connection) -> int:
-    """Events waiting: ids on the pending list."""
-    return connection.llen(f"knock_sources:{run.QUEUE}:pending")
+    """Events waiting: ids in the pending set."""
+    return connection.zcard(jobs.pending_key(Queue(run.QUEUE, connection=connection)))
 
 
 def main():
@@ -94,7 +97,7 @@ def main():
     token = create_source(env)
     path = f"/integrations/receive/{token}"
     connection = redis.Redis.from_url(run.REDIS_URL)
-    connection.delete(f"rq:queue:{run.QUEUE}", f"knock_sources:{run.QUEUE}:pending")
+    connection.delete(f"rq:queue:{run.QUEUE}", jobs.pending_key(Queue(run.QUEUE, connection=connection)))
     flask = str(Path(sys.executable).with_name("flask"))
     workers = [
         subprocess.Popen([flask, "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -32,7 +32,10 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rq import Queue  # noqa: E402
+
 from bench.loadgen import build_request, run_client  # noqa: E402
+from knock_sources.worker import jobs  # noqa: E402
 
 GUNICORN_ARGS = os.environ.get("GUNICORN_ARGS", "--workers 4 --worker-class gthread --threads 4 --keep-alive 30")
 DURATION = float(os.environ.get("BENCH_SECONDS", "10"))
@@ -214,7 +217,8 @@ def main():
             process.terminate()
             process.wait(timeout=30)
     connection = redis.Redis.from_url(REDIS_URL)
-    connection.delete(f"rq:queue:{QUEUE}", f"knock_sources:{QUEUE}:pending", f"knock_sources:{QUEUE}:drain-scheduled")
+    queue = Queue(QUEUE, connection=connection)
+    connection.delete(f"rq:queue:{QUEUE}", jobs.pending_key(queue), jobs.drain_flag_key(queue))
     report = {
         "ingest_rps": round(results["ingest"]["rps"], 1),
         "baseline_rps": round(results["baseline"]["rps"], 1),

@@ -13,26 +13,48 @@ from datetime import timedelta
 
 import click
 from flask import current_app
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from marshmallow import ValidationError
 from peewee import PeeweeException
 
-from knock_sources import store
+from knock_sources import config, store
 from knock_sources.control import admins, api_keys, replay, sources, variables
 from knock_sources.errors import NotFound, SourcesError, ValidationFailed
+from knock_sources.explain import EXPLAINED, explain
 from knock_sources.observability import exposition, metrics
 from knock_sources.state import current_state
 from knock_sources.store import isoformat, schema, utcnow
 from knock_sources.store.control import Environment, EventLog
 from knock_sources.views.api.schemas import ReplayBodySchema
-from knock_sources.worker import idempotency, jobs
+from knock_sources.worker import idempotency, jobs, service
 
-api_key_cli = AppGroup("api-key", help="Manage JSON API keys.")
-admin_cli = AppGroup("admin", help="Manage dashboard administrators.")
+
+class _Explained:
+    """A database or Redis a command cannot use is one line saying how to fix it, not a traceback."""
+
+    def invoke(self, ctx):
+        """Run the command, explaining the failures a first run meets (``explain``)."""
+        try:
+            return super().invoke(ctx)
+        except EXPLAINED as exc:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            raise click.ClickException(explain(exc, app.config)) from None
+
+
+class Command(_Explained, click.Command):
+    """The class of every knock-sources command: ``@click.command(name, cls=Command)``."""
+
+
+class Group(_Explained, AppGroup):
+    """The class of every knock-sources command group; its subcommands are explained too."""
+
+
+api_key_cli = Group("api-key", help="Manage JSON API keys.")
+admin_cli = Group("admin", help="Manage dashboard administrators.")
 PURGE_BATCH = 5000
 
 
-@click.command("init-db")
+@click.command("init-db", cls=Command)
 @with_appcontext
 def init_db_command():
     """Create the database or migrate it to the current schema (safe to re-run)."""
@@ -44,7 +66,7 @@ def init_db_command():
     click.echo(f"Database ready at schema version {version}.", err=True)
 
 
-@click.command("worker")
+@click.command("worker", cls=Command)
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option(
     "--metrics-bind",
@@ -65,19 +87,24 @@ def worker_command(burst, metrics_bind):
         raise click.BadParameter(str(exc), param_hint="--metrics-bind") from None
     if bind is not None:
         exposition.serve(bind, current_app.config["METRICS_TOKEN"], lambda: metrics.render(state.backlog))
-    jobs.make_worker(state).work(burst=burst)
+    config.warn_if_insecure(state.config, current_app.logger)
+    service.run(state, burst=burst)
 
 
-@click.command("sweep")
+@click.command("sweep", cls=Command)
 @with_appcontext
 def sweep_command():
     """Re-enqueue events still pending after the grace period."""
+    state = current_state()
+    if state.queue is not None:
+        # The sweep itself shrugs Redis off (the next one carries on); asked for by hand, it must say so.
+        state.queue.connection.ping()
     with store.db.connection_context():
-        swept = jobs.sweep(current_state())
+        swept = jobs.sweep(state, state.queue, None)
     click.echo(f"Re-enqueued {swept} pending events.", err=True)
 
 
-@click.command("purge")
+@click.command("purge", cls=Command)
 @with_appcontext
 def purge_command():
     """Delete logs older than LOG_RETENTION_DAYS and expired idempotency records."""
@@ -109,7 +136,7 @@ def purge_event_logs(cutoff) -> int:
         deleted += EventLog.delete().where(EventLog.id.in_(batch)).execute()
 
 
-@click.command("replay")
+@click.command("replay", cls=Command)
 @click.argument("source")
 @click.option("--environment", "-e", required=True, help="The environment whose events to replay.")
 @click.option(
@@ -170,7 +197,7 @@ def _service():
             raise click.ClickException(exc.message) from None
 
 
-@click.command("rotate-secrets")
+@click.command("rotate-secrets", cls=Command)
 @with_appcontext
 def rotate_secrets_command():
     """Re-encrypt every stored secret under SECRET_KEY (after moving the old key to SECRET_KEY_FALLBACKS)."""

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import limits
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from knock_sources.errors import ConfigurationError
 from knock_sources.observability.exposition import parse_bind
@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     # How often `flask worker` runs the sweeper.
     "SWEEP_INTERVAL_SECONDS": 30,
     "JOB_TIMEOUT_SECONDS": 300,
+    # `/healthz` answers 503 once the oldest pending event has waited longer
+    # than this; more than SWEEP_GRACE_SECONDS, after which the sweeper acts.
+    "HEALTHZ_MAX_PENDING_AGE_SECONDS": 300,
     # How long a process trusts its cached view of a source's token, settings
     # and secrets; API writes clear the local cache immediately.
     "SOURCE_CACHE_SECONDS": 5,
@@ -142,6 +145,7 @@ class ConfigSchema(Schema):
     SWEEP_GRACE_SECONDS = _whole(minimum=0)
     SWEEP_INTERVAL_SECONDS = _whole()
     JOB_TIMEOUT_SECONDS = _whole()
+    HEALTHZ_MAX_PENDING_AGE_SECONDS = _whole()
     SOURCE_CACHE_SECONDS = fields.Float(validate=validate.Range(min=0))
     TOKEN_GRACE_SECONDS = _whole(minimum=0)
     SEGMENT_MAX_EVENT_BYTES = _whole()
@@ -162,6 +166,15 @@ class ConfigSchema(Schema):
     REPLAY_MAX_EVENTS = _whole()
     REPLAY_QUEUE_NAME = fields.String(validate=validate.Length(min=1, max=128))
     REPLAY_STALE_SECONDS = _whole()
+
+    @validates_schema
+    def _pending_age_after_grace(self, data, **kwargs):
+        grace, limit = data.get("SWEEP_GRACE_SECONDS"), data.get("HEALTHZ_MAX_PENDING_AGE_SECONDS")
+        if grace is not None and limit is not None and limit <= grace:
+            # Otherwise an event waiting for its first sweep would already count as stalled.
+            raise ValidationError(
+                "must be more than KNOCK_SOURCES_SWEEP_GRACE_SECONDS", "HEALTHZ_MAX_PENDING_AGE_SECONDS"
+            )
 
 
 def normalise(config) -> None:
@@ -199,7 +212,7 @@ def _first(messages) -> str:
 
 
 def warn_if_insecure(config, logger) -> None:
-    """Log a warning when a server-backed deployment still uses the development secret key."""
+    """Log a warning when a server or worker starts with the development secret key (not in tests)."""
     if config["SECRET_KEY"] == DEVELOPMENT_SECRET_KEY and not config.get("TESTING"):
         logger.warning(
             "KNOCK_SOURCES_SECRET_KEY is not set: signing secrets and secret variables are "

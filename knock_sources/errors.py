@@ -153,6 +153,17 @@ class LogUnavailable(SourcesError):
     code = "log_unavailable"
 
 
+class ScriptUnavailable(SourcesError):
+    """The script host could not be started or talked to: the script did not run, so the sender must retry.
+
+    Not a verdict on the request, which is why it is a 503 like an unwritable
+    event log and never a 401.
+    """
+
+    status = 503
+    code = "script_unavailable"
+
+
 class ConfigurationError(Exception):
     """Start-up problems: duplicate slugs or action types, bad plugin config.
 

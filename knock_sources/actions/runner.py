@@ -15,7 +15,7 @@ from marshmallow import EXCLUDE, ValidationError
 from knock_sources.actions.base import order_key
 from knock_sources.errors import ActionError
 from knock_sources.paths import MISSING, json_type, resolve_parameter
-from knock_sources.store import ERROR, SKIPPED, SUCCESS, db
+from knock_sources.store import ERROR, SKIPPED, SUCCESS, db, find_unstorable
 from knock_sources.store.control import ActionLog
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,12 @@ def check_parameters(action, configured: dict, scope: dict) -> tuple[str, dict, 
             f"{name}: required value is missing ({origins.get(name, 'not configured')})" for name in missing
         )
         return SKIPPED, values, error
+    unstorable = find_unstorable(values)
+    if unstorable:
+        # A payload may hold anything JSON can; the data plane stores only what a database can.
+        (name, *inside), problem = unstorable
+        where = name + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in inside)
+        return ERROR, values, f"{where}: holds {problem}, which cannot be stored ({origins.get(name, 'value')})"
     try:
         return SUCCESS, schema.load(values, unknown=EXCLUDE), None
     except ValidationError as exc:

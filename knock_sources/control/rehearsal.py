@@ -106,12 +106,14 @@ def plan_event(state, receiving, source_env_id: int, scope: dict, received_at, *
     errors = []
     known = processing.provider_for(state.registry, receiving.provider)
     settings = receiving.settings
-    event_type = processing.resolve_event_type(known, settings, scope)
-    key = idempotency.key_for(settings, scope)
+    event_type, problem = processing.identify_event(known, settings, scope)
+    key, dropped = idempotency.key_for(settings, scope)
+    if dropped:
+        errors.append({"field": "idempotency_key_path", "message": dropped})
     duplicate = False
     actions = []
-    if event_type == processing.UNKNOWN_EVENT_TYPE:
-        errors.append({"field": "event_type_path", "message": "the event type path did not resolve to a string"})
+    if problem:
+        errors.append({"field": "event_type_path", "message": problem})
     else:
         duplicate = (
             key is not None

@@ -40,7 +40,8 @@ class Delivery:
     """One request to an ingest URL, as plain values.
 
     ``headers`` has lower-cased names, repeated headers joined with ``", "``;
-    ``stream`` is read only up to the size limit.
+    ``stream`` is read only up to the size limit; ``charset`` is the content
+    type's ``charset`` parameter, if any.
     """
 
     headers: dict[str, str]
@@ -48,6 +49,7 @@ class Delivery:
     content_length: int | None
     mimetype: str
     remote_ip: str | None
+    charset: str | None = None
 
 
 def find_source_environment(cache: SourceCache, token: str) -> ReceivingEnvironment:
@@ -116,14 +118,17 @@ def _receive(state: KnockSources, receiving: ReceivingEnvironment, delivery: Del
     raw = None
     try:
         raw = body.read_body(delivery.stream, delivery.content_length, state.config["MAX_PAYLOAD_BYTES"])
-        parsed, text = body.parse_body(raw, delivery.mimetype, allow_array=True)
+        request_body = body.RequestBody.parse(raw, delivery.mimetype, delivery.charset, allow_array=True)
         received_at = utcnow()
+        # The provider verifies the raw bytes; a form body is parsed only if it reads it.
+        unparsed = Envelope(delivery.headers, raw, request_body.verifier_view(), delivery.remote_ip, received_at)
+        status = verification.verify_provider(provider, receiving, unparsed, received_at)
+        parsed = request_body.data
         envelope = Envelope(delivery.headers, raw, parsed, delivery.remote_ip, received_at)
-        verdict = verification.verify(
-            provider,
+        verdict = verification.verify_script(
+            status,
             receiving,
             envelope,
-            received_at,
             timed_script(state, receiving),
             lambda: state.cache.variables(receiving.environment_id),
         )
@@ -135,10 +140,17 @@ def _receive(state: KnockSources, receiving: ReceivingEnvironment, delivery: Del
         raise
     if isinstance(parsed, list):
         return _receive_batch(state, receiving, provider, envelope, headers, verdict, events)
-    # A JSON body is stored as the text received: it parsed, so it is valid
-    # JSON, and re-serialising it would cost more than the insert.
-    body_text = None if body.is_form(delivery.mimetype) else text
-    event_log_id = eventlog.persist(receiving, envelope, headers, verdict, body_text=body_text, normalized=normalized)
+    # A JSON body is stored as the text received when it can be: it parsed, so
+    # it is valid JSON, and re-serialising it would cost more than the insert.
+    event_log_id = eventlog.persist(
+        receiving,
+        envelope,
+        headers,
+        verdict,
+        body_text=request_body.json_text,
+        normalized=normalized,
+        note=request_body.note,
+    )
     logs.bind(event_log_id=event_log_id)
     jobs.submit_event(state, event_log_id)
     return [event_log_id]

@@ -73,7 +73,15 @@ def insert_row(params: list) -> int:
 
 
 def _params(
-    receiving, envelope: Envelope, headers: dict, verdict: Verdict, body, body_text, normalized, replay_of=None
+    receiving,
+    envelope: Envelope,
+    headers: dict,
+    verdict: Verdict,
+    body,
+    body_text,
+    normalized,
+    replay_of=None,
+    note=None,
 ) -> list:
     values = (
         receiving.id,
@@ -85,7 +93,7 @@ def _params(
         envelope.received_at,
         verdict.preprocess_output,
         normalized,
-        verdict.error,
+        "; ".join(text for text in (verdict.error, note) if text) or None,
         replay_of,
     )
     fields = EventLog._meta.fields
@@ -107,16 +115,18 @@ def persist(
     body_text: str | None = None,
     normalized: dict | None = None,
     replay_of: int | None = None,
+    note: str | None = None,
 ) -> int:
     """Commit the pending ``EventLog`` (the durability point) and return its id.
 
     ``body_text`` is the body's JSON text when it is already at hand;
     ``normalized`` the provider's normalized form of it; ``replay_of`` the
-    id of the event a replay repeats. Raises
-    ``LogUnavailable`` when the database cannot take it, so that the sender
-    retries, and ``NotFound`` when the source was deleted meanwhile.
+    id of the event a replay repeats; ``note`` is recorded with the event's
+    error, for the sender to read. Raises ``LogUnavailable`` when the
+    database cannot take it, so that the sender retries, and ``NotFound``
+    when the source was deleted meanwhile.
     """
-    params = _params(receiving, envelope, headers, verdict, envelope.body, body_text, normalized, replay_of)
+    params = _params(receiving, envelope, headers, verdict, envelope.body, body_text, normalized, replay_of, note)
     try:
         return insert_row(params)
     except PeeweeException as exc:
@@ -240,8 +250,8 @@ def rejection_fields(
         "reason": error.code,
         "error": error.detail or error.message,
         "headers": headers,
-        # PostgreSQL text cannot hold NUL, which binary (say, gzip) bodies have.
-        "raw_excerpt": raw[:REJECTED_EXCERPT_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd"),
+        # Stored with what PostgreSQL text cannot hold replaced (StorableTextField).
+        "raw_excerpt": raw[:REJECTED_EXCERPT_BYTES].decode("utf-8", "replace"),
         "verification_status": VerificationStatus.ENFORCED_UNVERIFIED if isinstance(error, SignatureError) else None,
     }
 

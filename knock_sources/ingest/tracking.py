@@ -263,7 +263,7 @@ def check_item(provider, receiving: ReceivingEnvironment, item, context: CallCon
         call,
         normalized,
         message_key=idempotency.message_key(call.get("messageId")),
-        event_type=processing.resolve_event_type(provider, receiving.settings, scope),
+        event_type=processing.identify_event(provider, receiving.settings, scope)[0],
     )
 
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Callable
 
 from knock_sources import signing
-from knock_sources.errors import SignatureError
+from knock_sources.errors import PayloadError, SignatureError
 from knock_sources.providers import Envelope, Provider
 from knock_sources.scripting import REDACTED, ScriptError, redact_json
 
@@ -152,6 +152,9 @@ def verify_provider(provider: Provider | None, receiving, envelope: Envelope, no
         return None
     try:
         provider.verify(envelope, config)
+    except PayloadError:
+        # The verifier read a form body that does not parse: the body's fault.
+        raise
     except SignatureError as failure:
         if receiving.undecryptable:
             raise _undecryptable_error(failure, receiving.undecryptable) from None
@@ -189,21 +192,18 @@ def judge(result: dict | None, error: ScriptError | None, enforce: bool, undecry
     return Verdict(VerificationStatus.of(enforce, verified), output, error, problem)
 
 
-def verify(
-    provider: Provider | None,
+def verify_script(
+    status: str | None,
     receiving,
     envelope: Envelope,
-    now: datetime,
     run: RunScript,
     variables: Callable[[], ScriptVariables],
 ) -> Verdict:
-    """Verify one request: the provider's check, then the environment's script.
+    """Run the environment's script, if any, after the provider's check gave ``status``.
 
-    ``receiving`` is the source environment's ``ReceivingEnvironment``;
     ``variables`` is called only when there is a script. Raises
     ``SignatureError`` for a request that must be refused.
     """
-    status = verify_provider(provider, receiving, envelope, now)
     source = script_source(receiving.settings)
     if not source:
         return Verdict(status)
@@ -214,6 +214,24 @@ def verify(
     except ScriptError as error:
         return judge(None, error, enforce, script_vars.undecryptable)
     return judge(result, None, enforce, script_vars.undecryptable)
+
+
+def verify(
+    provider: Provider | None,
+    receiving,
+    envelope: Envelope,
+    now: datetime,
+    run: RunScript,
+    variables: Callable[[], ScriptVariables],
+) -> Verdict:
+    """Verify one request: the provider's check, then the environment's script.
+
+    ``receiving`` is the source environment's ``ReceivingEnvironment``.
+    Ingestion runs the two steps itself, so that a form body is parsed only
+    once the provider has had its say; both end in the same verdict. Raises
+    ``SignatureError`` for a request that must be refused.
+    """
+    return verify_script(verify_provider(provider, receiving, envelope, now), receiving, envelope, run, variables)
 
 
 class Method:

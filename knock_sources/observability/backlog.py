@@ -17,12 +17,10 @@ from importlib import metadata
 from typing import Callable
 
 from prometheus_client.core import GaugeMetricFamily
-from rq import Worker
 
 from knock_sources import store
-from knock_sources.store import PENDING, utcnow
-from knock_sources.store.control import EventLog
-from knock_sources.worker.jobs import pending_key
+from knock_sources.store import utcnow
+from knock_sources.worker import jobs
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +39,20 @@ class Sample:
 
 
 def take_sample(queues: Callable[[], list], replay_states: Callable[[], dict]) -> Sample:
-    """Query the database (and Redis) once; needs a connection context."""
-    pending = EventLog.select().where(EventLog.status == PENDING).count()
-    oldest = (
-        EventLog.select(EventLog.received_at).where(EventLog.status == PENDING).order_by(EventLog.id).limit(1).first()
-    )
-    age = (utcnow() - oldest.received_at).total_seconds() if oldest else 0.0
+    """Query the database (and Redis) once; needs a connection context.
+
+    The same readings as ``/healthz`` (``jobs.backlog``, ``jobs.workers_alive``), uncapped.
+    """
+    pending = jobs.backlog(cap=None)
+    oldest = pending.oldest_received_at
+    age = (utcnow() - oldest).total_seconds() if oldest else 0.0
     workers, depths = None, {}
     queue_list = queues()
     if queue_list:
-        connection = queue_list[0].connection
-        workers = Worker.count(connection=connection, queue=queue_list[0])
+        workers = jobs.workers_alive(queue_list[0])
         for queue in queue_list:
-            depths[queue.name] = queue.count + connection.llen(pending_key(queue))
-    return Sample(pending, max(age, 0.0), workers, depths, replay_states())
+            depths[queue.name] = queue.count + jobs.ids_waiting(queue)
+    return Sample(pending.count, max(age, 0.0), workers, depths, replay_states())
 
 
 class Backlog:

@@ -12,7 +12,9 @@ The engine is V8 through mini-racer: it JIT-compiles, so a pure-JavaScript
 HMAC over a webhook body costs microseconds, and it stops a runaway call on a
 wall-clock deadline. The isolate's hard heap limit catches growing arrays,
 objects and strings, and the runtime counts ArrayBuffer memory, which lives
-outside that heap, against the same limit. A single builtin call that
+outside that heap, against the same limit; what neither sees (ICU's memory
+behind ``Intl``, V8's own overhead) is caught by the host's growth during
+the evaluation, which stops it the same way (``Engine._guarded``). A single builtin call that
 materialises an enormous array cannot be interrupted and makes V8 abort the
 process; that is why engines live in a host process at all.
 """
@@ -39,7 +41,7 @@ from py_mini_racer import (
     mini_racer,
 )
 
-from knock_sources.scripting.protocol import MAX_MESSAGE, ScriptError, invalid_result
+from knock_sources.scripting.protocol import MAX_MESSAGE, ScriptError, invalid_result, memory_thresholds, resident_bytes
 
 # The runtime every isolate evaluates before the script: a function expression,
 # called as ``(RUNTIME_JS)(globalThis, <memory limit in bytes>, <token>)``. It
@@ -57,6 +59,8 @@ DISPOSE_KINDS = frozenset({"timeout", "memory"})
 _PENDING = "P"
 # The runtime is trusted code; it only needs a bound so a broken machine fails.
 _RUNTIME_SETUP_SECONDS = 10.0
+# How often a running evaluation's memory is looked at.
+_MEMORY_CHECK_SECONDS = 0.01
 
 
 # --- module syntax -> classic script -------------------------------------------
@@ -134,14 +138,30 @@ def v8_flags(memory_mb: int) -> tuple[str, ...]:
     With mini-racer 0.14, creating an isolate while another one collects
     garbage on its own thread crashes in
     Isolate::InitializeBuiltinJSDispatchTable; the two ``--no-`` flags stop
-    idle isolates from scheduling that work. The old-space ceiling is where V8
-    gives up and aborts the host: at four times the per-isolate limit, since
-    nearer (1.5 times) V8 aborted on growth the isolate's limit stops
-    gracefully (a loop keeping strings), and without it a bomb V8 cannot
-    interrupt grows for gigabytes before V8 dies.
+    idle isolates from scheduling that work. The heap is sized from the limit
+    rather than from the machine: left alone, V8 sizes its young generation
+    by the machine's physical memory, so a bomb outgrew its limit by a
+    different amount on every machine before a collection let the heap limit
+    see it. The old-space ceiling is where V8 gives up and aborts the host:
+    at four times the per-isolate limit, since nearer (1.5 times) V8 aborted
+    on growth the isolate's limit stops gracefully (a loop keeping strings),
+    and without it a bomb V8 cannot interrupt grows for gigabytes before V8
+    dies.
     """
     ceiling = max(4 * memory_mb, 128)
-    return (*DEFAULT_V8_FLAGS, "--no-incremental-marking", "--no-memory-reducer", f"--max-old-space-size={ceiling}")
+    semi_space = max(1, min(16, memory_mb // 16))
+    return (
+        *DEFAULT_V8_FLAGS,
+        "--no-incremental-marking",
+        "--no-memory-reducer",
+        f"--max-old-space-size={ceiling}",
+        f"--min-semi-space-size={semi_space}",
+        f"--max-semi-space-size={semi_space}",
+    )
+
+
+class _OverMemory(Exception):
+    """The host grew past what one call may use while an evaluation ran."""
 
 
 class V8Loop:
@@ -163,7 +183,11 @@ class V8Loop:
         async def on_loop():
             return function(*args, **kwargs)
 
-        return asyncio.run_coroutine_threadsafe(on_loop(), self.loop).result()
+        return self.run(on_loop())
+
+    def run(self, coroutine):
+        """Run ``coroutine`` on the loop thread and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
 
 def _v8_error(kind: str, text: str) -> ScriptError:
@@ -194,6 +218,7 @@ class Engine:
         self._loop = loop
         self._timeout_ms = timeout_ms
         self._memory_mb = memory_mb
+        self._growth_limit = memory_thresholds(memory_mb)[0]
         self._token = secrets.token_hex(16)
         self._exit = contextlib.ExitStack()
         self.closed = False
@@ -227,6 +252,30 @@ class Engine:
             failure.line, failure.column = len(lines), len(lines[-1]) + 1
         return failure
 
+    async def _guarded(self, code: str, remaining: float) -> Any:
+        """Evaluate ``code`` on the loop, stopping it past ``remaining`` seconds or the host's growth limit.
+
+        The heap limit sees only V8's heap; the host's resident memory also
+        counts what the heap does not (see ``protocol.memory_thresholds``).
+        Stopping is V8's own termination, as for the time limit, so the
+        isolate ends cleanly and the host carries on.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + remaining
+        baseline = resident_bytes()
+        task = asyncio.ensure_future(self._racer.eval_cancelable(code))
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, min(_MEMORY_CHECK_SECONDS, deadline - loop.time())))
+            if done:
+                return task.result()
+            now = resident_bytes()
+            over = baseline is not None and now is not None and now - baseline > self._growth_limit
+            if over or loop.time() >= deadline:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                raise _OverMemory() if over else JSTimeoutException()
+
     def _eval(self, code: str, remaining: float) -> Any:
         """Evaluate ``code`` within ``remaining`` seconds, translating V8 failures."""
         if remaining <= 0:
@@ -234,7 +283,9 @@ class Engine:
         # ``from None`` everywhere: V8's own text quotes source lines and can
         # quote values, and a chained exception would carry it along.
         try:
-            result = self._racer.eval(code, timeout_sec=remaining)
+            result = self._loop.run(self._guarded(code, remaining))
+        except _OverMemory:
+            raise self._limit("memory") from None
         except JSTimeoutException:
             raise self._limit("memory" if self._racer.was_hard_memory_limit_reached() else "timeout") from None
         except JSOOMException:

@@ -63,13 +63,18 @@ class HostProcess:
         # what V8 printed before aborting can still be read afterwards.
         self._stderr = tempfile.TemporaryFile()
         package = str(Path(__file__).resolve().parent.parent)
-        self.process = subprocess.Popen(
-            [sys.executable, "-P", "-c", _BOOTSTRAP, package, str(timeout_ms), str(memory_mb)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            bufsize=0,
-        )
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-P", "-c", _BOOTSTRAP, package, str(timeout_ms), str(memory_mb)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                bufsize=0,
+            )
+        except BaseException:
+            # No process, so no finalizer to close it later.
+            self._stderr.close()
+            raise
         # Also at interpreter exit, and when the runner is collected unclosed.
         self._finalizer = weakref.finalize(self, _reap, self.process, self._stderr)
         self._poll = select.poll()

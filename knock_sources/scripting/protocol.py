@@ -98,6 +98,24 @@ class HostLost(Exception):
     """The host closed its pipe (``died``), missed the deadline (``overdue``) or outgrew its limit (``bloated``)."""
 
 
+def memory_thresholds(memory_mb: int) -> tuple[int, int]:
+    """How much a script host may grow during one call, in bytes: ``(stop, kill)``.
+
+    The isolate's heap limit is ``memory_mb``, but a host grows by more than
+    its heap before V8 notices (its young generation, compiled code, parser
+    zones) and by what the heap does not see at all (ICU objects behind
+    ``Intl``, WebAssembly-like external memory). Past ``stop`` the host ends
+    the script itself, as the heap limit would: a ``memory`` error, the host
+    kept. Past ``kill`` (twice as far, for a builtin V8 cannot interrupt) the
+    parent kills the host. Both are derived from the limit with a margin, so
+    they never beat the heap limit to a script the heap limit would stop,
+    whatever the machine.
+    """
+    limit = memory_mb << 20
+    stop = limit + max(limit, 32 << 20)
+    return stop, 2 * stop
+
+
 def resident_bytes(pid: int | None = None) -> int | None:
     """The resident memory of process ``pid`` (this one by default), or None without ``/proc``."""
     try:

@@ -13,10 +13,12 @@ the engines of ``engine.py``) that each runner starts on first use,
 never in the calling process: a single builtin call that materialises an
 enormous array (``new Array(2 ** 27).fill(0)``) cannot be interrupted, and
 V8 answers it by aborting its whole process. The host stops scripts at their
-limits itself. A host that dies during a call, or is still busy after the
-time limit and has grown by more than the memory limit, is reported as
-``memory``; one that does not answer within twice the time limit plus a
-second is killed and reported as ``timeout``. Either way the next call gets
+limits itself, the memory limit counting what V8's heap does not see
+(``protocol.memory_thresholds``). A host that dies during a call, or is
+still busy after the time limit and has grown by twice what a call may use,
+is reported as ``memory``; one that does not answer within twice the time
+limit plus a second is killed and reported as ``timeout`` (``memory`` if it
+had grown by more than a call may use). Either way the next call gets
 a fresh host, which compiles the cached scripts again as they are used; a
 host that died between calls is replaced without an error.
 
@@ -47,8 +49,9 @@ import weakref
 from collections import OrderedDict
 from typing import Any, Hashable
 
+from knock_sources.errors import ScriptUnavailable
 from knock_sources.scripting.process import HostProcess
-from knock_sources.scripting.protocol import HostLost, ScriptError, invalid_result
+from knock_sources.scripting.protocol import HostLost, ScriptError, invalid_result, memory_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ log = logging.getLogger(__name__)
 # main separately: for creating an isolate and its runtime on a busy machine.
 _GRACE_SECONDS = 1.0
 # A host still busy this long after the script's time limit is watched for
-# growth beyond what a script may use.
+# growth beyond what a script may use (protocol.memory_thresholds).
 _WATCH_AFTER_SECONDS = 0.05
 # What a result's toJSON() turned into, named the way JavaScript names it.
 _JSON_TYPES = {type(None): "null", str: "string", int: "number", float: "number", bool: "boolean", list: "array"}
@@ -131,6 +134,13 @@ def _ctx_json(ctx: dict) -> str:
 
 # --- runners ----------------------------------------------------------------------------
 
+
+def _unavailable(why: str) -> ScriptUnavailable:
+    """Log a host failure (the operator's problem, not the script's) and return the error for the caller."""
+    log.error("%s", why)
+    return ScriptUnavailable("The script could not be run; retry later.")
+
+
 _runners: weakref.WeakSet[ScriptRunner] = weakref.WeakSet()
 
 
@@ -158,6 +168,7 @@ class ScriptRunner:
         self.timeout_ms = timeout_ms
         self.memory_mb = memory_mb
         self.max_cached = max_cached
+        self._stop_growth, self._kill_growth = memory_thresholds(memory_mb)
         self._lock = threading.Lock()
         self._host: HostProcess | None = None
         # The host knows scripts by slot number: cache keys need not be JSON.
@@ -256,12 +267,15 @@ class ScriptRunner:
             log.warning("script host %d %s between calls: %s", host.process.pid, host.status(), host.stop())
         if self._host is None:
             self._drops.clear()
-            self._host = HostProcess(self.timeout_ms, self.memory_mb)
+            try:
+                self._host = HostProcess(self.timeout_ms, self.memory_mb)
+            except OSError as exc:
+                raise _unavailable(f"the script host could not be started: {exc}") from None
         try:
             self._host.wait_ready()
         except HostLost:
             host, self._host = self._host, None
-            raise RuntimeError(f"the script host did not start: {host.stop(kill=True)}") from None
+            raise _unavailable(f"the script host did not start: {host.stop(kill=True)}") from None
         return self._host
 
     def _call(self, head: dict, source: str, payload: str, variables: Any) -> tuple[dict, str]:
@@ -276,21 +290,21 @@ class ScriptRunner:
             try:
                 host.send(head, source, payload)
             except HostLost:
-                raise RuntimeError("the script host exited before it took the call") from None
+                raise _unavailable("the script host exited before it took the call") from None
         # The host stops scripts at their time limit itself; one still busy
         # after that is stuck in a builtin V8 cannot interrupt, usually one
         # that allocates until V8 aborts, which the watch catches early.
         started, limit = time.monotonic(), self.timeout_ms / 1000
         try:
             reply, text = host.receive(
-                started + 2 * limit + _GRACE_SECONDS, started + limit + _WATCH_AFTER_SECONDS, self.memory_mb << 20
+                started + 2 * limit + _GRACE_SECONDS, started + limit + _WATCH_AFTER_SECONDS, self._kill_growth
             )
         except HostLost as lost:
             raise _redact(self._lost(host, str(lost)), variables) from None
         if "error" in reply:
             raise _redact(ScriptError(**reply["error"]), variables) from None
         if "failed" in reply:
-            raise RuntimeError(f"the script host failed: {_redact(ScriptError('runtime', reply['failed']), variables)}")
+            raise _unavailable(f"the script host failed: {_redact(ScriptError('runtime', reply['failed']), variables)}")
         return reply, text
 
     def _lost(self, host: HostProcess, how: str) -> ScriptError:
@@ -298,7 +312,7 @@ class ScriptRunner:
         self._host_lost = True
         grew = host.grew_by() if how == "overdue" else None
         summary = host.stop(kill=True)
-        memory = how != "overdue" or (grew is not None and grew > self.memory_mb << 20)
+        memory = how != "overdue" or (grew is not None and grew > self._stop_growth)
         log.warning("script host %d %s during a call (%s): %s", host.process.pid, host.status(), how, summary)
         # Started now so that it is up by the next call.
         self._host = None

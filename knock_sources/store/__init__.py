@@ -11,8 +11,10 @@ migrations in ``schema.py``.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime, timezone
+from typing import Any
 
 from peewee import (
     DatabaseProxy,
@@ -41,6 +43,53 @@ def isoformat(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat() + "Z"
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable(text: str) -> str | None:
+    """Say what in ``text`` no database text column can hold (NUL, a lone surrogate), or ``None``.
+
+    PostgreSQL refuses both (psycopg2 raises ``ValueError`` for a NUL, and a
+    lone surrogate cannot be encoded as UTF-8), so identifiers and query
+    values holding them are refused before they reach a query.
+    """
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "a NUL character (\\u0000)"
+    return f"a lone surrogate (\\u{ord(found.group()):04x})"
+
+
+def find_unstorable(value: Any, path: tuple = ()) -> tuple[tuple, str] | None:
+    """Return ``(path, problem)`` for the first string (key or value) inside ``value`` that is ``unstorable``.
+
+    ``path`` is the keys and list indexes leading to it.
+    """
+    if isinstance(value, str):
+        problem = unstorable(value)
+        return (path, problem) if problem else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = unstorable(key) if isinstance(key, str) else None
+            found = ((*path, key), problem) if problem else find_unstorable(item, (*path, key))
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = find_unstorable(item, (*path, index))
+            if found:
+                return found
+    return None
+
+
+def _number_or_text(text: str) -> float | str:
+    number = float(text)
+    # Rows written before ingestion refused them may hold numbers JSON cannot
+    # carry; they are read as their text, so no response ever holds Infinity.
+    return number if math.isfinite(number) else text
+
+
 class JSONField(TextField):
     """JSON stored as text on every backend.
 
@@ -58,7 +107,21 @@ class JSONField(TextField):
 
     def python_value(self, value):
         """Parse the stored text."""
-        return None if value is None else json.loads(value)
+        return None if value is None else json.loads(value, parse_float=_number_or_text)
+
+
+class StorableTextField(TextField):
+    """Text from outside (rejected bodies, messages quoting a payload), stored whatever it holds.
+
+    For debugging text, not identifiers: a NUL or a lone surrogate, which no
+    database text column can hold, is stored as U+FFFD.
+    """
+
+    def db_value(self, value):
+        """Replace what cannot be stored."""
+        if isinstance(value, str):
+            value = _UNSTORABLE.sub("\ufffd", value)
+        return super().db_value(value)
 
 
 def table_name(model_class) -> str:

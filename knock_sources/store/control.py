@@ -16,7 +16,7 @@ from peewee import (
     TextField,
 )
 
-from knock_sources.store import PENDING, BaseModel, JSONField, utcnow
+from knock_sources.store import PENDING, BaseModel, JSONField, StorableTextField, utcnow
 
 
 class SchemaVersion(BaseModel):
@@ -122,14 +122,14 @@ class EventLog(BaseModel):
     headers = JSONField(default=dict)
     body = JSONField(null=True)
     #: The first 4 KiB of a rejected body, for debugging.
-    raw_excerpt = TextField(null=True)
+    raw_excerpt = StorableTextField(null=True)
     remote_ip = CharField(max_length=64, null=True)
     verification_status = CharField(max_length=32, null=True)
     preprocess_output = JSONField(null=True)
     #: Knock's normalized form of a Segment-style event (``event``, ``user_id``,
     #: ``data``), which overlays the body for paths; null for other sources.
     normalized = JSONField(null=True)
-    error = TextField(null=True)
+    error = StorableTextField(null=True)
     occurred_at = DateTimeField(null=True)
     received_at = DateTimeField(default=utcnow)
     processed_at = DateTimeField(null=True)
@@ -201,7 +201,7 @@ class ActionLog(BaseModel):
     action_payload = JSONField(null=True)
     action_result = JSONField(null=True)
     status = CharField(max_length=16)
-    error = TextField(null=True)
+    error = StorableTextField(null=True)
     inserted_at = DateTimeField(default=utcnow)
 
 

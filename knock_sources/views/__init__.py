@@ -1,21 +1,50 @@
-"""Blueprints and the error handlers that turn errors into JSON responses."""
+"""Blueprints, the checks every request passes, and the error handlers that turn errors into JSON responses.
+
+Every response is strict JSON (``StrictJSONProvider``), and a URL whose path
+or query string holds what no identifier can (``store.unstorable``) is
+refused before any view runs, so no route can hand one to a query.
+"""
 
 import logging
 
-from flask import jsonify
+from flask import jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 from marshmallow import ValidationError
 from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from knock_sources.errors import SourcesError, ValidationFailed
+from knock_sources.errors import PayloadError, SourcesError, ValidationFailed
+from knock_sources.store import unstorable
 from knock_sources.views import api, health, metrics, openapi, receive, tracking, ui
 
 log = logging.getLogger(__name__)
 
 
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider without ``NaN`` and ``Infinity``, which strict JSON parsers reject."""
+
+    def dumps(self, obj, **kwargs):
+        """Serialise ``obj``; a non-finite number is an error here rather than in the client's parser."""
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(obj, **kwargs)
+
+
+def refuse_unstorable_url():
+    """Refuse a path or query parameter holding a NUL or a lone surrogate: 400 for the path, 422 for the query."""
+    problem = unstorable(request.path)
+    if problem:
+        raise PayloadError(f"The URL path holds {problem}, which no identifier can.", code="invalid_path")
+    for name, value in request.args.items(multi=True):
+        problem = unstorable(name) or unstorable(value)
+        if problem:
+            raise ValidationFailed({name: [f"holds {problem}, which no value can."]}, location="query")
+
+
 def init_app(app):
-    """Register the blueprints and error handlers."""
+    """Install the JSON provider, the URL check, the blueprints and the error handlers."""
+    app.json = StrictJSONProvider(app)
+    app.before_request(refuse_unstorable_url)
     app.register_blueprint(receive.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

@@ -139,7 +139,6 @@ OPERATIONS = {
 }
 
 #: Routes that are no part of the API: the dashboard's HTML pages and static files.
-UNDOCUMENTED = re.compile(r"^(static$|ui\.)")
 
 _CONVERTER = re.compile(r"<(?:[a-z_]+(?:\([^)]*\))?:)?([a-z_]+)>")
 
@@ -222,7 +221,7 @@ def build(app) -> dict:
     spec.components.schema("Error", schema=shapes.ErrorShape)
     paths: dict = {}
     for rule in app.url_map.iter_rules():
-        if UNDOCUMENTED.match(rule.endpoint):
+        if not documented(rule.endpoint):
             continue
         doc = OPERATIONS[rule.endpoint]
         path = _CONVERTER.sub(r"{\1}", rule.rule)
@@ -245,6 +244,11 @@ def _resolve_error_refs(node):
         for value in node:
             _resolve_error_refs(value)
     return node
+
+
+def documented(endpoint: str) -> bool:
+    """Whether ``endpoint`` belongs in the document: every route but static files and the dashboard's HTML pages."""
+    return endpoint != "static" and not endpoint.startswith("ui.")
 
 
 @lru_cache(maxsize=8)

@@ -20,6 +20,7 @@ def delivery_from_request(http_request) -> ingest.Delivery:
         content_length=http_request.content_length,
         mimetype=http_request.mimetype,
         remote_ip=http_request.remote_addr,
+        charset=http_request.mimetype_params.get("charset"),
     )
 
 

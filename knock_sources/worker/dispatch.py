@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class Dispatcher:
     """Calls ``push(ids)`` from one background thread per process, in batches."""
 
-    def __init__(self, push: Callable[[list], None]):
+    def __init__(self, push: Callable[[list], object]):
         self._push = push
         self._reset()
 

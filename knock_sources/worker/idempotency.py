@@ -20,25 +20,39 @@ from datetime import datetime, timedelta
 
 from peewee import IntegrityError
 
-from knock_sources.paths import resolve
-from knock_sources.store import db
+from knock_sources.paths import MISSING, resolve
+from knock_sources.store import db, unstorable
 from knock_sources.store.control import IdempotencyRecord, ReceivedMessage
 
 MAX_KEY_LENGTH = 255
 
 
-def valid_key(value) -> str | None:
-    """Return ``value`` if it is a usable idempotency key, else ``None``."""
-    if isinstance(value, str) and 0 < len(value) <= MAX_KEY_LENGTH:
-        return value
-    return None
+def key_problem(value) -> str | None:
+    """Say why ``value`` is not a usable idempotency key, or ``None`` when it is one."""
+    if not isinstance(value, str) or not value:
+        return "it is not a non-empty string"
+    if len(value) > MAX_KEY_LENGTH:
+        return f"it is longer than {MAX_KEY_LENGTH} characters"
+    problem = unstorable(value)
+    return f"it holds {problem}, which cannot be stored" if problem else None
 
 
-def key_for(settings: dict, scope: dict) -> str | None:
-    """Return the event's idempotency key when the environment enforces idempotency, else ``None``."""
-    if settings.get("enforce_idempotency") and settings.get("idempotency_key_path"):
-        return valid_key(resolve(settings["idempotency_key_path"], scope))
-    return None
+def key_for(settings: dict, scope: dict) -> tuple[str | None, str | None]:
+    """Return ``(key, None)`` when the environment enforces idempotency and the event has a usable key.
+
+    Otherwise ``(None, note)``: ``note`` says why a value found at the key
+    path was dropped (the event runs normally), and is ``None`` when there
+    was nothing to drop.
+    """
+    if not (settings.get("enforce_idempotency") and settings.get("idempotency_key_path")):
+        return None, None
+    value = resolve(settings["idempotency_key_path"], scope)
+    if value is MISSING or value is None:
+        return None, None
+    problem = key_problem(value)
+    if problem:
+        return None, f"the idempotency key was dropped: {problem}"
+    return value, None
 
 
 def _scope(source_environment_id: int, event_type: str, key: str):

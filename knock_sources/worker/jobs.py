@@ -1,22 +1,29 @@
-"""The queue, draining it, the sweeper and the worker.
+"""The queue, draining it, the sweeper, and what ``/healthz`` reads of them.
 
 Jobs take IDs only (RQ's own advice); everything else is looked up in the
-database. The RQ entry point itself is in ``tasks.py``. Without ``REDIS_URL`` there
-is no queue: jobs run in-process right after the event is committed, through
-the same ``process_event`` function.
+database. The RQ entry point itself is in ``tasks.py`` and the worker process
+in ``service.py``. Without ``REDIS_URL`` there is no queue: jobs run
+in-process right after the event is committed, through the same
+``process_event`` function.
+
+Event ids wait for a drain job in a Redis sorted set scored by id, not a
+list: an id that is already waiting cannot be added twice, so the sweeper can
+re-enqueue whatever it finds pending without flooding the queue with
+duplicates under a backlog, and drains take the oldest events first.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
 import redis
 from peewee import InterfaceError, OperationalError
-from rq import Queue, Retry, SimpleWorker
+from rq import Queue, Retry, worker_registration
 
 from knock_sources import store
 from knock_sources.control import replay
@@ -29,32 +36,44 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The RQ job that drains the pending list, by dotted path: RQ imports it in the worker.
+# The RQ job that drains the pending set, by dotted path: RQ imports it in the worker.
 DRAIN_JOB = "knock_sources.worker.tasks.drain_pending"
 
 # Retries cover infrastructure failures (database restarting); action
 # failures are recorded on the event, not retried.
 RETRY = Retry(max=3, interval=[5, 30, 120])
-SWEEP_BATCH = 500
+#: Events one worker's sweep looks at per pass, oldest first.
+SWEEP_BATCH = 1000
+#: Events the web process sweeps per pass in embedded mode, where it
+#: processes them itself: one webhook request must not carry everyone's backlog.
+EMBEDDED_SWEEP_BATCH = 10
 DRAIN_BATCH = 100
 DRAIN_MAX_SECONDS = 30
 # Longer than a drain job normally waits in the queue; if it expires while
 # the job still waits, the next event merely schedules a second drain.
 DRAIN_FLAG_SECONDS = 60
+#: ``/healthz`` counts pending events up to this many; beyond, it says "at least".
+BACKLOG_COUNT_CAP = 10_000
+
+
+def make_connection(config, retry: redis.retry.Retry | None = None) -> redis.Redis:
+    """Return a Redis client for ``config``; errors surface fast unless ``retry`` says otherwise."""
+    options = {"retry": retry} if retry is not None else {}
+    return redis.Redis.from_url(
+        config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, health_check_interval=30, **options
+    )
 
 
 def make_queue(config, name: str | None = None, connection: redis.Redis | None = None) -> Queue:
-    """Return the RQ queue ``name`` (default ``QUEUE_NAME``); Redis errors surface fast, not after minutes."""
+    """Return the RQ queue ``name`` (default ``QUEUE_NAME``), by default on a connection that fails fast."""
     if connection is None:
-        connection = redis.Redis.from_url(
-            config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
-        )
+        connection = make_connection(config)
     return Queue(name or config["QUEUE_NAME"], connection=connection, default_timeout=config["JOB_TIMEOUT_SECONDS"])
 
 
 def pending_key(queue: Queue) -> str:
-    """The Redis list of event ids waiting for a drain job."""
-    return f"knock_sources:{queue.name}:pending"
+    """The Redis sorted set of event ids waiting for a drain job (member and score: the id)."""
+    return f"knock_sources:{queue.name}:pending-ids"
 
 
 def drain_flag_key(queue: Queue) -> str:
@@ -62,14 +81,19 @@ def drain_flag_key(queue: Queue) -> str:
     return f"knock_sources:{queue.name}:drain-scheduled"
 
 
+def sweep_cursor_key(queue: Queue) -> str:
+    """The id after which the next bounded sweep pass starts."""
+    return f"knock_sources:{queue.name}:sweep-cursor"
+
+
 def submit_event(state: KnockSources, event_log_id: int) -> None:
     """Get a committed event processed.
 
     In embedded mode it is processed right here. Otherwise the id goes to
-    this process's dispatcher, which pushes ids onto a Redis list in batches;
-    ``drain_pending`` jobs process that list, so RQ's job bookkeeping is paid
-    per batch, not per event. The event is committed as ``pending``, so
-    nothing is lost if Redis is down: the sweeper picks it up.
+    this process's dispatcher, which pushes ids to Redis in batches;
+    ``drain_pending`` jobs process them, so RQ's job bookkeeping is paid per
+    batch, not per event. The event is committed as ``pending``, so nothing
+    is lost if Redis is down: the sweeper picks it up.
     """
     if state.dispatcher is not None:
         state.dispatcher.submit(event_log_id)
@@ -90,19 +114,23 @@ def _sweep_if_due(state: KnockSources) -> None:
             return
         state.sweep.last = now
     try:
-        sweep(state)
+        sweep(state, None, EMBEDDED_SWEEP_BATCH)
     except (OperationalError, InterfaceError) as exc:
         log.warning("the sweeper could not run: %s", exc)
 
 
-def push_pending(queue: Queue, ids: list) -> None:
-    """Append ``ids`` to the pending list and schedule a drain if none is; one round trip."""
+def push_pending(queue: Queue, ids: list) -> int:
+    """Add the ``ids`` not already waiting and schedule a drain if none is; one round trip.
+
+    Returns how many were not waiting yet.
+    """
     pipe = queue.connection.pipeline(transaction=False)
-    pipe.rpush(pending_key(queue), *ids)
+    pipe.zadd(pending_key(queue), {str(event_log_id): event_log_id for event_log_id in ids}, nx=True)
     pipe.set(drain_flag_key(queue), 1, nx=True, ex=DRAIN_FLAG_SECONDS)
-    _, drain_needed = pipe.execute()
+    added, drain_needed = pipe.execute()
     if drain_needed:
         schedule_drain(queue)
+    return added
 
 
 def schedule_drain(queue: Queue) -> None:
@@ -110,31 +138,30 @@ def schedule_drain(queue: Queue) -> None:
     queue.enqueue_call(DRAIN_JOB, result_ttl=0, failure_ttl=7 * 86400, retry=RETRY)
 
 
-def drain(state: KnockSources) -> int:
-    """Process the event ids waiting in the pending list, in batches; return how many.
+def drain(state: KnockSources, queue: Queue) -> int:
+    """Process the event ids waiting in ``queue``'s pending set, oldest first, in batches; return how many.
 
     Clears the drain flag first, so that an id pushed while this job runs
     schedules another drain (which another worker can take). Stops after
     ``DRAIN_MAX_SECONDS`` and hands the rest to a fresh job, so that a busy
     queue never runs one job into its timeout.
     """
-    queue = state.queue
     connection = queue.connection
     connection.delete(drain_flag_key(queue))
     deadline = time.monotonic() + DRAIN_MAX_SECONDS
     drained = 0
     while True:
-        ids = connection.lpop(pending_key(queue), DRAIN_BATCH)
-        if not ids:
+        popped = connection.zpopmin(pending_key(queue), DRAIN_BATCH)
+        if not popped:
             return drained
-        for event_log_id in ids:
+        for member, _ in popped:
             try:
-                process_event(state, int(event_log_id))
+                process_event(state, int(member))
             except (OperationalError, InterfaceError) as exc:
                 # Rolled back and still pending: the sweeper retries it, and
                 # one bad event (a deadlock, say) must not drop the batch.
-                log.warning("event %s stays pending: %s", event_log_id, exc)
-        drained += len(ids)
+                log.warning("event %s stays pending: %s", int(member), exc)
+        drained += len(popped)
         if time.monotonic() > deadline:
             schedule_drain(queue)
             return drained
@@ -156,88 +183,95 @@ def process_event(state: KnockSources, event_log_id: int, *, ignore_idempotency:
     return run()
 
 
-def sweep(state: KnockSources) -> int:
-    """Resume stalled replays; re-enqueue events still pending after the grace period, return how many.
+def sweep(state: KnockSources, queue: Queue | None, limit: int | None) -> int:
+    """Resume stalled replays; hand over events still pending after the grace period, return how many.
 
     (A worker that dies mid-event leaves it ``pending``: each event is
-    processed in one transaction.) Stops at the first Redis failure; the
-    next sweep carries on.
+    processed in one transaction; an id Redis lost leaves it pending too.)
+    With a queue, the ids not already waiting are added to it; without one
+    (embedded mode) the events are processed here, oldest first.
+
+    ``limit`` bounds the events one pass looks at (``None``: all of them, for
+    ``flask sweep``). A bounded pass on a queue starts where the previous one
+    stopped (the cursor is kept in Redis, so it resets when Redis loses its
+    data) and wraps around at the end, so a backlog whose oldest events are
+    all queued does not hide the newer ones Redis lost. Stops at the first
+    Redis failure; the next pass carries on.
     """
     resumed = replay.resume_stale(state)
     if resumed:
         log.info("resumed %s stalled replays", resumed)
-    config = state.config
-    now = utcnow()
-    grace_expired = now - timedelta(seconds=config["SWEEP_GRACE_SECONDS"])
-    queue = state.queue
-    swept = 0
-    last_id = 0
-    while True:
-        ids = [
-            row.id
-            for row in EventLog.select(EventLog.id)
-            .where((EventLog.status == PENDING) & (EventLog.received_at <= grace_expired) & (EventLog.id > last_id))
-            .order_by(EventLog.id)
-            .limit(SWEEP_BATCH)
-        ]
-        if not ids:
-            return swept
-        if queue is None:
-            for event_log_id in ids:
-                process_event(state, event_log_id)
-        else:
-            try:
-                push_pending(queue, ids)
-            except redis.RedisError as exc:
-                log.warning("the sweeper stops, Redis is unreachable: %s", exc)
-                return swept
-        state.metrics.requeued(len(ids))
-        swept += len(ids)
-        last_id = ids[-1]
+    grace_expired = utcnow() - timedelta(seconds=state.config["SWEEP_GRACE_SECONDS"])
+    # RQ queues have a length, so "is not None", never truthiness.
+    resumes = queue is not None and limit is not None
+    swept = seen = 0
+    try:
+        last_id = int(queue.connection.get(sweep_cursor_key(queue)) or 0) if resumes else 0
+        while limit is None or seen < limit:
+            page = SWEEP_BATCH if limit is None else min(SWEEP_BATCH, limit - seen)
+            ids = [
+                row.id
+                for row in EventLog.select(EventLog.id)
+                .where((EventLog.status == PENDING) & (EventLog.received_at <= grace_expired) & (EventLog.id > last_id))
+                .order_by(EventLog.id)
+                .limit(page)
+            ]
+            seen += len(ids)
+            if queue is None:
+                for event_log_id in ids:
+                    process_event(state, event_log_id)
+                state.metrics.requeued(len(ids))
+                swept += len(ids)
+            elif ids:
+                added = push_pending(queue, ids)
+                state.metrics.requeued(added)
+                swept += added
+            if len(ids) < page:
+                last_id = 0
+                break
+            last_id = ids[-1]
+        if resumes:
+            queue.connection.set(sweep_cursor_key(queue), last_id)
+    except redis.RedisError as exc:
+        log.warning("the sweeper stops, Redis is unreachable: %s", exc)
+    return swept
 
 
-class SweepingWorker(SimpleWorker):
-    """An RQ worker that runs jobs in-process and sweeps between them.
+@dataclass(frozen=True)
+class Backlog:
+    """The events waiting to be processed: how many (up to a cap) and since when."""
 
-    In-process (no fork per job) because forking costs milliseconds per job
-    and would share the parent's database sockets with the child.
+    count: int
+    capped: bool
+    oldest_received_at: datetime | None
+
+
+def backlog(cap: int | None = BACKLOG_COUNT_CAP) -> Backlog:
+    """Count the pending events (at most ``cap``, ``None``: all) and find the oldest; index-backed."""
+    pending = EventLog.select(EventLog.id).where(EventLog.status == PENDING)
+    # Peewee counts a limited query as a subquery, so the index scan stops at the cap.
+    count = (pending if cap is None else pending.limit(cap + 1)).count()
+    # Ids grow with time: the lowest pending id is the oldest, found on the (status, id) index.
+    oldest = EventLog.select(EventLog.received_at).where(EventLog.status == PENDING).order_by(EventLog.id).first()
+    capped = cap is not None and count > cap
+    return Backlog(cap if capped else count, capped, oldest.received_at if oldest is not None else None)
+
+
+def ids_waiting(queue: Queue) -> int:
+    """How many event ids wait in ``queue``'s pending set."""
+    return queue.connection.zcard(pending_key(queue))
+
+
+def workers_alive(queue: Queue) -> int:
+    """How many workers of ``queue`` are alive: in RQ's worker registry, their key not yet expired.
+
+    Read with plain commands rather than ``Worker.all``, which builds worker
+    objects that retune the connection's socket timeout for blocking pops.
     """
-
-    sweep_interval = 30
-    #: Not ``state``: RQ workers already have a ``state`` (busy, idle...).
-    app_state: KnockSources
-
-    @property
-    def dequeue_timeout(self) -> int:
-        """Wake up at least once per sweep interval even when idle."""
-        return max(1, min(super().dequeue_timeout, self.sweep_interval))
-
-    def run_maintenance_tasks(self):
-        """Run RQ's maintenance, then the sweeper unless another worker just did."""
-        super().run_maintenance_tasks()
-        lock = f"knock_sources:sweep-lock:{self.queues[0].name}"
-        if self.connection.set(lock, self.name, nx=True, ex=max(1, self.sweep_interval - 1)):
-            try:
-                with store.db.connection_context():
-                    swept = sweep(self.app_state)
-                if swept:
-                    log.info("re-enqueued %s pending events", swept)
-            except Exception:
-                log.exception("the sweeper failed; it will run again")
-
-
-def make_worker(state: KnockSources) -> SweepingWorker:
-    """Return a worker for the state's queues, sweeping every ``SWEEP_INTERVAL_SECONDS``.
-
-    RQ takes a job from the replay queue only when the event queue is empty,
-    so live events go first.
-    """
-    queue = state.queue
-    worker = SweepingWorker(
-        [queue, state.replay_queue],
-        connection=queue.connection,
-        maintenance_interval=state.config["SWEEP_INTERVAL_SECONDS"],
-    )
-    worker.sweep_interval = state.config["SWEEP_INTERVAL_SECONDS"]
-    worker.app_state = state
-    return worker
+    keys = worker_registration.get_keys(queue=queue)
+    if not keys:
+        return 0
+    pipe = queue.connection.pipeline(transaction=False)
+    for key in keys:
+        pipe.exists(key)
+    return sum(pipe.execute())

@@ -20,7 +20,7 @@ from knock_sources.observability import logs
 from knock_sources.observability.metrics import NO_SOURCE, Recorder
 from knock_sources.paths import MISSING, resolve
 from knock_sources.providers import Provider
-from knock_sources.store import FAILED, IDEMPOTENT, PENDING, PROCESSED, PROCESSING, SUCCESS, db, utcnow
+from knock_sources.store import FAILED, IDEMPOTENT, PENDING, PROCESSED, PROCESSING, SUCCESS, db, unstorable, utcnow
 from knock_sources.store.control import Environment, EventLog, KnownEvent, Mapping, Source, SourceEnvironment
 from knock_sources.worker import idempotency
 
@@ -148,8 +148,13 @@ def provider_for(registry, slug: str) -> Provider:
     return registry.providers.get(slug) or _PLAIN_PROVIDER
 
 
-def resolve_event_type(provider, settings: dict, scope: dict) -> str:
-    """Return the event type, or ``unknown`` when the path does not resolve to a string."""
+def identify_event(provider, settings: dict, scope: dict) -> tuple[str, str | None]:
+    """Return ``(event type, None)``, or ``("unknown", why)`` when the event cannot be identified.
+
+    The event type path must resolve to a string (a number is taken as its
+    text) of at most 255 characters that a database can store: a NUL or a
+    lone surrogate from a payload is named, not stored.
+    """
     path = settings.get("event_type_path")
     if path:
         value = resolve(path, scope)
@@ -157,9 +162,14 @@ def resolve_event_type(provider, settings: dict, scope: dict) -> str:
         value = provider.event_type(lambda p: resolve(p, scope) if p else MISSING)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
-    if isinstance(value, str) and 0 < len(value) <= MAX_EVENT_TYPE_LENGTH:
-        return value
-    return UNKNOWN_EVENT_TYPE
+    if not isinstance(value, str) or not value:
+        return UNKNOWN_EVENT_TYPE, "the event type path did not resolve to a string"
+    if len(value) > MAX_EVENT_TYPE_LENGTH:
+        return UNKNOWN_EVENT_TYPE, f"the event type is longer than {MAX_EVENT_TYPE_LENGTH} characters"
+    problem = unstorable(value)
+    if problem:
+        return UNKNOWN_EVENT_TYPE, f"the event type holds {problem}, which cannot be stored"
+    return value, None
 
 
 def resolve_timestamp(path: str | None, scope: dict, default: datetime) -> datetime:
@@ -191,18 +201,21 @@ def _process(event_log, registry, config, now: datetime, on_commit: list, ignore
     settings = source_env.settings or {}
     provider = provider_for(registry, source_env.source.provider)
     scope = scope_of(event_log)
-    event_log.event_type = resolve_event_type(provider, settings, scope)
+    event_log.event_type, problem = identify_event(provider, settings, scope)
     event_log.occurred_at = resolve_timestamp(settings.get("timestamp_path"), scope, event_log.received_at)
-    if event_log.event_type == UNKNOWN_EVENT_TYPE:
+    if problem:
         # Logged for debugging, but an unidentified event runs nothing.
-        event_log.error = "the event type path did not resolve to a string"
+        _note(event_log, problem)
         _finish(event_log, PROCESSED)
         return []
     # A counter every event of this type updates: after the commit, so that
     # concurrent workers do not queue on its row lock for a whole event.
     on_commit.append(partial(_remember_event_type, source_env, event_log, now))
 
-    key = event_log.idempotency_key = idempotency.key_for(settings, scope)
+    key, dropped = idempotency.key_for(settings, scope)
+    event_log.idempotency_key = key
+    if dropped:
+        _note(event_log, dropped)
     if ignore_idempotency:
         key = None
     window = timedelta(seconds=config["IDEMPOTENCY_WINDOW_SECONDS"])
@@ -225,13 +238,18 @@ def _process(event_log, registry, config, now: datetime, on_commit: list, ignore
     failures = [entry for entry in action_logs if entry.status != SUCCESS]
     if failures:
         idempotency.release(event_log.id)
-        event_log.error = f"{len(failures)} of {len(action_logs)} actions did not succeed"
+        _note(event_log, f"{len(failures)} of {len(action_logs)} actions did not succeed")
         _finish(event_log, FAILED)
     else:
         if key is not None:
             idempotency.record_success(event_log.id, now=utcnow(), window=window)
         _finish(event_log, PROCESSED)
     return action_logs
+
+
+def _note(event_log, text: str) -> None:
+    """Add ``text`` to the event's error, after what ingestion recorded there (a script's error, a note)."""
+    event_log.error = f"{event_log.error}; {text}" if event_log.error else text
 
 
 def _finish(event_log, status: str) -> None:

@@ -8,7 +8,7 @@ modules take plain values.
 import contextlib
 import logging
 
-from rq import get_current_job
+from rq import Queue, get_current_job
 
 from knock_sources import store
 from knock_sources.control import replay
@@ -32,9 +32,14 @@ def _job(**fields):
 
 
 def drain_pending() -> int:
-    """Process the event ids waiting in the pending list; see ``jobs.drain``."""
+    """Process the event ids waiting in the pending set; see ``jobs.drain``.
+
+    On the queue and connection the job came from: the worker's, which waits
+    out a Redis outage, not the app state's, which fails fast for the web.
+    """
     with _job():
-        return jobs.drain(current_state())
+        job = get_current_job()
+        return jobs.drain(current_state(), Queue(job.origin, connection=job.connection))
 
 
 def run_replay(replay_id: int) -> None:

@@ -286,12 +286,6 @@ def test_invalid_workflow_body_is_422(api):
     assert api.put("/v1/workflows/x", {"workflow": {"active": "maybe"}}).status_code == 422
 
 
-def test_healthz_reports_database_and_queue(client):
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "checks": {"database": "ok", "queue": "embedded"}}
-
-
 def test_api_keys_are_independent(app, client, api):
     runner = app.test_cli_runner()
     other = Api(client, runner.invoke(args=["api-key", "create"]).stdout.strip())

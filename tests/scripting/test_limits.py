@@ -2,14 +2,17 @@
 
 import os
 import signal
+import threading
 import time
 
 import pytest
 
 from knock_sources.scripting import ScriptError, ScriptRunner
+from knock_sources.scripting.protocol import resident_bytes
 from tests.support.scripts import (
     COUNTER,
     ONE_LINE_BOMBS,
+    PrivateKeys,
     bombs_when_asked,
     make_ctx,
     process_state,
@@ -28,6 +31,9 @@ function main(ctx) {
   if (ctx.body.bomb === "string") while (true) kept.push("x".repeat(1000) + kept.length);
   if (ctx.body.bomb === "typed") while (true) kept.push(new Uint8Array(1 << 20));
   if (ctx.body.bomb === "buffer") return {size: Buffer.alloc(64 * 1024 * 1024).length};
+  // Memory outside V8's heap, which its heap limit does not see: ICU's, behind Intl.
+  const euros = {style: "currency", currency: "EUR"};
+  if (ctx.body.bomb === "intl") while (true) kept.push(new Intl.NumberFormat("en", euros));
   return {verified: true};
 }
 """
@@ -45,10 +51,8 @@ function main(ctx) {
     ids=["loop", "loop after await", "endless promise jobs", "promise never settles", "top-level loop"],
 )
 def test_endless_script_times_out(runner, source):
-    started = time.monotonic()
-    error = run_error(runner, source)
-    assert error.kind == "timeout"
-    assert time.monotonic() - started < 2
+    assert run_error(runner, source).kind == "timeout"
+    assert run(runner, "function main() { return {verified: true}; }") == {"verified": True}
 
 
 def test_runner_recovers_after_a_timeout_for_the_same_key(runner):
@@ -61,24 +65,30 @@ def test_runner_serves_other_keys_after_a_timeout(runner):
     assert run(runner, "function main() { return {verified: true}; }") == {"verified": True}
 
 
-@pytest.mark.parametrize("bomb", ["array", "string", "typed", "buffer"])
-def test_memory_bomb_hits_the_memory_limit(runner, bomb):
-    run(runner, BOMBS_WHEN_ASKED, make_ctx(body={"bomb": None}))
-    host = runner.host_pid
-    error = run_error(runner, BOMBS_WHEN_ASKED, make_ctx(body={"bomb": bomb}))
-    assert (error.kind, error.message) == ("memory", "the script exceeded the memory limit of 32 MB")
-    # Stopped by the isolate's limit, not by losing the host.
-    assert runner.host_pid == host
+@pytest.fixture(scope="module")
+def patient_runner():
+    """A runner whose time limit no memory bomb reaches on any machine: the memory limit is what stops it."""
+    with ScriptRunner(timeout_ms=20_000) as script_runner:
+        yield script_runner
 
 
-def test_runner_recovers_after_a_memory_bomb_for_the_same_key(runner):
-    assert run_error(runner, BOMBS_WHEN_ASKED, make_ctx(body={"bomb": "array"})).kind == "memory"
-    assert run(runner, BOMBS_WHEN_ASKED, make_ctx(body={"bomb": None})) == {"verified": True}
+@pytest.fixture
+def patient(patient_runner, request):
+    return PrivateKeys(patient_runner, request.node.nodeid)
 
 
-def test_runner_serves_other_keys_after_a_memory_bomb(runner):
-    assert run_error(runner, BOMBS_WHEN_ASKED, make_ctx(body={"bomb": "array"})).kind == "memory"
-    assert run(runner, "function main() { return {verified: true}; }") == {"verified": True}
+@pytest.mark.parametrize("bomb", ["array", "string", "typed", "buffer", "intl"])
+def test_memory_bomb_is_a_memory_error_and_the_next_calls_are_served(patient, bomb):
+    assert patient.run("bombs", BOMBS_WHEN_ASKED, make_ctx(body={"bomb": None})) == {"verified": True}
+    for _ in range(2):
+        with pytest.raises(ScriptError) as caught:
+            patient.run("bombs", BOMBS_WHEN_ASKED, make_ctx(body={"bomb": bomb}))
+        # What the sender's log shows, whichever limit stopped it.
+        assert (caught.value.kind, caught.value.message) == ("memory", "the script exceeded the memory limit of 32 MB")
+    # The script's other payloads are still served: a bomb its limits stop is
+    # not a script that takes the host down (which is refused for a while).
+    assert patient.run("bombs", BOMBS_WHEN_ASKED, make_ctx(body={"bomb": None})) == {"verified": True}
+    assert patient.run("other", "function main() { return {verified: true}; }", make_ctx()) == {"verified": True}
 
 
 def test_array_buffers_freed_between_runs_are_credited_back(runner):
@@ -89,10 +99,8 @@ def test_array_buffers_freed_between_runs_are_credited_back(runner):
 
 @pytest.mark.parametrize("bomb", ONE_LINE_BOMBS.values(), ids=ONE_LINE_BOMBS.keys())
 def test_one_line_bomb_is_a_memory_error_and_the_caller_survives(runner, bomb):
-    started = time.monotonic()
     error = run_error(runner, f"function main() {{ return {bomb}; }}")
     assert (error.kind, error.message) == ("memory", "the script exceeded the memory limit of 32 MB")
-    assert time.monotonic() - started < 5
     assert run(runner, "function main() { return {verified: true}; }") == {"verified": True}
 
 
@@ -130,14 +138,40 @@ def test_a_host_killed_between_calls_is_replaced_without_an_error(runner):
 
 
 def test_a_host_that_stops_answering_is_replaced_and_the_call_times_out():
-    with ScriptRunner(timeout_ms=50) as quick:
+    # Long enough for the first call to pass on a loaded machine.
+    with ScriptRunner(timeout_ms=500) as quick:
         assert quick.run("a", COUNTER, make_ctx()) == {"calls": 1}
         stuck = quick.host_pid
         os.kill(stuck, signal.SIGSTOP)
-        started = time.monotonic()
         with pytest.raises(ScriptError) as caught:
             quick.run("a", COUNTER, make_ctx())
-        assert (caught.value.kind, caught.value.message) == ("timeout", "the script exceeded the time limit of 50 ms")
-        assert time.monotonic() - started < 3
+        assert (caught.value.kind, caught.value.message) == ("timeout", "the script exceeded the time limit of 500 ms")
         assert process_state(stuck) is None
         assert quick.run("a", COUNTER, make_ctx()) == {"calls": 1}
+
+
+def test_a_host_holding_what_a_script_may_use_is_not_taken_for_a_memory_bomb():
+    # 28 MB of buffer and a few MB of objects: within the 32 MB limit, though
+    # the host grows by more than 32 MB. Stopped once it has, the host looks
+    # exactly like one busy in a builtin past the time limit; what it grew by
+    # is no bomb's, so the call ends as the timeout it is.
+    source = (
+        "const kept = [];\n"
+        "function main() { kept.push(new Uint8Array(28 << 20).fill(1));"
+        " for (let i = 0; i < 300000; i++) kept.push({i}); while (true) {} }"
+    )
+    with ScriptRunner(timeout_ms=2000) as runner:
+        assert runner.run("warm", COUNTER, make_ctx()) == {"calls": 1}
+        host = runner.host_pid
+        baseline = resident_bytes(host)
+        outcome = []
+        call = threading.Thread(target=lambda: outcome.append(run_error(runner, source, key="holds")))
+        call.start()
+        deadline = time.monotonic() + 30
+        while call.is_alive() and (resident_bytes(host) or 0) - baseline < 40 << 20:
+            assert time.monotonic() < deadline, "the script never grew the host"
+            time.sleep(0.005)
+        os.kill(host, signal.SIGSTOP)
+        call.join()
+        assert (outcome[0].kind, outcome[0].message) == ("timeout", "the script exceeded the time limit of 2000 ms")
+        assert runner.run("warm", COUNTER, make_ctx()) == {"calls": 1}

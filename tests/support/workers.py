@@ -28,21 +28,26 @@ def worker_env(app, **overrides):
     return {"PATH": os.environ["PATH"], **{f"KNOCK_SOURCES_{k}": str(v) for k, v in settings.items()}}
 
 
-def start_workers(app, count=1, burst=True, **overrides):
-    """Start ``count`` real worker processes, once this process has handed over its events."""
+def start_workers(app, count=1, burst=True, output=None, **overrides):
+    """Start ``count`` real worker processes, once this process has handed over its events.
+
+    With ``output`` (a directory), each worker writes what it prints to
+    ``worker-<n>.log`` there instead of a pipe, so a long-running worker can
+    be read while it runs.
+    """
     assert app.extensions[state.EXTENSION].dispatcher.flush()
     command = [FLASK, "worker"] + (["--burst"] if burst else [])
-    return [
-        subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=worker_env(app, **overrides),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+    workers = []
+    for number in range(count):
+        stdout = subprocess.PIPE if output is None else open(Path(output) / f"worker-{number}.log", "w")  # noqa: SIM115
+        workers.append(
+            subprocess.Popen(
+                command, cwd=ROOT, env=worker_env(app, **overrides), stdout=stdout, stderr=subprocess.STDOUT, text=True
+            )
         )
-        for _ in range(count)
-    ]
+        if output is not None:
+            stdout.close()
+    return workers
 
 
 def wait(workers, timeout=60):
@@ -50,3 +55,13 @@ def wait(workers, timeout=60):
     for worker in workers:
         output, _ = worker.communicate(timeout=timeout)
         assert worker.returncode == 0, output
+
+
+def stop(workers, timeout=30):
+    """Ask long-running workers to stop (SIGTERM, as a process manager does) and wait for them."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    for worker in workers:
+        # communicate() also closes the pipe of a worker started without ``output``.
+        worker.communicate(timeout=timeout)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from knock_sources import state
 from knock_sources.store import db as database
 from knock_sources.store.control import EventLog
 from knock_sources.store.dataplane import WorkflowRun
-from tests.support import Api, free_port, make_app, port_is_open, reset_database, stop_dispatcher
-from tests.support.workers import start_workers, wait
+from knock_sources.worker import jobs
+from tests.support import Api, make_app, reset_database, stop_dispatcher
+from tests.support.processes import RedisServer, wait_for
+from tests.support.workers import start_workers, stop, wait
 
 TRIGGER = {
     "event_type": "order.paid",
@@ -64,37 +64,14 @@ def test_failed_execution_releases_the_key_for_a_redelivery(queue_app, queue_api
     assert [entry["status"] for entry in queue_api.logs()] == ["processed", "failed"]
 
 
-def test_healthz_checks_redis(queue_app):
-    response = queue_app.test_client().get("/healthz")
-    assert response.status_code == 200
-    assert response.get_json()["checks"] == {"database": "ok", "queue": "ok"}
-
-
 @pytest.fixture
 def redis_down(postgres_url):
-    """An app whose Redis is down; ``start()`` brings a Redis up on the same port."""
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is required for this test")
-    port = free_port()
-    app = make_app(postgres_url, REDIS_URL=f"redis://127.0.0.1:{port}/0", QUEUE_NAME="ks-test-down")
-    servers = []
-
-    def start():
-        server = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        servers.append(server)
-        deadline = time.monotonic() + 10
-        while not port_is_open("127.0.0.1", port):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-
-    app.start_redis = start
+    """An app whose Redis is down; ``start_redis()`` brings a Redis up on the same port."""
+    server = RedisServer()
+    app = make_app(postgres_url, REDIS_URL=server.url, QUEUE_NAME="ks-test-down")
+    app.start_redis = server.start
     yield app
-    for server in servers:
-        server.terminate()
-        server.wait(timeout=10)
+    server.kill()
     stop_dispatcher(app)
     reset_database()
 
@@ -124,14 +101,50 @@ def test_running_worker_sweeps_pending_events_by_itself(redis_down):
     api.create_source()
     api.client.post(api.endpoint(), json={"type": "lost.in.transit"})
     app.start_redis()
-    [worker] = start_workers(app, burst=False, SWEEP_INTERVAL_SECONDS=1, SWEEP_GRACE_SECONDS=0)
+    workers = start_workers(app, burst=False, SWEEP_INTERVAL_SECONDS=1, SWEEP_GRACE_SECONDS=0)
     try:
-        deadline = time.monotonic() + 30
-        while api.logs()[0]["status"] != "processed":
-            assert time.monotonic() < deadline, "the worker never swept the pending event"
-            time.sleep(0.2)
+        wait_for(lambda: api.logs()[0]["status"] == "processed", "the worker to sweep the pending event")
     finally:
-        worker.terminate()
-        worker.communicate(timeout=10)
+        stop(workers)
     with database.connection_context():
         assert EventLog.get().status == "processed"
+
+
+def test_sweep_enqueues_only_what_is_not_already_waiting(queue_app, queue_api):
+    queue_api.create_source(mappings=[TRIGGER])
+    for number in range(30):
+        queue_api.client.post(queue_api.endpoint(), json={"type": "order.paid", "n": number})
+    assert queue_app.extensions[state.EXTENSION].dispatcher.flush()
+    queue_app.config["SWEEP_GRACE_SECONDS"] = 0
+    runner = queue_app.test_cli_runner()
+    # All 30 are already waiting for a worker: sweeping again and again adds nothing.
+    for _ in range(3):
+        assert "Re-enqueued 0 pending events" in runner.invoke(args=["sweep"]).stderr
+    queue = queue_app.extensions[state.EXTENSION].queue
+    assert queue.connection.zcard(jobs.pending_key(queue)) == 30
+    # Redis lost them: the sweep puts each back once.
+    queue.connection.delete(jobs.pending_key(queue))
+    assert "Re-enqueued 30 pending events" in runner.invoke(args=["sweep"]).stderr
+    assert "Re-enqueued 0 pending events" in runner.invoke(args=["sweep"]).stderr
+    wait(start_workers(queue_app))
+    assert [entry["status"] for entry in queue_api.logs(limit=100)] == ["processed"] * 30
+    with database.connection_context():
+        assert WorkflowRun.select().count() == 30
+
+
+def test_a_worker_sweep_pass_is_bounded(queue_app, queue_api):
+    queue_api.create_source(mappings=[TRIGGER])
+    for number in range(12):
+        queue_api.client.post(queue_api.endpoint(), json={"type": "order.paid", "n": number})
+    app_state = queue_app.extensions[state.EXTENSION]
+    assert app_state.dispatcher.flush()
+    queue = app_state.queue
+    queue.connection.delete(jobs.pending_key(queue))
+    queue_app.config["SWEEP_GRACE_SECONDS"] = 0
+    with database.connection_context():
+        # Each pass looks at five, starting where the last one stopped...
+        assert [jobs.sweep(app_state, queue, 5) for _ in range(3)] == [5, 5, 2]
+        # ...and wraps around: all twelve are waiting now, so nothing is added twice.
+        assert [jobs.sweep(app_state, queue, 5) for _ in range(3)] == [0, 0, 0]
+    ids = sorted(int(entry["id"]) for entry in queue_api.logs(limit=100))
+    assert [int(member) for member in queue.connection.zrange(jobs.pending_key(queue), 0, -1)] == ids

@@ -7,8 +7,6 @@ Shapes follow Knock's Management API. Every call takes ``?environment=``
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, request
 from marshmallow import ValidationError
 
@@ -16,6 +14,7 @@ from knock_sources.control import api_keys
 from knock_sources.errors import AuthenticationRequired, NotFound, SourcesError, ValidationFailed
 from knock_sources.ingest import body as ingest_body
 from knock_sources.state import current_state
+from knock_sources.store import find_unstorable
 from knock_sources.store.control import Environment
 from knock_sources.store.keys import KeyRule
 from knock_sources.views.api.schemas import PageQuerySchema, RowId
@@ -23,6 +22,11 @@ from knock_sources.views.api.schemas import PageQuerySchema, RowId
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
 page_query_schema = PageQuerySchema()
+# A request body's ceiling: sources with scripts and rehearsals of the largest
+# accepted payloads fit many times over.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# Fields of a request body that hold a sample payload rather than values to store.
+SAMPLE_FIELDS = frozenset({"payload"})
 
 
 @bp.before_request
@@ -48,20 +52,24 @@ def json_body(schema, *, optional: bool = False) -> dict:
     """Load the JSON request body with ``schema``; 422 with field errors if invalid.
 
     Parsed here rather than with ``request.get_json``, whose ``silent`` mode
-    lets a deeply nested body's ``RecursionError`` through as a 500; strings
-    with lone surrogates are refused because no database can store them.
-    With ``optional``, an empty body stands for ``{}``.
+    lets a deeply nested body's ``RecursionError`` through as a 500, with the
+    rules ingestion uses (charset, numbers JSON can carry). Text no database
+    can store (a NUL, a lone surrogate) is refused naming its field, except
+    inside the ``payload`` of a dry run, which is a sample of what ingestion
+    accepts. With ``optional``, an empty body stands for ``{}``.
     """
-    raw = request.get_data()
+    # Unreadable (400) and too large (413) stand as they are; the rest is the body's content.
+    raw = ingest_body.read_body(request.stream, request.content_length, MAX_BODY_BYTES)
     if optional and not raw.strip():
         return schema.load({})
     try:
-        payload, _ = ingest_body.parse_body(raw, "application/json")
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        payload = ingest_body.RequestBody.parse(raw, "application/json", request.mimetype_params.get("charset")).data
     except SourcesError as exc:
         raise ValidationFailed({"_schema": [exc.message]}) from None
-    except (UnicodeEncodeError, RecursionError):
-        raise ValidationFailed({"_schema": ["The body holds text that is not valid Unicode."]}) from None
+    found = find_unstorable({key: value for key, value in payload.items() if key not in SAMPLE_FIELDS})
+    if found:
+        where, problem = found
+        raise ValidationFailed({".".join(map(str, where)): [f"holds {problem}, which cannot be stored."]})
     try:
         return schema.load(payload)
     except ValidationError as exc:
