@@ -231,6 +231,8 @@ def main():
         "plain_p50_ms": round(results["plain"]["p50_ms"], 3),
         "scripted_p50_ms": round(results["scripted"]["p50_ms"], 3),
         "gunicorn_args": GUNICORN_ARGS,
+        # gunicorn reads gunicorn.conf.py: Prometheus multiprocess metrics are on unless this is false.
+        "metrics_enabled": os.environ.get("KNOCK_SOURCES_METRICS_ENABLED", "true"),
         "clients": CLIENTS,
         "connections_per_client": CONNECTIONS,
         "seconds": DURATION,

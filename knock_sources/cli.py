@@ -15,6 +15,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from marshmallow import ValidationError
+from peewee import PeeweeException
 
 from knock_sources import config, store
 from knock_sources.control import admins, api_keys, replay, sources, variables
@@ -172,7 +173,13 @@ def replay_command(source, environment, dry_run, ignore_idempotency, limit, **fi
             return
         created = replay.create(state, source_env, filter_, ignore_idempotency)
         with click.progressbar(length=created.total, label=f"Replaying {created.total} events", file=sys.stderr) as bar:
-            finished = replay.run(state, created.id, progress=bar.update)
+            try:
+                finished = replay.run(state, created.id, progress=bar.update)
+            except PeeweeException as exc:
+                raise click.ClickException(
+                    f"the database failed during replay {created.id} ({exc}); it resumes where it stopped when "
+                    "`flask sweep` or a worker's sweeper next runs after REPLAY_STALE_SECONDS"
+                ) from None
     click.echo(
         f"Replay {finished.id} {finished.state}: {finished.done} replayed, {finished.failed} failed, "
         f"{finished.skipped} skipped.",

@@ -94,6 +94,9 @@ SECRET_KEYS = frozenset({"SECRET_KEY", "SECRET_KEY_FALLBACKS", "METRICS_TOKEN"})
 
 DEVELOPMENT_SECRET_KEY = DEFAULTS["SECRET_KEY"]
 ENVIRONMENT_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+#: First path segments of the API, ingestion and the tracking API: no environment may be called so,
+#: since the dashboard's pages live under ``/<environment>/``.
+RESERVED_SLUGS = ("v1", "segment", "integrations", "static")
 
 
 def _whole(minimum: int = 1, **kwargs) -> fields.Integer:
@@ -110,6 +113,8 @@ def _bind(value: str | None) -> None:
 def _slug(value: str) -> None:
     if not ENVIRONMENT_SLUG.fullmatch(value):
         raise ValidationError("must be lower-case letters, digits, '-' or '_', at most 64 characters")
+    if value in RESERVED_SLUGS:
+        raise ValidationError(f"{value!r} is the start of other URLs; choose another name")
 
 
 def _rate_limit(value: str) -> None:

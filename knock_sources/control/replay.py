@@ -334,6 +334,13 @@ def run(
         Replay.update(state=REPLAY_COMPLETED, finished_at=utcnow(), updated_at=utcnow()).where(
             (Replay.id == replay_id) & (Replay.state == REPLAY_RUNNING)
         ).execute()
+        log.info(
+            "replay %s completed: %s replayed, %s failed, %s skipped",
+            replay_id,
+            replay.done,
+            replay.failed,
+            replay.skipped,
+        )
     return _reload(replay_id)
 
 

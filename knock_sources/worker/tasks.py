@@ -5,6 +5,7 @@ context; each fetches the app state and hands it down, so that the domain
 modules take plain values.
 """
 
+import contextlib
 import logging
 
 from rq import Queue, get_current_job
@@ -19,9 +20,15 @@ from knock_sources.worker import jobs
 log = logging.getLogger(__name__)
 
 
-def _start_job(**fields) -> None:
+@contextlib.contextmanager
+def _job(**fields):
+    """Bind the RQ job's id (and ``fields``) to the lines logged while it runs, and only then."""
     job = get_current_job()
     logs.start(job_id=job.id if job else None, **fields)
+    try:
+        yield
+    finally:
+        logs.start()
 
 
 def drain_pending() -> int:
@@ -30,15 +37,14 @@ def drain_pending() -> int:
     On the queue and connection the job came from: the worker's, which waits
     out a Redis outage, not the app state's, which fails fast for the web.
     """
-    _start_job()
-    job = get_current_job()
-    return jobs.drain(current_state(), Queue(job.origin, connection=job.connection))
+    with _job():
+        job = get_current_job()
+        return jobs.drain(current_state(), Queue(job.origin, connection=job.connection))
 
 
 def run_replay(replay_id: int) -> None:
     """Run a slice of a replay (it queues the rest itself); see ``control.replay.run``."""
-    _start_job(replay_id=replay_id)
-    with store.db.connection_context():
+    with _job(replay_id=replay_id), store.db.connection_context():
         try:
             replay.run(current_state(), replay_id, seconds=replay.SLICE_SECONDS)
         except NotFound:

@@ -181,28 +181,32 @@ def test_threads_mixing_results_timeouts_and_bombs_each_get_their_own_outcome():
     seen = {mode: {kind for named, kind in outcomes if named == mode} for mode in ("ok", "loop", "bomb", "crash")}
     assert len(outcomes) == 36
     # Which limit stops a growing loop first is up to the machine; either way it is stopped.
-    assert seen["ok"] == {"ok"} and seen["loop"] == {"timeout"} and seen["crash"] == {"memory"}
+    assert seen["ok"] == {"ok"} and seen["loop"] == {"timeout"}
+    # On a busy machine a bomb or a host-crashing allocation may still be
+    # running when the time limit comes: which limit stops it is a race, and
+    # either way it is stopped with its own error, never another call's.
     assert seen["bomb"] and seen["bomb"] <= {"memory", "timeout"}
+    assert seen["crash"] and seen["crash"] <= {"memory", "timeout"}
 
 
-def test_a_script_that_takes_the_host_down_twice_is_quarantined(runner):
+def test_a_script_that_takes_the_host_down_twice_is_quarantined(patient):
     bomb = f"function main() {{ return {ONE_LINE_BOMBS['split']}; }}"
-    assert run_error(runner, bomb, key="crashy").kind == "memory"
-    assert run_error(runner, bomb, key="crashy").kind == "memory"
-    host = runner.host_pid
-    error = run_error(runner, bomb, key="crashy")
+    assert run_error(patient, bomb, key="crashy").kind == "memory"
+    assert run_error(patient, bomb, key="crashy").kind == "memory"
+    host = patient.host_pid
+    error = run_error(patient, bomb, key="crashy")
     # Refused at once, without costing the host (and every other script) a restart.
     assert error.kind == "memory"
-    assert runner.host_pid == host
-    assert run(runner, "function main() { return {ok: true}; }", key="neighbour") == {"ok": True}
+    assert patient.host_pid == host
+    assert run(patient, "function main() { return {ok: true}; }", key="neighbour") == {"ok": True}
     # A fixed script runs again straight away.
-    assert run(runner, "function main() { return {fixed: true}; }", key="crashy") == {"fixed": True}
+    assert run(patient, "function main() { return {fixed: true}; }", key="crashy") == {"fixed": True}
 
 
-def test_quarantine_refuses_even_harmless_payloads_of_that_script(runner):
+def test_quarantine_refuses_even_harmless_payloads_of_that_script(patient):
     # The trade-off, stated: a script that keeps crashing the host is refused
     # for a while as a whole, not payload by payload.
     source = bombs_when_asked(ONE_LINE_BOMBS["split"])
     for _ in range(2):
-        assert run_error(runner, source, make_ctx(body={"bomb": True}), key="q").kind == "memory"
-    assert run_error(runner, source, make_ctx(body={"bomb": False}), key="q").kind == "memory"
+        assert run_error(patient, source, make_ctx(body={"bomb": True}), key="q").kind == "memory"
+    assert run_error(patient, source, make_ctx(body={"bomb": False}), key="q").kind == "memory"

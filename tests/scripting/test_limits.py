@@ -98,33 +98,36 @@ def test_array_buffers_freed_between_runs_are_credited_back(runner):
 
 
 @pytest.mark.parametrize("bomb", ONE_LINE_BOMBS.values(), ids=ONE_LINE_BOMBS.keys())
-def test_one_line_bomb_is_a_memory_error_and_the_caller_survives(runner, bomb):
-    error = run_error(runner, f"function main() {{ return {bomb}; }}")
+def test_one_line_bomb_is_a_memory_error_and_the_caller_survives(patient, bomb):
+    error = run_error(patient, f"function main() {{ return {bomb}; }}")
     assert (error.kind, error.message) == ("memory", "the script exceeded the memory limit of 32 MB")
-    assert run(runner, "function main() { return {verified: true}; }") == {"verified": True}
+    assert run(patient, "function main() { return {verified: true}; }") == {"verified": True}
 
 
 @pytest.mark.parametrize("bomb", ONE_LINE_BOMBS.values(), ids=ONE_LINE_BOMBS.keys())
-def test_same_and_other_keys_work_after_a_bomb_took_the_host_down(runner, bomb):
+def test_same_and_other_keys_work_after_a_bomb(patient, bomb):
     source = bombs_when_asked(bomb)
-    assert run(runner, COUNTER, key="counter") == {"calls": 1}
-    assert run(runner, source, make_ctx(body={"bomb": False}), key="bomb") == {"verified": True}
-    lost = runner.host_pid
-    assert run_error(runner, source, make_ctx(body={"bomb": True}), key="bomb").kind == "memory"
-    # The lost host was killed or reaped, and a new one took over.
-    assert process_state(lost) is None
-    assert runner.host_pid not in (None, lost)
-    assert run(runner, source, make_ctx(body={"bomb": False}), key="bomb") == {"verified": True}
-    # Compiled again in the new host, so its state starts over.
-    assert run(runner, COUNTER, key="counter") == {"calls": 1}
-    assert run(runner, COUNTER, key="counter") == {"calls": 2}
+    assert run(patient, COUNTER, key="counter") == {"calls": 1}
+    assert run(patient, source, make_ctx(body={"bomb": False}), key="bomb") == {"verified": True}
+    before = patient.host_pid
+    assert run_error(patient, source, make_ctx(body={"bomb": True}), key="bomb").kind == "memory"
+    assert run(patient, source, make_ctx(body={"bomb": False}), key="bomb") == {"verified": True}
+    # The host either stopped the bomb itself or was lost and replaced, which
+    # depends on how fast the machine allocates; what a user sees is the same:
+    # the other key keeps working (compiled again, so starting over, in a new host).
+    calls = run(patient, COUNTER, key="counter")["calls"]
+    assert calls == (2 if patient.host_pid == before else 1)
+    assert run(patient, COUNTER, key="counter") == {"calls": calls + 1}
+    if patient.host_pid != before:
+        # A lost host is killed and reaped, never left behind.
+        assert process_state(before) is None
 
 
-def test_keys_stay_isolated_after_the_host_was_replaced(runner):
-    run(runner, "globalThis.leak = 'A';\nfunction main() { return {}; }", key="A")
-    assert run_error(runner, f"function main() {{ return {ONE_LINE_BOMBS['split']}; }}", key="bomb").kind == "memory"
-    run(runner, "globalThis.leak = 'A';\nfunction main() { return {}; }", key="A")
-    assert run(runner, "function main() { return {leak: typeof leak}; }", key="B") == {"leak": "undefined"}
+def test_keys_stay_isolated_after_the_host_was_replaced(patient):
+    run(patient, "globalThis.leak = 'A';\nfunction main() { return {}; }", key="A")
+    assert run_error(patient, f"function main() {{ return {ONE_LINE_BOMBS['split']}; }}", key="bomb").kind == "memory"
+    run(patient, "globalThis.leak = 'A';\nfunction main() { return {}; }", key="A")
+    assert run(patient, "function main() { return {leak: typeof leak}; }", key="B") == {"leak": "undefined"}
 
 
 def test_a_host_killed_between_calls_is_replaced_without_an_error(runner):

@@ -21,7 +21,9 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from redis import RedisError
 from werkzeug.exceptions import HTTPException, TooManyRequests
+from werkzeug.routing import BaseConverter
 
+from knock_sources.config import ENVIRONMENT_SLUG, RESERVED_SLUGS
 from knock_sources.control import activity, admins, sources
 from knock_sources.errors import SourcesError, ValidationFailed
 from knock_sources.state import current_state
@@ -37,8 +39,19 @@ HOURLY = "knock_sources_hourly_counts"
 PUBLIC_ENDPOINTS = frozenset({"ui.auth.login"})
 
 
+class EnvironmentSlug(BaseConverter):
+    """The environment in a dashboard URL (``/<env:env>/...``): never a first segment the API owns.
+
+    Without it ``GET /v1/workflows/{key}``, which the API does not answer,
+    fell through to the page ``/<env>/workflows/<key>`` and got HTML.
+    """
+
+    regex = rf"(?!(?:{'|'.join(RESERVED_SLUGS)})(?![a-z0-9_-])){ENVIRONMENT_SLUG.pattern}"
+
+
 def configure(app) -> None:
-    """Configure sessions, CSRF and the login rate limiter of ``app``."""
+    """Configure sessions, CSRF and the login rate limiter of ``app``, and the ``env`` URL converter."""
+    app.url_map.converters["env"] = EnvironmentSlug
     config = app.config
     config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=config["SESSION_LIFETIME_HOURS"])
     config["SESSION_COOKIE_NAME"] = "knock_sources_session"

@@ -28,7 +28,7 @@ def _page(query, id_field):
     return paginate(query, id_field, lambda row: row)
 
 
-@bp.get("/<env>/data/users")
+@bp.get("/<env:env>/data/users")
 def users():
     """Users, newest first; ``q`` finds one id."""
     query = User.select().where(User.environment == g.environment)
@@ -38,7 +38,7 @@ def users():
     return render_template("data/users.html", page=_page(query, User.id), q=wanted)
 
 
-@bp.get("/<env>/data/users/<user_id>")
+@bp.get("/<env:env>/data/users/<user_id>")
 def user(user_id):
     """One user, as the API shows it, with their latest workflow runs."""
     found = find_user(g.environment, user_id)
@@ -54,7 +54,7 @@ def user(user_id):
     return render_template("data/user.html", user=found, shown=serialize_user(found), runs=runs)
 
 
-@bp.get("/<env>/data/objects")
+@bp.get("/<env:env>/data/objects")
 def objects():
     """Objects, newest first; filter by collection."""
     query = Object.select().where(Object.environment == g.environment)
@@ -64,7 +64,7 @@ def objects():
     return render_template("data/objects.html", page=_page(query, Object.id), collection=collection)
 
 
-@bp.get("/<env>/data/objects/<collection>/<object_id>")
+@bp.get("/<env:env>/data/objects/<collection>/<object_id>")
 def object(collection, object_id):
     """One object and its subscribers."""
     found = find_object(g.environment, collection, object_id)
@@ -76,14 +76,14 @@ def object(collection, object_id):
     )
 
 
-@bp.get("/<env>/data/tenants")
+@bp.get("/<env:env>/data/tenants")
 def tenants():
     """Tenants, newest first."""
     query = Tenant.select().where(Tenant.environment == g.environment)
     return render_template("data/tenants.html", page=_page(query, Tenant.id))
 
 
-@bp.get("/<env>/data/tenants/<tenant_id>")
+@bp.get("/<env:env>/data/tenants/<tenant_id>")
 def tenant(tenant_id):
     """One tenant, as the API shows it."""
     found = Tenant.get_or_none(environment=g.environment, external_id=tenant_id)
@@ -92,7 +92,7 @@ def tenant(tenant_id):
     return render_template("data/tenant.html", tenant=found, shown=serialize_tenant(found))
 
 
-@bp.get("/<env>/data/audiences")
+@bp.get("/<env:env>/data/audiences")
 def audiences():
     """Audiences with their member counts (one grouped query)."""
     page = _page(Audience.select().where(Audience.environment == g.environment), Audience.id)
@@ -106,7 +106,7 @@ def audiences():
     return render_template("data/audiences.html", page=page, counts=counts)
 
 
-@bp.get("/<env>/data/audiences/<key>")
+@bp.get("/<env:env>/data/audiences/<key>")
 def audience(key):
     """An audience's members, newest first, each with their user (one query for all of them)."""
     found = Audience.get_or_none(environment=g.environment, key=key)

@@ -68,14 +68,14 @@ def _filter_form(known) -> LogFilterForm:
     return form
 
 
-@bp.get("/<env>/sources/<key>/events")
+@bp.get("/<env:env>/sources/<key>/events")
 def events(key):
     """The event types received, with counts, first and last received, and the last sample."""
     source, source_env = source_environment(key)
     return render_template("logs/events.html", source=source, source_env=source_env, known=_known_events(source_env))
 
 
-@bp.get("/<env>/sources/<key>/logs")
+@bp.get("/<env:env>/sources/<key>/logs")
 def index(key):
     """Event logs, newest first, with filters; ``after``/``before`` cursors that new arrivals do not shift."""
     source, source_env = source_environment(key)
@@ -97,7 +97,7 @@ def index(key):
     )
 
 
-@bp.get("/<env>/sources/<key>/logs/newer")
+@bp.get("/<env:env>/sources/<key>/logs/newer")
 def newer(key):
     """Rows newer than ``since`` for the live tail: an HTML fragment of table rows, newest first."""
     source, source_env = source_environment(key)
@@ -107,7 +107,7 @@ def newer(key):
     return render_template("logs/_rows.html", source=source, rows=rows)
 
 
-@bp.get("/<env>/sources/<key>/logs/<log_id>")
+@bp.get("/<env:env>/sources/<key>/logs/<log_id>")
 def detail(key, log_id):
     """One request: headers, body, preprocess output, verification, and what each action did."""
     source, source_env = source_environment(key)
@@ -125,7 +125,7 @@ def detail(key, log_id):
     )
 
 
-@bp.post("/<env>/sources/<key>/logs/test-event")
+@bp.post("/<env:env>/sources/<key>/logs/test-event")
 def send_test_event(key):
     """Send a provider example (signed with the provider's ``sign()``) or a stored sample as a new event."""
     source, source_env = source_environment(key)

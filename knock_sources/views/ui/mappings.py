@@ -56,7 +56,7 @@ def _sample(source_env, event_type: str | None) -> dict | None:
     return known.sample_payload if known else None
 
 
-@bp.get("/<env>/sources/<key>/mappings")
+@bp.get("/<env:env>/sources/<key>/mappings")
 def index(key):
     """The mappings, grouped by event type, each with its switch; defaults marked."""
     source, source_env = source_environment(key)
@@ -75,7 +75,7 @@ def index(key):
     )
 
 
-@bp.post("/<env>/sources/<key>/mappings/<mapping_id>/active")
+@bp.post("/<env:env>/sources/<key>/mappings/<mapping_id>/active")
 def switch(key, mapping_id):
     """Switch a mapping on or off; it takes effect for the next event."""
     source, source_env = source_environment(key)
@@ -87,7 +87,7 @@ def switch(key, mapping_id):
     return redirect(url_for("ui.mappings.index", key=key, _anchor=f"mapping-{mapping.id}"))
 
 
-@bp.post("/<env>/sources/<key>/mappings/restore-defaults")
+@bp.post("/<env:env>/sources/<key>/mappings/restore-defaults")
 def restore_defaults(key):
     """Re-create the provider's default mappings that are gone and switch the others back on."""
     source, source_env = source_environment(key)
@@ -96,7 +96,7 @@ def restore_defaults(key):
     return redirect(url_for("ui.mappings.index", key=key))
 
 
-@bp.post("/<env>/sources/<key>/mappings/<mapping_id>/delete")
+@bp.post("/<env:env>/sources/<key>/mappings/<mapping_id>/delete")
 def delete(key, mapping_id):
     """Delete a mapping."""
     _, source_env = source_environment(key)
@@ -106,7 +106,7 @@ def delete(key, mapping_id):
     return redirect(url_for("ui.mappings.index", key=key))
 
 
-@bp.post("/<env>/sources/<key>/mappings/check")
+@bp.post("/<env:env>/sources/<key>/mappings/check")
 def check(key):
     """Check one path as it is typed: what it resolves to in the last sample of the event type (JSON)."""
     _, source_env = source_environment(key)
@@ -134,8 +134,8 @@ def _parameter_rows(action, parameters: dict, sample, texts: dict | None = None)
     return rows
 
 
-@bp.route("/<env>/sources/<key>/mappings/new", methods=["GET", "POST"], defaults={"mapping_id": None})
-@bp.route("/<env>/sources/<key>/mappings/<mapping_id>/edit", methods=["GET", "POST"])
+@bp.route("/<env:env>/sources/<key>/mappings/new", methods=["GET", "POST"], defaults={"mapping_id": None})
+@bp.route("/<env:env>/sources/<key>/mappings/<mapping_id>/edit", methods=["GET", "POST"])
 def edit(key, mapping_id):
     """Create or edit a mapping: event type, action (chosen first), one row per parameter, the sample beside."""
     source, source_env = source_environment(key)

@@ -86,14 +86,14 @@ def _saved(key, message, anchor):
     return redirect(url_for("ui.settings.index", key=key, _anchor=anchor))
 
 
-@bp.get("/<env>/sources/<key>/settings")
+@bp.get("/<env:env>/sources/<key>/settings")
 def index(key):
     """Every setting of the source environment."""
     source, source_env = source_environment(key)
     return _page(source, source_env)
 
 
-@bp.post("/<env>/sources/<key>/secrets/replace")
+@bp.post("/<env:env>/sources/<key>/secrets/replace")
 def replace_secret(key):
     """Make a pasted secret the current one; the previous ones stay valid for the chosen time."""
     source, source_env = source_environment(key)
@@ -108,7 +108,7 @@ def replace_secret(key):
     return _page(source, source_env, 422, replace_form=form)
 
 
-@bp.post("/<env>/sources/<key>/secrets/add")
+@bp.post("/<env:env>/sources/<key>/secrets/add")
 def add_secret(key):
     """Add another valid secret, optionally expiring."""
     source, source_env = source_environment(key)
@@ -122,7 +122,7 @@ def add_secret(key):
     return _page(source, source_env, 422, add_form=form)
 
 
-@bp.post("/<env>/sources/<key>/secrets/<int:index>/remove")
+@bp.post("/<env:env>/sources/<key>/secrets/<int:index>/remove")
 def remove_secret(key, index):
     """Remove one secret: requests signed with it are refused from now on."""
     _, source_env = source_environment(key)
@@ -137,7 +137,7 @@ SWITCHES = {
 }
 
 
-@bp.post("/<env>/sources/<key>/settings/switch/<name>")
+@bp.post("/<env:env>/sources/<key>/settings/switch/<name>")
 def switch(key, name):
     """Switch one on/off setting ("Enforce verification", "Handle identifies") on or off."""
     if name not in SWITCHES:
@@ -149,7 +149,7 @@ def switch(key, name):
     return _saved(key, f"{label} is {'on' if form.enabled.data else 'off'}.", anchor)
 
 
-@bp.post("/<env>/sources/<key>/settings/active")
+@bp.post("/<env:env>/sources/<key>/settings/active")
 def set_active(key):
     """Enable or disable the environment: a disabled one's URL answers 404 and logs nothing."""
     _, source_env = source_environment(key)
@@ -159,7 +159,7 @@ def set_active(key):
     return _saved(key, f"The {source_env.environment.slug} environment is {state}.", "environment")
 
 
-@bp.post("/<env>/sources/<key>/rotate-token")
+@bp.post("/<env:env>/sources/<key>/rotate-token")
 def rotate_token(key):
     """Give the environment a new webhook URL; the old one keeps working for ``TOKEN_GRACE_SECONDS``."""
     _, source_env = source_environment(key)
@@ -170,7 +170,7 @@ def rotate_token(key):
     return _saved(key, f"The webhook URL was rotated; {kept}.", "environment")
 
 
-@bp.post("/<env>/sources/<key>/settings/paths")
+@bp.post("/<env:env>/sources/<key>/settings/paths")
 def paths(key):
     """Save the event type and timestamp paths (empty: the provider's own rule, or none)."""
     source, source_env = source_environment(key)
@@ -182,7 +182,7 @@ def paths(key):
     return _saved(key, "The paths were saved.", "paths")
 
 
-@bp.post("/<env>/sources/<key>/settings/idempotency")
+@bp.post("/<env:env>/sources/<key>/settings/idempotency")
 def idempotency(key):
     """Switch idempotency on or off and set the key path."""
     source, source_env = source_environment(key)
@@ -201,7 +201,7 @@ def idempotency(key):
     return _saved(key, "Idempotency settings saved.", "idempotency")
 
 
-@bp.post("/<env>/sources/<key>/settings/script")
+@bp.post("/<env:env>/sources/<key>/settings/script")
 def script(key):
     """Save the script (refused with the compiler's message if it does not compile), or test it."""
     source, source_env = source_environment(key)

@@ -26,7 +26,7 @@ def provider_cards(registry) -> list:
     return sorted(registry.providers.values(), key=lambda provider: (provider.slug == "custom_http", provider.name))
 
 
-@bp.get("/<env>/sources")
+@bp.get("/<env:env>/sources")
 def index():
     """Connected sources with their recent activity in this environment, and the templates to connect."""
     state = current_state()
@@ -61,7 +61,7 @@ def index():
     return render_template("sources/index.html", entries=entries, providers=provider_cards(state.registry))
 
 
-@bp.route("/<env>/connect/<provider_slug>", methods=["GET", "POST"])
+@bp.route("/<env:env>/connect/<provider_slug>", methods=["GET", "POST"])
 def connect(provider_slug):
     """Connect a source from a provider's template: key, name, default mappings on or off, signing secret."""
     state = current_state()
@@ -96,7 +96,7 @@ def connect(provider_slug):
     return render_template("sources/connect.html", form=form, provider=provider, enabled=enabled, errors=errors)
 
 
-@bp.get("/<env>/sources/<key>")
+@bp.get("/<env:env>/sources/<key>")
 def overview(key):
     """A source environment: its webhook URL, first-run steps and the last 24 hours of traffic."""
     source, source_env = source_environment(key)
@@ -115,7 +115,7 @@ def overview(key):
     )
 
 
-@bp.get("/<env>/sources/<key>/first-event")
+@bp.get("/<env:env>/sources/<key>/first-event")
 def first_event(key):
     """Whether an event has arrived yet (polled by "Waiting for your first event...")."""
     _, source_env = source_environment(key)

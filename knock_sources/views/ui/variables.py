@@ -26,7 +26,7 @@ def _environment_values() -> dict[int, dict[int, str]]:
     return values
 
 
-@bp.get("/<env>/variables")
+@bp.get("/<env:env>/variables")
 def index():
     """Every variable with its default and per-environment values (secret ones: set or not)."""
     listed = list(Variable.select().order_by(Variable.key))
@@ -50,8 +50,8 @@ def _body(form, variable, environments) -> dict:
     return body
 
 
-@bp.route("/<env>/variables/new", methods=["GET", "POST"], defaults={"key": None})
-@bp.route("/<env>/variables/<key>/edit", methods=["GET", "POST"])
+@bp.route("/<env:env>/variables/new", methods=["GET", "POST"], defaults={"key": None})
+@bp.route("/<env:env>/variables/<key>/edit", methods=["GET", "POST"])
 def edit(key):
     """Add a variable, or edit one."""
     variable = None
@@ -94,7 +94,7 @@ def edit(key):
     return page, 422 if errors or form.errors else 200
 
 
-@bp.post("/<env>/variables/<key>/delete")
+@bp.post("/<env:env>/variables/<key>/delete")
 def delete(key):
     """Delete a variable and its environment values."""
     variables.delete_variable(key)

@@ -18,7 +18,7 @@ from knock_sources.views.ui.forms import ActionForm, SwitchForm, TriggerForm, sp
 bp = Blueprint("workflows", __name__)
 
 
-@bp.get("/<env>/workflows")
+@bp.get("/<env:env>/workflows")
 def index():
     """The environment's workflows, each with its active switch and run count."""
     listed = list(Workflow.select().where(Workflow.environment == g.environment).order_by(Workflow.key))
@@ -31,7 +31,7 @@ def index():
     return render_template("workflows/index.html", workflows=listed, counts=counts)
 
 
-@bp.post("/<env>/workflows/<key>/active")
+@bp.post("/<env:env>/workflows/<key>/active")
 def set_active(key):
     """Switch a workflow on or off in this environment."""
     form = SwitchForm()
@@ -91,13 +91,13 @@ def _detail(workflow, status_code=200, **extra):
     return page_html, status_code
 
 
-@bp.get("/<env>/workflows/<key>")
+@bp.get("/<env:env>/workflows/<key>")
 def detail(key):
     """A workflow: its source-event triggers, and its runs, newest first, filtered by recipient and status."""
     return _detail(workflows.get(g.environment, key))
 
 
-@bp.post("/<env>/workflows/<key>/triggers")
+@bp.post("/<env:env>/workflows/<key>/triggers")
 def add_trigger(key):
     """Add a source-event trigger: created in every environment of the source, active."""
     workflow = workflows.get(g.environment, key)
@@ -117,7 +117,7 @@ def _posted_trigger(key):
     return triggers.get_trigger(key, g.environment, request.form.get("source", ""), request.form.get("event", ""))
 
 
-@bp.post("/<env>/workflows/<key>/triggers/active")
+@bp.post("/<env:env>/workflows/<key>/triggers/active")
 def switch_trigger(key):
     """Switch a trigger on or off in one environment (the one named by the form); the others keep theirs."""
     form = SwitchForm()
@@ -132,7 +132,7 @@ def switch_trigger(key):
     return redirect(url_for("ui.workflows.detail", key=key))
 
 
-@bp.post("/<env>/workflows/<key>/triggers/mapping")
+@bp.post("/<env:env>/workflows/<key>/triggers/mapping")
 def update_trigger_mapping(key):
     """Replace a trigger's field mapping (shared by every environment)."""
     workflow = workflows.get(g.environment, key)
@@ -147,7 +147,7 @@ def update_trigger_mapping(key):
     return redirect(url_for("ui.workflows.detail", key=key))
 
 
-@bp.post("/<env>/workflows/<key>/triggers/delete")
+@bp.post("/<env:env>/workflows/<key>/triggers/delete")
 def delete_trigger(key):
     """Delete a trigger from every environment."""
     trigger = _posted_trigger(key)
