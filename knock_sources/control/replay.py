@@ -167,9 +167,13 @@ def rejected_envelope(original: EventLog) -> Envelope:
         raise _NotReplayable("body_not_stored", "only the start of this request's body was stored")
     raw = original.raw_excerpt.encode("utf-8")
     headers = dict(original.headers or {})
-    mimetype = headers.get("content-type", "").split(";")[0].strip().lower()
-    # Stored as UTF-8 text, whatever the request's charset was.
-    parsed = ingest_body.RequestBody.parse(raw, mimetype, allow_array=True).data
+    content_type = headers.get("content-type", "")
+    mimetype = content_type.split(";")[0].strip().lower()
+    charset = next(
+        (part.split("=", 1)[1].strip().strip('"') for part in content_type.split(";")[1:] if "charset=" in part),
+        None,
+    )
+    parsed = ingest_body.RequestBody.parse(raw, mimetype, charset, allow_array=True).data
     if isinstance(parsed, list):
         raise _NotReplayable("batch", "a batch is replayed event by event: its elements' own logs can be replayed")
     return Envelope(headers, raw, parsed, original.remote_ip, original.received_at)

@@ -46,7 +46,8 @@ def world(app, api, client):
     client.post(endpoint, json={"type": "seen"})
     log_id = api.logs()[0]["id"]
     token = endpoint.rsplit("/", 1)[1]
-    # Signed in to the dashboard, so that its pages see the input too.
+    # The dashboard answers 503 on purpose until an administrator exists, and
+    # redirects until one signs in: signed in, its pages see the input too.
     create_admin(app)
     assert sign_in(client).status_code == 302
     return {"token": token, "key": "my-source", "log_id": log_id, "env": "development", "provider_slug": "stripe"}
