@@ -51,7 +51,10 @@ fmt: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Load comes from wrk (closed loop, Debian's package) and bench/loadgen.py (open loop).
 bench: venv
+	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/dashboard.py

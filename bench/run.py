@@ -1,13 +1,16 @@
 """``make bench``: ingest throughput against a bare Flask endpoint, side by side.
 
-Needs PostgreSQL (127.0.0.1:5432, database ``test``) and Redis
-(127.0.0.1:6379). Both apps run under gunicorn with the settings the README
-recommends (``GUNICORN_ARGS`` overrides); the ingest endpoint belongs to a
-Stripe source and every request carries a distinct event id signed with
-Stripe's scheme. A second case sends one request at a time to a custom
-source with and without a typical HMAC-verifying script; the p50 difference
-is the script's overhead. Prints requests/s, the ratio and latencies, and
-writes them to ``bench/results/latest.json``.
+Needs PostgreSQL (127.0.0.1:5432, database ``test``), Redis
+(127.0.0.1:6379) and wrk. Both apps run under gunicorn with the settings the
+README recommends (``GUNICORN_ARGS`` overrides); the ingest endpoint belongs
+to a Stripe source and every request carries a distinct event id signed with
+Stripe's scheme. wrk loads each for ``BENCH_SECONDS`` after a warm-up; the
+CPU time of the server's processes and of wrk are read in the same interval,
+so the load generator's share is reported with the figures. A second case
+sends one request at a time to a custom source with and without a typical
+HMAC-verifying script; the p50 ratio is the script's overhead. Prints
+requests/s, the ratios and latencies, and writes them to
+``bench/results/latest.json``.
 """
 
 from __future__ import annotations
@@ -15,15 +18,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import multiprocessing
 import os
 import shlex
 import socket
-import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import psycopg2
@@ -34,15 +34,16 @@ sys.path.insert(0, str(ROOT))
 
 from rq import Queue  # noqa: E402
 
-from bench.loadgen import build_request, run_client  # noqa: E402
+from bench import procs  # noqa: E402
+from bench.wrk import run_wrk, write_requests  # noqa: E402
 from knock_sources.worker import jobs  # noqa: E402
 
 GUNICORN_ARGS = os.environ.get("GUNICORN_ARGS", "--workers 4 --worker-class gthread --threads 4 --keep-alive 30")
 DURATION = float(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = float(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
-CLIENTS = int(os.environ.get("BENCH_CLIENTS", "2"))
-CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
-REQUESTS_PER_CLIENT = int(os.environ.get("BENCH_REQUESTS", "40000"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+#: Distinct requests wrk cycles through (each with its own event id and signature).
+REQUEST_POOL = int(os.environ.get("BENCH_REQUESTS", "20000"))
 SIGNING_SECRET = "whsec_" + "b" * 32
 SCHEMA = "ks_bench"
 QUEUE = "ks-bench"
@@ -149,7 +150,7 @@ def serve(module: str, env: dict) -> tuple[subprocess.Popen, int]:
         time.sleep(0.1)
 
 
-def stripe_requests(path: str, count: int, seed: str) -> list[bytes]:
+def stripe_requests(count: int, seed: str) -> list[tuple[dict, bytes]]:
     """Build ``count`` Stripe-signed requests, each with its own event id."""
     from plugins.stripe import StripeProvider
 
@@ -159,39 +160,32 @@ def stripe_requests(path: str, count: int, seed: str) -> list[bytes]:
     requests = []
     for index in range(count):
         body = json.dumps({**example, "id": f"evt_{seed}_{index}", "created": now}).encode()
-        headers = provider.sign(body, SIGNING_SECRET, timestamp=now)
-        requests.append(build_request(path, body, headers, "127.0.0.1"))
+        requests.append((provider.sign(body, SIGNING_SECRET, timestamp=now), body))
     return requests
 
 
-def hmac_requests(path: str, count: int, seed: str) -> list[bytes]:
+def hmac_requests(count: int, seed: str) -> list[tuple[dict, bytes]]:
     """Build ``count`` requests carrying ``X-Signature``, the hex HMAC of their body."""
     requests = []
     for index in range(count):
         body = json.dumps({"type": "order.paid", "id": f"ord_{seed}_{index}", "amount": 1200}).encode()
         signature = hmac.new(SIGNING_SECRET.encode(), body, hashlib.sha256).hexdigest()
-        requests.append(build_request(path, body, {"X-Signature": signature}, "127.0.0.1"))
+        requests.append(({"X-Signature": signature}, body))
     return requests
 
 
-def client_main(args):
-    """One load-generating process."""
-    port, path, seed, build, connections = args
-    requests = build(path, REQUESTS_PER_CLIENT, seed)
-    return run_client("127.0.0.1", port, requests, connections, DURATION, WARMUP)
-
-
-def measure(port: int, path: str, build=stripe_requests, clients=CLIENTS, connections=CONNECTIONS) -> dict:
-    """Load the server at ``port`` from ``clients`` processes; return rps and latencies."""
-    with multiprocessing.Pool(clients) as pool:
-        jobs = [(port, path, uuid.uuid4().hex[:8], build, connections) for _ in range(clients)]
-        results = pool.map(client_main, jobs)
-    latencies = sorted(latency for result in results for latency in result[0])
-    errors = [status for result in results for status in result[1]]
-    if errors:
-        sys.exit(f"{len(errors)} requests failed, e.g. HTTP {errors[0]}")
-    quantiles = statistics.quantiles(latencies, n=100)
-    return {"rps": len(latencies) / DURATION, "p50_ms": quantiles[49] * 1000, "p99_ms": quantiles[98] * 1000}
+def measure(server: subprocess.Popen, url: str, requests_file: str, connections=CONNECTIONS, threads=2) -> dict:
+    """Warm ``url`` up, then load it with wrk; return rps, latencies and both sides' CPU time."""
+    run_wrk(url, requests_file, seconds=WARMUP, connections=connections, threads=threads)
+    pids = procs.tree(server.pid)
+    server_before = procs.cpu_seconds(pids)
+    result = run_wrk(url, requests_file, seconds=DURATION, connections=connections, threads=threads)
+    if result["errors"]:
+        sys.exit(f"{result['errors']} requests to {url} failed")
+    server_cpu = procs.cpu_seconds(pids) - server_before
+    result["server_cpu_us_per_request"] = server_cpu / (result["rps"] * result["seconds"]) * 1e6
+    result["loadgen_cpu_share"] = result["loadgen_cpu_seconds"] / (result["loadgen_cpu_seconds"] + server_cpu)
+    return result
 
 
 def main():
@@ -202,45 +196,56 @@ def main():
         sys.exit("The benchmark needs Redis at 127.0.0.1:6379.")
     env = app_env(postgres_url())
     tokens = create_sources(env)
-    path = f"/integrations/receive/{tokens['stripe']}"
+    seed = str(int(time.time()))
+    stripe_file = write_requests(stripe_requests(REQUEST_POOL, seed))
+    hmac_file = write_requests(hmac_requests(REQUEST_POOL, seed))
     results = {}
-    for name, module in (("baseline", "bench.bare_app:app"), ("ingest", "wsgi:app")):
-        process, port = serve(module, env)
-        try:
-            results[name] = measure(port, path)
-            if name == "ingest":
-                # One request at a time, so the p50 difference is the script's own cost.
-                for source in ("plain", "scripted"):
-                    source_path = f"/integrations/receive/{tokens[source]}"
-                    results[source] = measure(port, source_path, hmac_requests, clients=1, connections=1)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    try:
+        for name, module in (("baseline", "bench.bare_app:app"), ("ingest", "wsgi:app")):
+            process, port = serve(module, env)
+            base = f"http://127.0.0.1:{port}/integrations/receive/"
+            try:
+                results[name] = measure(process, base + tokens["stripe"], stripe_file)
+                if name == "ingest":
+                    # One request at a time, so the p50 difference is the script's own cost.
+                    for source in ("plain", "scripted"):
+                        results[source] = measure(process, base + tokens[source], hmac_file, connections=1, threads=1)
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+    finally:
+        os.unlink(stripe_file)
+        os.unlink(hmac_file)
     connection = redis.Redis.from_url(REDIS_URL)
     queue = Queue(QUEUE, connection=connection)
     connection.delete(f"rq:queue:{QUEUE}", jobs.pending_key(queue), jobs.drain_flag_key(queue))
+    ingest, baseline = results["ingest"], results["baseline"]
     report = {
-        "ingest_rps": round(results["ingest"]["rps"], 1),
-        "baseline_rps": round(results["baseline"]["rps"], 1),
-        "ratio": round(results["ingest"]["rps"] / results["baseline"]["rps"], 3),
-        "p50_ms": round(results["ingest"]["p50_ms"], 2),
-        "p99_ms": round(results["ingest"]["p99_ms"], 2),
-        "baseline_p50_ms": round(results["baseline"]["p50_ms"], 2),
-        "baseline_p99_ms": round(results["baseline"]["p99_ms"], 2),
-        "script_overhead_p50_ms": round(results["scripted"]["p50_ms"] - results["plain"]["p50_ms"], 3),
+        "ingest_rps": round(ingest["rps"], 1),
+        "baseline_rps": round(baseline["rps"], 1),
+        "ratio": round(ingest["rps"] / baseline["rps"], 3),
+        "p50_ms": round(ingest["p50_ms"], 2),
+        "p99_ms": round(ingest["p99_ms"], 2),
+        "baseline_p50_ms": round(baseline["p50_ms"], 2),
+        "baseline_p99_ms": round(baseline["p99_ms"], 2),
+        "ingest_cpu_us_per_request": round(ingest["server_cpu_us_per_request"], 1),
+        "baseline_cpu_us_per_request": round(baseline["server_cpu_us_per_request"], 1),
+        "loadgen_cpu_share_ingest": round(ingest["loadgen_cpu_share"], 3),
+        "loadgen_cpu_share_baseline": round(baseline["loadgen_cpu_share"], 3),
         "plain_p50_ms": round(results["plain"]["p50_ms"], 3),
         "scripted_p50_ms": round(results["scripted"]["p50_ms"], 3),
+        "script_ratio": round(results["scripted"]["p50_ms"] / results["plain"]["p50_ms"], 3),
+        "script_overhead_p50_ms": round(results["scripted"]["p50_ms"] - results["plain"]["p50_ms"], 3),
         "gunicorn_args": GUNICORN_ARGS,
         # gunicorn reads gunicorn.conf.py: Prometheus multiprocess metrics are on unless this is false.
         "metrics_enabled": os.environ.get("KNOCK_SOURCES_METRICS_ENABLED", "true"),
-        "clients": CLIENTS,
-        "connections_per_client": CONNECTIONS,
+        "connections": CONNECTIONS,
         "seconds": DURATION,
     }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     for key, value in report.items():
-        print(f"{key:>24}: {value}")
+        print(f"{key:>28}: {value}")
 
 
 if __name__ == "__main__":
