@@ -192,9 +192,21 @@ def plans(app, ids: dict) -> dict:
 
 def _scans(node: dict):
     if "Scan" in node["Node Type"]:
-        yield f"{node['Node Type']} {node.get('Index Name', '')}".strip()
+        yield f"{node['Node Type']} {node.get('Index Name') or node.get('Relation Name', '')}".strip()
     for child in node.get("Plans", ()):
         yield from _scans(child)
+
+
+def empty_tables(app) -> set[str]:
+    """The tables of the schema that hold no rows (as of the last ANALYZE)."""
+    from knock_sources import store
+
+    with app.app_context(), store.db.connection_context():
+        cursor = store.db.execute_sql(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.reltuples <= 0"
+        )
+        return {name for (name,) in cursor.fetchall()}
 
 
 def purge(app) -> dict:
@@ -240,7 +252,13 @@ def main() -> None:
         shown = results[name]
         print(f"{name:28} p50 {shown['p50_ms']:6.2f}   p99 {shown['p99_ms']:6.2f} ms", file=sys.stderr)
     explained = plans(app, ids)
-    sequential = {name: scans for name, scans in explained.items() if any("Seq Scan" in scan for scan in scans)}
+    # The planner reads an empty partition (a day ahead, DEFAULT) sequentially: that costs nothing.
+    empty = empty_tables(app)
+    sequential = {
+        name: [scan for scan in scans if scan.startswith("Seq Scan") and scan.split()[-1] not in empty]
+        for name, scans in explained.items()
+    }
+    sequential = {name: scans for name, scans in sequential.items() if scans}
     purged = purge(app)
     print(f"flask purge of one day: {purged['seconds']} s ({purged['event_logs_removed']} event logs)", file=sys.stderr)
     worst = max(result["p99_ms"] for result in results.values())
@@ -259,7 +277,9 @@ def main() -> None:
     RESULTS.write_text(
         json.dumps({"summary": summary, "lists": results, "plans": explained, "purge": purged}, indent=2) + "\n"
     )
-    print(f"Worst list p99: {worst} ms (target {LIST_TARGET_MS}); purge {purged['seconds']} s (target {PURGE_TARGET_S})")
+    print(
+        f"Worst list p99: {worst} ms (target {LIST_TARGET_MS}); purge {purged['seconds']} s (target {PURGE_TARGET_S})"
+    )
     if sequential:
         print(f"Sequential scans of a log: {sequential}", file=sys.stderr)
 
