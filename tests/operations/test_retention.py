@@ -36,11 +36,14 @@ def source(client, api):
     return source
 
 
-def age(db, event_log_id: int, days: int, *, actions_too: bool) -> None:
-    """Make an event log (and, with ``actions_too``, its action logs) ``days`` old."""
+def age(db, event_log_id: int, days: int, *, actions_too: bool, own_day: bool = True) -> None:
+    """Make an event log (and, with ``actions_too``, its action logs) ``days`` old.
+
+    On PostgreSQL the rows move into their day's partition, created for them
+    as an older store would have it, or without ``own_day`` into DEFAULT.
+    """
     then = utcnow() - timedelta(days=days)
-    if partitions.is_postgres(db):
-        # The days an old store would have had: the row moves into its own day.
+    if own_day and partitions.is_postgres(db):
         partitions.maintain(db, today=then.date())
     EventLog.update(received_at=then).where(EventLog.id == event_log_id).execute()
     if actions_too:
@@ -52,7 +55,8 @@ def test_purge_removes_old_logs_with_their_actions_and_keeps_the_rest_readable(a
     old_actions = [action["id"] for action in old["actions"]]
     assert old["status"] == "processed" and old_actions
     [run] = source.get("/v1/workflows/wf/runs")["entries"]
-    assert replayed(api, filter={"ids": [old["id"]]})["done"] == 1
+    replay = replayed(api, filter={"ids": [old["id"]]})
+    assert replay["done"] == 1
     copy = api.logs(limit=1)[0]
     assert copy["replay_of"] == old["id"]
     new = source.send({"id": "k-new", "to": "ann"})
@@ -71,6 +75,7 @@ def test_purge_removes_old_logs_with_their_actions_and_keeps_the_rest_readable(a
     assert not ActionLog.select().where(ActionLog.id.in_([int(action_id) for action_id in old_actions])).exists()
     # What referred to the old log reads as before, without it.
     assert api.get(f"/v1/sources/my-source/logs/{copy['id']}").get_json()["replay_of"] is None
+    assert api.get(f"/v1/replays/{replay['id']}").get_json()["done"] == 1
     runs = source.get("/v1/workflows/wf/runs")["entries"]
     assert run["id"] in [listed_run["id"] for listed_run in runs]
     # PostgreSQL keeps the id of a purged log on a run (store.partitions); SQLite's foreign key clears it.
@@ -90,6 +95,19 @@ def test_purge_keeps_logs_within_retention(app, api, source, db):
 
     kept = api.get(f"/v1/sources/my-source/logs/{recent['id']}").get_json()
     assert [action["id"] for action in kept["actions"]] == [action["id"] for action in recent["actions"]]
+
+
+def test_purge_deletes_old_rows_that_no_day_partition_holds_with_their_actions(app, api, source, db):
+    old = source.send({"id": "k-old", "to": "ann"})
+    age(db, int(old["id"]), RETENTION_DAYS + 2, actions_too=True, own_day=False)
+
+    result = app.test_cli_runner().invoke(args=["purge"])
+    assert result.exit_code == 0, result.output
+    assert "Deleted 1 event logs" in result.stderr
+
+    assert api.get(f"/v1/sources/my-source/logs/{old['id']}").status_code == 404
+    assert not ActionLog.select().where(ActionLog.event_log == int(old["id"])).exists()
+    assert [run["source_log_id"] for run in source.get("/v1/workflows/wf/runs")["entries"]] == [None]
 
 
 def test_purge_drops_whole_days_on_postgresql(app, api, source, db):
