@@ -58,6 +58,7 @@ bench: venv
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/store.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -18,13 +18,13 @@ from marshmallow import ValidationError
 from peewee import PeeweeException
 
 from knock_sources import config, store
-from knock_sources.control import admins, api_keys, replay, sources, variables
+from knock_sources.control import admins, api_keys, event_logs, replay, sources, variables
 from knock_sources.errors import NotFound, SourcesError, ValidationFailed
 from knock_sources.explain import EXPLAINED, explain
 from knock_sources.observability import exposition, metrics
 from knock_sources.state import current_state
 from knock_sources.store import isoformat, schema, utcnow
-from knock_sources.store.control import Environment, EventLog
+from knock_sources.store.control import Environment
 from knock_sources.views.api.schemas import ReplayBodySchema
 from knock_sources.worker import idempotency, jobs, service
 
@@ -51,7 +51,6 @@ class Group(_Explained, AppGroup):
 
 api_key_cli = Group("api-key", help="Manage JSON API keys.")
 admin_cli = Group("admin", help="Manage dashboard administrators.")
-PURGE_BATCH = 5000
 
 
 @click.command("init-db", cls=Command)
@@ -107,33 +106,25 @@ def sweep_command():
 @click.command("purge", cls=Command)
 @with_appcontext
 def purge_command():
-    """Delete logs older than LOG_RETENTION_DAYS and expired idempotency records."""
+    """Delete logs older than LOG_RETENTION_DAYS and expired idempotency records.
+
+    On PostgreSQL whole days of logs are dropped, so up to one day more than
+    LOG_RETENTION_DAYS is kept (see docs/operations.md).
+    """
     now = utcnow()
     cutoff = now - timedelta(days=current_app.config["LOG_RETENTION_DAYS"])
     with store.db.connection_context():
-        logs = purge_event_logs(cutoff)
+        # Expired keys first: the purge of logs then has fewer references to clear.
         keys = idempotency.purge(now)
-    click.echo(f"Deleted {logs} event logs and {keys} idempotency records.", err=True)
-
-
-def purge_event_logs(cutoff) -> int:
-    """Delete event logs received before ``cutoff``, oldest first, in batches.
-
-    Walking the primary key finds old rows first (ids grow with time), so no
-    index on ``received_at`` is needed; such an index would cost every insert.
-    """
-    deleted = 0
-    while True:
-        batch = [
-            row.id
-            for row in EventLog.select(EventLog.id)
-            .where(EventLog.received_at < cutoff)
-            .order_by(EventLog.id)
-            .limit(PURGE_BATCH)
-        ]
-        if not batch:
-            return deleted
-        deleted += EventLog.delete().where(EventLog.id.in_(batch)).execute()
+        purged = event_logs.purge(cutoff)
+    if purged.days:
+        days = len(purged.days)
+        click.echo(
+            f"Dropped {days} day{'s' if days > 1 else ''} of event and action logs "
+            f"({purged.days[0].isoformat()} to {purged.days[-1].isoformat()}).",
+            err=True,
+        )
+    click.echo(f"Deleted {purged.deleted} event logs and {keys} idempotency records.", err=True)
 
 
 @click.command("replay", cls=Command)

@@ -8,11 +8,15 @@ cursor, so new arrivals never shift the pages already seen.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 from knock_sources.control import activity
-from knock_sources.store import to_utc_naive
+from knock_sources.store import db, partitions, to_utc_naive
 from knock_sources.store.control import ActionLog, EventLog
+
+#: Event logs one statement of ``purge`` deletes: short transactions, no long lock.
+PURGE_BATCH = 5000
 
 
 def filtered(
@@ -65,3 +69,51 @@ def newer_than(query, newest_seen: int, limit: int = 100) -> list[EventLog]:
     """Return up to ``limit`` rows of ``query`` newer than ``newest_seen``, newest first (the live tail)."""
     rows = list(query.where(EventLog.id > newest_seen).order_by(EventLog.id.asc()).limit(limit))
     return list(reversed(rows))
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What ``purge`` removed: whole days dropped (PostgreSQL) and event logs deleted row by row."""
+
+    deleted: int
+    days: list[date] = field(default_factory=list)
+
+
+def purge(cutoff: datetime) -> Purged:
+    """Remove the event logs received before ``cutoff``, with their action logs.
+
+    On PostgreSQL, each day that ended by ``cutoff`` is dropped whole (see
+    ``store.partitions``), so retention keeps up to one day more than asked;
+    rows before ``cutoff`` are deleted only from the DEFAULT partition, which
+    holds the few whose day had no partition. On SQLite, rows are deleted.
+    """
+    if not partitions.is_postgres(db):
+        return Purged(_delete_before(cutoff, EventLog._meta.table_name))
+    dropped = partitions.drop_days_before(db, cutoff)
+    deleted = _delete_before(cutoff, partitions.EVENT_LOGS.default)
+    partitions.forget_dropped(db, dropped.last_id)
+    return Purged(deleted, dropped.days)
+
+
+def _delete_before(cutoff: datetime, table: str) -> int:
+    """Delete the event logs of ``table`` received before ``cutoff``, oldest first, in batches; return how many.
+
+    Walking the primary key finds old rows first (ids grow with time), so no
+    index on ``received_at`` is needed; such an index would cost every
+    insert. Rows are deleted through ``EventLog``, so that their action logs
+    and the references to them go too (foreign keys on SQLite, the trigger of
+    ``store.partitions`` on PostgreSQL).
+    """
+    received_at, column = EventLog.received_at, EventLog.received_at.column_name
+    deleted = 0
+    while True:
+        batch = [
+            row_id
+            for (row_id,) in db.execute_sql(
+                f'SELECT "id" FROM "{table}" WHERE "{column}" < {db.param} ORDER BY "id" LIMIT {PURGE_BATCH}',
+                (cutoff,),
+            )
+        ]
+        if not batch:
+            return deleted
+        deleted += EventLog.delete().where(EventLog.id.in_(batch) & (received_at < cutoff)).execute()

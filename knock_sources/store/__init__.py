@@ -5,7 +5,8 @@
 connection in production. The control plane (sources, mappings, logs, keys,
 variables) is in ``control.py``, the data plane (users, objects, tenants,
 audiences, workflows and their runs) in ``dataplane.py``, the schema and its
-migrations in ``schema.py``.
+migrations in ``schema.py``, PostgreSQL's day partitions of the logs (their
+upkeep and retention) in ``partitions.py``.
 """
 
 from __future__ import annotations

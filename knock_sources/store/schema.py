@@ -12,14 +12,14 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from flask import g
-from peewee import CharField, SqliteDatabase
+from peewee import CharField, IndexMetadata, SqliteDatabase
 from playhouse.db_url import parse as parse_db_url
 from playhouse.migrate import SchemaMigrator
 from playhouse.migrate import migrate as apply_migrations
 from playhouse.pool import PooledPostgresqlDatabase
 
 from knock_sources import store
-from knock_sources.store import control
+from knock_sources.store import control, partitions
 from knock_sources.store.dataplane import DATA_MODELS
 
 #: Every table, in dependency order.
@@ -94,6 +94,7 @@ MIGRATIONS: tuple = (
     (4, _add_api_key_last_used),
     (5, add_admin_users),
     (6, add_replays),
+    (7, partitions.partition_logs),
 )
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 #: Indexes on columns that migrations add: created after them, on fresh and old databases alike.
@@ -111,6 +112,22 @@ class PooledPostgres(PooledPostgresqlDatabase):
 
     def _is_closed(self, conn):
         return bool(conn.closed) or self._adapter.txn_status(conn) == self._adapter.txn_unknown
+
+    def get_indexes(self, table, schema=None):
+        """Peewee's list of a table's indexes, for partitioned tables too (Peewee reads plain tables only)."""
+        cursor = self.execute_sql(
+            "SELECT i.relname, pg_get_indexdef(i.oid), idx.indisunique, ARRAY("
+            "  SELECT pg_get_indexdef(idx.indexrelid, k + 1, TRUE) FROM generate_subscripts(idx.indkey, 1) AS k"
+            "  ORDER BY k) "
+            "FROM pg_catalog.pg_class AS t "
+            "JOIN pg_catalog.pg_namespace AS n ON t.relnamespace = n.oid "
+            "JOIN pg_catalog.pg_index AS idx ON t.oid = idx.indrelid "
+            "JOIN pg_catalog.pg_class AS i ON idx.indexrelid = i.oid "
+            "WHERE t.relname = %s AND t.relkind IN ('r', 'p') AND n.nspname = COALESCE(%s, current_schema()) "
+            "ORDER BY idx.indisunique DESC, i.relname",
+            (table, schema),
+        )
+        return [IndexMetadata(name, sql, columns, unique, table) for name, sql, unique, columns in cursor.fetchall()]
 
 
 def make_database(url: str):
@@ -188,11 +205,14 @@ def migrate(environments=("development", "production")):
             # Only missing tables: an existing table gets new columns and
             # indexes from its migrations, never from its current model.
             existing = _existing_tables(database)
-            database.create_tables([model for model in MODELS if model._meta.table_name not in existing])
+            with partitions.unconstrained_references(database):
+                database.create_tables([model for model in MODELS if model._meta.table_name not in existing])
             row = control.SchemaVersion.select().first()
+            migrator = SchemaMigrator.from_database(database.obj)
             if row is None:
                 row = control.SchemaVersion.create(version=CURRENT_VERSION)
-            migrator = SchemaMigrator.from_database(database.obj)
+                # create_tables makes plain tables: fresh PostgreSQL logs get their partitions here.
+                partitions.partition_logs(migrator, database)
             for version, function in MIGRATIONS:
                 if version > row.version:
                     function(migrator, database)
@@ -202,4 +222,5 @@ def migrate(environments=("development", "production")):
                 database.execute(model._schema._create_index(index, safe=True))
             for slug in environments:
                 control.Environment.get_or_create(slug=slug)
+        partitions.maintain(database)
     return row.version

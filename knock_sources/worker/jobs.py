@@ -27,7 +27,7 @@ from rq import Queue, Retry, worker_registration
 
 from knock_sources import store
 from knock_sources.control import replay
-from knock_sources.store import PENDING, utcnow
+from knock_sources.store import PENDING, partitions, utcnow
 from knock_sources.store.control import EventLog
 from knock_sources.worker import processing
 
@@ -198,6 +198,8 @@ def sweep(state: KnockSources, queue: Queue | None, limit: int | None) -> int:
     all queued does not hide the newer ones Redis lost. Stops at the first
     Redis failure; the next pass carries on.
     """
+    # The sweep is every deployment's periodic task: the log partitions of the days ahead are made here.
+    partitions.maintain_quietly(store.db)
     resumed = replay.resume_stale(state)
     if resumed:
         log.info("resumed %s stalled replays", resumed)
