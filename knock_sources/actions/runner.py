@@ -11,6 +11,7 @@ import logging
 from functools import partial
 
 from marshmallow import EXCLUDE, ValidationError
+from peewee import chunked
 
 from knock_sources.actions.base import order_key
 from knock_sources.errors import ActionError
@@ -19,6 +20,9 @@ from knock_sources.store import ERROR, SKIPPED, SUCCESS, db, find_unstorable
 from knock_sources.store.control import ActionLog
 
 log = logging.getLogger(__name__)
+
+#: Rows per INSERT: well under SQLite's and PostgreSQL's limits on bound parameters.
+ACTION_LOGS_PER_STATEMENT = 200
 
 
 def in_order(mappings) -> list:
@@ -102,7 +106,7 @@ def check_parameters(action, configured: dict, scope: dict) -> tuple[str, dict, 
 
 
 def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
-    """Run one mapping and write its ``ActionLog``."""
+    """Run one mapping and return its ``ActionLog``, unsaved: ``save_action_logs`` writes a batch's at once."""
     action = registry.actions.get(mapping.action_type)
     result = None
     status, payload, error = prepare(registry, mapping, scope)
@@ -117,7 +121,7 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
             status, error = ERROR, f"internal error: {type(exc).__name__}"
         else:
             context.on_commit.append(partial(_after_commit, action, context, result))
-    return ActionLog.create(
+    return ActionLog(
         event_log=context.event_log.id,
         mapping=mapping.id,
         action_type=mapping.action_type,
@@ -127,6 +131,12 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
         status=status,
         error=error,
     )
+
+
+def save_action_logs(action_logs) -> None:
+    """Insert the action logs ``run_mapping`` returned, a few hundred rows per statement."""
+    for chunk in chunked([entry.__data__ for entry in action_logs], ACTION_LOGS_PER_STATEMENT):
+        ActionLog.insert_many(chunk).as_rowcount().execute()
 
 
 def _after_commit(action, context, result) -> None:
