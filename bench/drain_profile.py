@@ -17,9 +17,11 @@ that the figures come from one run on one machine::
 from __future__ import annotations
 
 import argparse
+import collections
 import cProfile
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -29,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def drain_once(events: int, profile: str | None) -> dict:
+def drain_once(events: int, profile: str | None, show_statements: bool = False) -> dict:
     """Accept ``events`` events, drain them in this process; return the figures."""
     sys.path.insert(0, os.getcwd())
     from app import create_app
@@ -95,6 +97,10 @@ def drain_once(events: int, profile: str | None) -> dict:
     if profiler:
         profiler.dump_stats(profile)
     app_state.queue.connection.delete(jobs.pending_key(app_state.queue), jobs.drain_flag_key(app_state.queue))
+    if show_statements:
+        shapes = collections.Counter(re.sub(r"SAVEPOINT \S+", "SAVEPOINT", sql)[:90] for sql in statements)
+        for shape, count in shapes.most_common():
+            print(f"{count / max(drained, 1):8.2f} per event  {shape}", file=sys.stderr)
     return {
         "code": str(Path(jobs.__file__).resolve().parents[2]),
         "events": drained,
@@ -111,10 +117,11 @@ def main():
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--profile", help="write a cProfile of the drain to this file")
     parser.add_argument("--compare", help="another checkout: drain from it and from this one, alternately")
+    parser.add_argument("--show-statements", action="store_true", help="count the statements by shape")
     parser.add_argument("--rounds", type=int, default=2, help="drains per checkout with --compare")
     args = parser.parse_args()
     if not args.compare:
-        print(json.dumps(drain_once(args.events, args.profile)))
+        print(json.dumps(drain_once(args.events, args.profile, args.show_statements)))
         return
     results = []
     for _ in range(args.rounds):

@@ -162,7 +162,7 @@ class _Batch:
             return
         for event in self.events:
             with event.bound():
-                self._guarded(event, self._resolve)
+                self._guarded(event, self._resolve, writes=False)
         identified = [event for event in self.events if not event.failed_internally and not event.problem]
         self.stored_mappings = Mapping.active_for_each(
             sorted({(event.source_env.id, event.log.event_type) for event in identified})
@@ -171,7 +171,7 @@ class _Batch:
         for event in self.events:
             if not event.failed_internally:
                 with event.bound():
-                    self._guarded(event, self._execute)
+                    self._guarded(event, self._execute, writes=True)
         self._write()
 
     def _claim(self, event_log_ids: list[int]) -> bool:
@@ -198,11 +198,18 @@ class _Batch:
             self.events.append(_Event(event_log, provider, settings))
         return True
 
-    def _guarded(self, event: _Event, step) -> None:
-        """Run ``step(event)`` in a savepoint; an internal error undoes it and fails the event alone."""
+    def _guarded(self, event: _Event, step, *, writes: bool) -> None:
+        """Run ``step(event)``, in a savepoint if it ``writes``; an internal error fails the event alone.
+
+        The savepoint undoes what the event wrote (actions, an idempotency
+        claim) and nothing of the other events.
+        """
         original = dict(event.log.__data__)
         try:
-            with db.atomic():
+            if writes:
+                with db.atomic():
+                    step(event)
+            else:
                 step(event)
         except (OperationalError, InterfaceError):
             raise
