@@ -3,6 +3,7 @@
 A failing action never stops the others and never raises into the job:
 every outcome becomes an ``ActionLog`` with status ``success``, ``skipped``
 (a required value is missing) or ``error`` (bad type, or the action failed).
+Only a failing database raises: the event is then retried as a whole.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 from functools import partial
 
 from marshmallow import EXCLUDE, ValidationError
-from peewee import chunked
+from peewee import InterfaceError, OperationalError, chunked
 
 from knock_sources.actions.base import order_key
 from knock_sources.errors import ActionError
@@ -116,6 +117,10 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
                 result = action.execute(context, payload)
         except ActionError as exc:
             status, error = ERROR, f"{exc.code}: {exc}"
+        except (OperationalError, InterfaceError):
+            # The database failed (it is down, or chose this transaction as a
+            # deadlock's victim), not the action: the event is retried, not failed.
+            raise
         except Exception as exc:
             log.exception("action %s of event %s failed", mapping.action_type, context.event_log.id)
             status, error = ERROR, f"internal error: {type(exc).__name__}"

@@ -10,6 +10,7 @@ job, except database outages, which leave the events pending for a retry.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -162,7 +163,7 @@ class _Batch:
             return
         for event in self.events:
             with event.bound():
-                self._guarded(event, self._resolve, writes=False)
+                self._guarded(event, self._resolve)
         identified = [event for event in self.events if not event.failed_internally and not event.problem]
         self.stored_mappings = Mapping.active_for_each(
             sorted({(event.source_env.id, event.log.event_type) for event in identified})
@@ -171,7 +172,7 @@ class _Batch:
         for event in self.events:
             if not event.failed_internally:
                 with event.bound():
-                    self._guarded(event, self._execute, writes=True)
+                    self._guarded(event, self._execute)
         self._write()
 
     def _claim(self, event_log_ids: list[int]) -> bool:
@@ -198,19 +199,15 @@ class _Batch:
             self.events.append(_Event(event_log, provider, settings))
         return True
 
-    def _guarded(self, event: _Event, step, *, writes: bool) -> None:
-        """Run ``step(event)``, in a savepoint if it ``writes``; an internal error fails the event alone.
+    def _guarded(self, event: _Event, step) -> None:
+        """Run ``step(event)``; an internal error fails the event alone, with nothing of what it did.
 
-        The savepoint undoes what the event wrote (actions, an idempotency
-        claim) and nothing of the other events.
+        What the event wrote is in the savepoint ``_execute`` opened, which
+        is rolled back by then; an idempotency claim made for it is let go.
         """
         original = dict(event.log.__data__)
         try:
-            if writes:
-                with db.atomic():
-                    step(event)
-            else:
-                step(event)
+            step(event)
         except (OperationalError, InterfaceError):
             raise
         except Exception as exc:
@@ -218,7 +215,10 @@ class _Batch:
             event.log.__data__ = original
             event.failed_internally = True
             event.action_logs, event.on_commit = [], []
-            self._release(event)
+            if event.key is not None:
+                idempotency.release(event.log.id)
+                if self.holders.get(event.key) == event.log.id:
+                    del self.holders[event.key]
             _mark_failed(event.log.id, exc)
             event.log.status = FAILED
             event.log.error = _internal_error(exc)
@@ -255,7 +255,12 @@ class _Batch:
         self.holders = {key: event.log.id for key, event in first.items() if event.log.id in taken}
 
     def _execute(self, event: _Event) -> None:
-        """Run the event's mappings unless it is a duplicate, and set its final status."""
+        """Run the event's mappings unless it is a duplicate, and set its final status.
+
+        The mappings run in a savepoint, so that an internal error undoes
+        them (and nothing of the other events); an event that runs none
+        writes nothing and needs none.
+        """
         event_log = event.log
         if event.problem:
             # Logged for debugging, but an unidentified event runs nothing.
@@ -271,16 +276,17 @@ class _Batch:
         context = ActionContext(
             environment=source_env.environment, event_log=event_log, registry=self.registry, on_commit=event.on_commit
         )
-        event.action_logs = run_mappings(self.registry, mappings, event.scope, context)
-        failures = [entry for entry in event.action_logs if entry.status != SUCCESS]
-        if failures:
-            self._release(event)
-            _note(event_log, f"{len(failures)} of {len(event.action_logs)} actions did not succeed")
-            _finish(event_log, FAILED)
-        else:
-            if event.key is not None:
-                self.succeeded.append(event_log.id)
-            _finish(event_log, PROCESSED)
+        with db.atomic() if mappings else contextlib.nullcontext():
+            event.action_logs = run_mappings(self.registry, mappings, event.scope, context)
+            failures = [entry for entry in event.action_logs if entry.status != SUCCESS]
+            if failures:
+                self._release(event)
+                _note(event_log, f"{len(failures)} of {len(event.action_logs)} actions did not succeed")
+                _finish(event_log, FAILED)
+            else:
+                if event.key is not None:
+                    self.succeeded.append(event_log.id)
+                _finish(event_log, PROCESSED)
 
     def _holds_key(self, event: _Event) -> bool:
         """Whether the event holds its key's claim, claiming it now if an earlier event of the batch let it go."""
