@@ -87,9 +87,16 @@ def process_batch(
 
 
 def _one_by_one(event_log_ids, registry, config, metrics: Recorder, ignore_idempotency: bool) -> dict[int, str]:
+    """Process each event as a batch of its own; one that the database fails stays pending, the others go on."""
     statuses: dict[int, str] = {}
     for event_log_id in event_log_ids:
-        statuses.update(process_batch([event_log_id], registry, config, metrics, ignore_idempotency=ignore_idempotency))
+        try:
+            statuses.update(
+                process_batch([event_log_id], registry, config, metrics, ignore_idempotency=ignore_idempotency)
+            )
+        except (OperationalError, InterfaceError) as exc:
+            # Rolled back and still pending: the sweeper hands it over again.
+            log.warning("event %s stays pending: %s", event_log_id, exc)
     return statuses
 
 
