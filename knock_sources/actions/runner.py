@@ -17,7 +17,7 @@ from peewee import InterfaceError, OperationalError, chunked
 from knock_sources.actions.base import order_key
 from knock_sources.errors import ActionError
 from knock_sources.paths import MISSING, json_type, resolve_parameter
-from knock_sources.store import ERROR, SKIPPED, SUCCESS, db, find_unstorable
+from knock_sources.store import ERROR, SKIPPED, SUCCESS, find_unstorable, undone_on_error
 from knock_sources.store.control import ActionLog
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,8 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
     status, payload, error = prepare(registry, mapping, scope)
     if status == SUCCESS:
         try:
-            with db.atomic():
+            # Undone alone if it fails; kept for its event's savepoint to release if it succeeds.
+            with undone_on_error():
                 result = action.execute(context, payload)
         except ActionError as exc:
             status, error = ERROR, f"{exc.code}: {exc}"
