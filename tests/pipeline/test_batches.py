@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
+import psycopg2
 import pytest
 from marshmallow import Schema, fields
 from peewee import IntegrityError, OperationalError
@@ -23,6 +24,7 @@ from knock_sources.store.dataplane import User
 from knock_sources.worker import jobs, processing
 from tests.support import Api, make_app, reset_database, stop_dispatcher
 from tests.support.actions import mapping
+from tests.support.processes import wait_for
 
 IDENTIFY = mapping("users_identify", "signed_up", id="body.user", name="body.name")
 TYPED = {"event_type_path": "type"}
@@ -74,16 +76,35 @@ class Meet(Action):
         return {"met": params["user"]}
 
 
+class Hold(Action):
+    """Keeps its batch's transaction open until the test lets it go."""
+
+    action_type = "hold"
+    name = "Hold"
+    params_schema = Schema
+
+    def __init__(self):
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def execute(self, context, params):
+        """Say it holds, then wait to be released."""
+        self.holding.set()
+        self.release.wait(timeout=120)
+        return {}
+
+
 class ActionsPlugin:
-    """Registers ``explode`` and ``meet``."""
+    """Registers ``explode``, ``meet`` and ``hold``."""
 
     def __init__(self):
         self.meet = Meet()
+        self.hold = Hold()
 
     @hookimpl
     def register_actions(self):
         """Register the test actions."""
-        return [Explode(), self.meet]
+        return [Explode(), self.meet, self.hold]
 
 
 @pytest.fixture
@@ -313,3 +334,61 @@ def test_two_batches_that_deadlock_are_both_completed(postgres_app, plugin, capl
         # Every event ran its actions exactly once.
         logged = [entry.event_log_id for entry in ActionLog.select().order_by(ActionLog.id)]
     assert sorted(logged[2:]) == sorted([batch_a[0], batch_a[0], batch_a[1], batch_b[0], batch_b[0], batch_b[1]])
+
+
+def lock_waits(postgres_url) -> int:
+    """How many sessions wait for a row or transaction lock on the idempotency records now."""
+    with psycopg2.connect(postgres_url.split("?")[0]) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+            ("%ks_idempotency_record%",),
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_batch_holding_keys_makes_another_batch_with_them_wait_then_find_them_taken(
+    postgres_app, postgres_url, plugin, caplog
+):
+    app = postgres_app
+    key = app.test_cli_runner().invoke(args=["api-key", "create"]).stdout.strip()
+    api = Api(app.test_client(), key)
+    hold = mapping("hold", "hold")
+    api.create_source(settings=IDEMPOTENT, mappings=[IDENTIFY, hold])
+    with store.db.connection_context():
+        holding = write_pending(
+            [
+                {"type": "signed_up", "key": "k1", "user": "u1", "name": "A"},
+                {"type": "signed_up", "key": "k2", "user": "u2", "name": "A"},
+                {"type": "hold"},
+            ]
+        )
+        # The same keys in the opposite order.
+        waiting = write_pending(
+            [
+                {"type": "signed_up", "key": "k2", "user": "u2", "name": "B"},
+                {"type": "signed_up", "key": "k1", "user": "u1", "name": "B"},
+            ]
+        )
+    app_state = app.extensions[state.EXTENSION]
+    outcomes: dict = {}
+
+    def worker(ids):
+        with store.db.connection_context():
+            outcomes.update(jobs.process_events(app_state, ids))
+
+    first = threading.Thread(target=worker, args=(holding,))
+    second = threading.Thread(target=worker, args=(waiting,))
+    with caplog.at_level(logging.WARNING, logger="knock_sources"):
+        first.start()
+        assert plugin.hold.holding.wait(timeout=120)
+        second.start()
+        # Until the second batch waits for the first's claims (the outcome is the same if it has not yet).
+        wait_for(lambda: lock_waits(postgres_url) > 0, "the second batch to wait for the keys", timeout=120)
+        plugin.hold.release.set()
+        first.join(timeout=120)
+        second.join(timeout=120)
+    assert outcomes == {**dict.fromkeys(holding, "processed"), **dict.fromkeys(waiting, "idempotent")}
+    assert "conflicted with another" not in caplog.text
+    with store.db.connection_context():
+        assert [user.name for user in User.select().order_by(User.external_id)] == ["A", "A"]
+        assert ActionLog.select().count() == 3
