@@ -210,16 +210,15 @@ class _Batch:
         """Run ``step(event)``; an internal error fails the event alone, with nothing of what it did.
 
         What the event wrote is in the savepoint ``_execute`` opened, which
-        is rolled back by then; an idempotency claim made for it is let go.
+        is rolled back by then; an idempotency claim made for it is let go,
+        and only the error is written, as when an event was its own transaction.
         """
-        original = dict(event.log.__data__)
         try:
             step(event)
         except (OperationalError, InterfaceError):
             raise
         except Exception as exc:
             log.exception("processing event %s failed", event.log.id)
-            event.log.__data__ = original
             event.failed_internally = True
             event.action_logs, event.on_commit = [], []
             if event.key is not None:
