@@ -11,7 +11,10 @@ that the figures come from one run on one machine::
     git archive main | tar -x -C /tmp/ks-main
     .venv/bin/python bench/drain_profile.py --compare /tmp/ks-main
 
-``--profile FILE`` writes a cProfile of the drain (``python -m pstats FILE``).
+``--profile FILE`` writes a cProfile of the drain (``python -m pstats FILE``),
+``--show-statements`` counts its statements by shape, and ``--workers N``
+drains with N real ``flask worker --burst`` processes instead (throughput
+from the first event processed to the last, and how many batches conflicted).
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ import time
 import uuid
 from pathlib import Path
 
+from peewee import fn
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def drain_once(events: int, profile: str | None, show_statements: bool = False) -> dict:
-    """Accept ``events`` events, drain them in this process; return the figures."""
+def drain_once(events: int, profile: str | None, show_statements: bool = False, workers: int = 0) -> dict:
+    """Accept ``events`` events, drain them here (or with ``workers`` worker processes); return the figures."""
     sys.path.insert(0, os.getcwd())
     from app import create_app
     from bench.e2e import MAPPINGS
@@ -73,6 +78,8 @@ def drain_once(events: int, profile: str | None, show_statements: bool = False) 
         assert client.post(f"/integrations/receive/{token}", json=order).status_code == 204
     assert app_state.dispatcher.flush()
 
+    if workers:
+        return _drain_with_workers(app, app_state, workers, schema_name)
     statements = []
     database = store.db.obj
     execute_sql = database.execute_sql
@@ -111,6 +118,52 @@ def drain_once(events: int, profile: str | None, show_statements: bool = False) 
     }
 
 
+def _drain_with_workers(app, app_state, workers: int, schema_name: str) -> dict:
+    """Let ``workers`` real ``flask worker --burst`` processes drain the queue together.
+
+    Their throughput is measured from the first event processed to the
+    last (not from their start-up), and their logs are searched for
+    batches that conflicted with one another's.
+    """
+    from knock_sources import store
+    from knock_sources.store import control
+    from knock_sources.worker import jobs
+
+    env = {
+        **os.environ,
+        **{f"KNOCK_SOURCES_{name}": str(app.config[name]) for name in ("DATABASE_URL", "REDIS_URL", "QUEUE_NAME")},
+        "KNOCK_SOURCES_SECRET_KEY": app.config["SECRET_KEY"],
+        "KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS": "false",
+        "KNOCK_SOURCES_WORKER_METRICS_BIND": "",
+    }
+    flask = str(Path(sys.executable).with_name("flask"))
+    processes = [
+        subprocess.Popen(
+            [flask, "worker", "--burst"], cwd=os.getcwd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for _ in range(workers)
+    ]
+    output = b"".join(process.communicate()[0] for process in processes).decode(errors="replace")
+    with app.app_context(), store.db.connection_context():
+        processed = control.EventLog.select().where(control.EventLog.status == "processed")
+        first, last = processed.select(
+            fn.MIN(control.EventLog.processed_at), fn.MAX(control.EventLog.processed_at)
+        ).scalar(as_tuple=True)
+        count = processed.count()
+        store.db.execute_sql(f"DROP SCHEMA {schema_name} CASCADE")
+    app_state.queue.connection.delete(jobs.pending_key(app_state.queue), jobs.drain_flag_key(app_state.queue))
+    seconds = (last - first).total_seconds() if count > 1 else 0.0
+    return {
+        "code": str(Path(jobs.__file__).resolve().parents[2]),
+        "workers": workers,
+        "processed": count,
+        "seconds": round(seconds, 3),
+        "events_per_second": round(count / seconds, 1) if seconds else None,
+        "conflicting_batches": output.count("conflicted with another"),
+        "deadlocks_logged": output.count("deadlock detected"),
+    }
+
+
 def main():
     """Run one drain here, or compare two checkouts."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,15 +171,17 @@ def main():
     parser.add_argument("--profile", help="write a cProfile of the drain to this file")
     parser.add_argument("--compare", help="another checkout: drain from it and from this one, alternately")
     parser.add_argument("--show-statements", action="store_true", help="count the statements by shape")
+    parser.add_argument("--workers", type=int, default=0, help="drain with this many flask worker processes instead")
     parser.add_argument("--rounds", type=int, default=2, help="drains per checkout with --compare")
     args = parser.parse_args()
     if not args.compare:
-        print(json.dumps(drain_once(args.events, args.profile, args.show_statements)))
+        print(json.dumps(drain_once(args.events, args.profile, args.show_statements, args.workers)))
         return
     results = []
     for _ in range(args.rounds):
         for checkout in (Path(args.compare).resolve(), ROOT):
             command = [sys.executable, str(ROOT / "bench" / "drain_profile.py"), "--events", str(args.events)]
+            command += ["--workers", str(args.workers)]
             env = {**os.environ, "PYTHONPATH": str(checkout)}
             output = subprocess.run(command, cwd=checkout, env=env, capture_output=True, text=True, check=True)
             results.append(json.loads(output.stdout.strip().splitlines()[-1]))
