@@ -163,6 +163,8 @@ class _Batch:
         #: The ids of the events whose claim is to be recorded as a success.
         self.succeeded: list[int] = []
         self.stored_mappings: dict[tuple[int, str], list] = {}
+        #: What the batch's actions looked up (``ActionContext.lookups``).
+        self.lookups: dict = {}
 
     def run(self, event_log_ids: list[int]) -> None:
         """Claim, resolve, deduplicate and run the batch's events, and write their outcomes."""
@@ -280,7 +282,11 @@ class _Batch:
         stored = self.stored_mappings.get((source_env.id, event_log.event_type), [])
         mappings = select_mappings(event.provider, source_env.id, event.settings, event_log.event_type, stored)
         context = ActionContext(
-            environment=source_env.environment, event_log=event_log, registry=self.registry, on_commit=event.on_commit
+            environment=source_env.environment,
+            event_log=event_log,
+            registry=self.registry,
+            on_commit=event.on_commit,
+            lookups=self.lookups,
         )
         with db.atomic() if mappings else contextlib.nullcontext():
             event.action_logs = run_mappings(self.registry, mappings, event.scope, context)
