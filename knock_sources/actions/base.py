@@ -48,13 +48,16 @@ class ActionContext:
 
     ``on_commit`` collects steps to run once the event's transaction has
     committed (``Action.after_commit``), so that nothing outside the database
-    hears of rows that could still be rolled back.
+    hears of rows that could still be rolled back. ``lookups`` is shared by
+    the events of one batch (one transaction): what an action looked up
+    there, such as a workflow by key, is not looked up again for the next.
     """
 
     environment: Any
     event_log: Any
     registry: Any
     on_commit: list = field(default_factory=list)
+    lookups: dict = field(default_factory=dict)
 
 
 class Action:

@@ -3,6 +3,7 @@
 A failing action never stops the others and never raises into the job:
 every outcome becomes an ``ActionLog`` with status ``success``, ``skipped``
 (a required value is missing) or ``error`` (bad type, or the action failed).
+Only a failing database raises: the event is then retried as a whole.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ import logging
 from functools import partial
 
 from marshmallow import EXCLUDE, ValidationError
+from peewee import InterfaceError, OperationalError, chunked
 
 from knock_sources.actions.base import order_key
 from knock_sources.errors import ActionError
 from knock_sources.paths import MISSING, json_type, resolve_parameter
-from knock_sources.store import ERROR, SKIPPED, SUCCESS, db, find_unstorable
+from knock_sources.store import ERROR, SKIPPED, SUCCESS, find_unstorable, undone_on_error
 from knock_sources.store.control import ActionLog
 
 log = logging.getLogger(__name__)
+
+#: Rows per INSERT: well under SQLite's and PostgreSQL's limits on bound parameters.
+ACTION_LOGS_PER_STATEMENT = 200
 
 
 def in_order(mappings) -> list:
@@ -102,22 +107,27 @@ def check_parameters(action, configured: dict, scope: dict) -> tuple[str, dict, 
 
 
 def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
-    """Run one mapping and write its ``ActionLog``."""
+    """Run one mapping and return its ``ActionLog``, unsaved: ``save_action_logs`` writes a batch's at once."""
     action = registry.actions.get(mapping.action_type)
     result = None
     status, payload, error = prepare(registry, mapping, scope)
     if status == SUCCESS:
         try:
-            with db.atomic():
+            # Undone alone if it fails; kept for its event's savepoint to release if it succeeds.
+            with undone_on_error():
                 result = action.execute(context, payload)
         except ActionError as exc:
             status, error = ERROR, f"{exc.code}: {exc}"
+        except (OperationalError, InterfaceError):
+            # The database failed (it is down, or chose this transaction as a
+            # deadlock's victim), not the action: the event is retried, not failed.
+            raise
         except Exception as exc:
             log.exception("action %s of event %s failed", mapping.action_type, context.event_log.id)
             status, error = ERROR, f"internal error: {type(exc).__name__}"
         else:
             context.on_commit.append(partial(_after_commit, action, context, result))
-    return ActionLog.create(
+    return ActionLog(
         event_log=context.event_log.id,
         mapping=mapping.id,
         action_type=mapping.action_type,
@@ -127,6 +137,12 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
         status=status,
         error=error,
     )
+
+
+def save_action_logs(action_logs) -> None:
+    """Insert the action logs ``run_mapping`` returned, a few hundred rows per statement."""
+    for chunk in chunked([entry.__data__ for entry in action_logs], ACTION_LOGS_PER_STATEMENT):
+        ActionLog.insert_many(chunk).as_rowcount().execute()
 
 
 def _after_commit(action, context, result) -> None:

@@ -48,11 +48,14 @@ def identify(environment, user_id: str, attributes: dict) -> tuple[User, bool]:
     Reserved keys (name, email, ...) set the user's fields; every other key is
     a custom property merged at the top level. ``None`` values are ignored.
     The merged custom properties may not exceed 256 KiB (Knock answers 422).
+    An identify that changes nothing writes nothing: no statement, and no row
+    lock that a concurrent batch identifying the same user would wait for.
     """
     user, created = User.get_or_create_row(environment=environment, external_id=user_id)
     changes = {key: value for key, value in attributes.items() if value is not None and key not in ("id", "collection")}
     if not changes:
         return user, created
+    stored = ({key: getattr(user, key) for key in RESERVED_USER_FIELDS}, user.properties or {})
     properties = dict(user.properties or {})
     for key, value in changes.items():
         if key in RESERVED_USER_FIELDS:
@@ -66,6 +69,8 @@ def identify(environment, user_id: str, attributes: dict) -> tuple[User, bool]:
             f"over the {MAX_PROPERTIES_BYTES // 1024} KiB limit",
             code="invalid_params",
         )
+    if ({key: getattr(user, key) for key in RESERVED_USER_FIELDS}, properties) == stored:
+        return user, created
     user.properties = properties
     user.updated_at = utcnow()
     user.save()

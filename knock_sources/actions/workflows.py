@@ -34,9 +34,16 @@ CANCELLATION_KEY_LENGTH = WorkflowRun.cancellation_key.max_length
 RELOAD_BATCH = 500
 
 
-def find_workflow(environment, key: str) -> Workflow:
-    """Return the active workflow ``key``; ``ActionError`` if missing or inactive."""
-    workflow = Workflow.get_or_none(environment=environment, key=key)
+def find_workflow(environment, key: str, lookups: dict | None = None) -> Workflow:
+    """Return the active workflow ``key``; ``ActionError`` if missing or inactive.
+
+    ``lookups`` (an ``ActionContext``'s) keeps the row for the other events of the batch.
+    """
+    lookups = {} if lookups is None else lookups
+    found = ("workflow", environment.id, key)
+    if found not in lookups:
+        lookups[found] = Workflow.get_or_none(environment=environment, key=key)
+    workflow = lookups[found]
     if workflow is None:
         raise ActionError(f"workflow {key!r} does not exist", code="workflow_missing")
     if not workflow.active:
@@ -90,7 +97,7 @@ class TriggerWorkflow(Action):
     def execute(self, context, params):
         """Create one ``WorkflowRun`` per known or inline-identified recipient."""
         environment = context.environment
-        workflow = find_workflow(environment, params["key"])
+        workflow = find_workflow(environment, params["key"], context.lookups)
         data = params.get("data")
         if data is not None and len(json.dumps(data).encode("utf-8")) > MAX_DATA_BYTES:
             raise ActionError("workflow data is over the 10 MB limit", code="invalid_params")

@@ -11,6 +11,7 @@ upkeep and retention) in ``partitions.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -25,6 +26,32 @@ from peewee import (
 )
 
 db = DatabaseProxy()
+
+
+#: The name of ``undone_on_error``'s savepoints: a rollback goes to the most recent one of that name.
+KEPT_SAVEPOINT = "ks_undone_on_error"
+
+
+@contextlib.contextmanager
+def undone_on_error():
+    """Run a block in a savepoint that is rolled back if the block raises, and kept if it does not.
+
+    ``db.atomic()`` releases its savepoint when the block succeeds: a round
+    trip for nothing inside a transaction, whose commit (or an enclosing
+    savepoint's release) ends this savepoint too. So this one is for blocks
+    inside a transaction that ends soon (an action, inside its event's
+    savepoint); outside a transaction it is ``db.atomic()``.
+    """
+    if not db.in_transaction():
+        with db.atomic():
+            yield
+        return
+    db.execute_sql(f'SAVEPOINT "{KEPT_SAVEPOINT}"')
+    try:
+        yield
+    except BaseException:
+        db.execute_sql(f'ROLLBACK TO SAVEPOINT "{KEPT_SAVEPOINT}"')
+        raise
 
 
 def utcnow() -> datetime:

@@ -77,17 +77,28 @@ class Mapping(BaseModel):
         indexes = ((("source_environment", "event_type"), False),)
 
     @classmethod
-    def active_for(cls, source_environment_id: int, event_type: str):
-        """The active mappings of a source environment for one event type, oldest first."""
-        return (
+    def active_for_each(cls, pairs) -> dict[tuple[int, str], list]:
+        """The active mappings of each ``(source environment id, event type)`` in ``pairs``, oldest first.
+
+        One query for all of them: a batch of events loads its mappings once.
+        """
+        found: dict[tuple[int, str], list] = {pair: [] for pair in pairs}
+        if not found:
+            return found
+        query = (
             cls.select()
             .where(
-                (cls.source_environment == source_environment_id)
-                & (cls.event_type == event_type)
+                cls.source_environment.in_(sorted({source_env for source_env, _ in found}))
+                & cls.event_type.in_(sorted({event_type for _, event_type in found}))
                 & (cls.active == True)  # noqa: E712
             )
             .order_by(cls.id)
         )
+        for mapping in query:
+            matches = found.get((mapping.source_environment_id, mapping.event_type))
+            if matches is not None:
+                matches.append(mapping)
+        return found
 
 
 class KnownEvent(BaseModel):

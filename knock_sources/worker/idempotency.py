@@ -18,13 +18,15 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from peewee import IntegrityError
+from peewee import IntegrityError, chunked
 
 from knock_sources.paths import MISSING, resolve
 from knock_sources.store import db, unstorable
 from knock_sources.store.control import IdempotencyRecord, ReceivedMessage
 
 MAX_KEY_LENGTH = 255
+#: Rows per claiming INSERT: well under SQLite's and PostgreSQL's limits on bound parameters.
+CLAIMS_PER_STATEMENT = 200
 
 
 def key_problem(value) -> str | None:
@@ -99,6 +101,41 @@ def claim(
     )
 
 
+def claim_each(claims, *, now: datetime, window: timedelta) -> set[int]:
+    """Claim several keys at once; return the ids of the events that got their claim.
+
+    ``claims`` are ``(source environment id, event type, key, event log id)``
+    tuples, one per key. They are inserted in key order, a few hundred per
+    statement, so that two workers claiming overlapping keys take the unique
+    index's locks in the same order and cannot deadlock on them; a key
+    another transaction is claiming waits for it, as in ``claim``. A key
+    that was taken is claimed again through ``claim``, which replaces an
+    expired record.
+    """
+    ordered = sorted(claims)
+    taken: set[int] = set()
+    for chunk in chunked(ordered, CLAIMS_PER_STATEMENT):
+        rows = [
+            {
+                "source_environment": source_environment_id,
+                "event_type": event_type,
+                "key": key,
+                "event_log": event_log_id,
+                "claimed_at": now,
+                "expires_at": now + window,
+            }
+            for source_environment_id, event_type, key, event_log_id in chunk
+        ]
+        inserted = IdempotencyRecord.insert_many(rows).on_conflict_ignore().returning(IdempotencyRecord.event_log)
+        taken.update(event_log_id for (event_log_id,) in inserted.tuples().execute())
+    for source_environment_id, event_type, key, event_log_id in ordered:
+        if event_log_id not in taken and claim(
+            source_environment_id, event_type, key, event_log_id, now=now, window=window
+        ):
+            taken.add(event_log_id)
+    return taken
+
+
 def message_key(message_id) -> str | None:
     """Return the key a tracking API ``messageId`` is remembered by, or ``None`` when it has none.
 
@@ -147,10 +184,12 @@ def _insert_unless_live(model, scope, now: datetime, **fields) -> bool:
     return False
 
 
-def record_success(event_log_id: int, *, now: datetime, window: timedelta) -> None:
-    """Record the claim held by ``event_log_id`` as a successful execution."""
+def record_success(event_log_ids, *, now: datetime, window: timedelta) -> None:
+    """Record the claims held by ``event_log_ids`` as successful executions (one statement)."""
+    if not event_log_ids:
+        return
     IdempotencyRecord.update(succeeded=True, expires_at=now + window).where(
-        IdempotencyRecord.event_log == event_log_id
+        IdempotencyRecord.event_log.in_(sorted(event_log_ids))
     ).execute()
 
 

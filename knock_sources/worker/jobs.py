@@ -4,7 +4,7 @@ Jobs take IDs only (RQ's own advice); everything else is looked up in the
 database. The RQ entry point itself is in ``tasks.py`` and the worker process
 in ``service.py``. Without ``REDIS_URL`` there is no queue: jobs run
 in-process right after the event is committed, through the same
-``process_event`` function.
+``process_events`` function (a batch of one).
 
 Event ids wait for a drain job in a Redis sorted set scored by id, not a
 list: an id that is already waiting cannot be added twice, so the sweeper can
@@ -99,7 +99,7 @@ def submit_event(state: KnockSources, event_log_id: int) -> None:
         state.dispatcher.submit(event_log_id)
         return
     try:
-        process_event(state, event_log_id)
+        process_events(state, [event_log_id])
     except (OperationalError, InterfaceError) as exc:
         # Committed and still pending: the sender gets its 2xx all the same.
         log.warning("event %s stays pending: %s", event_log_id, exc)
@@ -141,10 +141,11 @@ def schedule_drain(queue: Queue) -> None:
 def drain(state: KnockSources, queue: Queue) -> int:
     """Process the event ids waiting in ``queue``'s pending set, oldest first, in batches; return how many.
 
-    Clears the drain flag first, so that an id pushed while this job runs
-    schedules another drain (which another worker can take). Stops after
-    ``DRAIN_MAX_SECONDS`` and hands the rest to a fresh job, so that a busy
-    queue never runs one job into its timeout.
+    Each batch of up to ``DRAIN_BATCH`` ids is one transaction
+    (``processing.process_batch``). Clears the drain flag first, so that an
+    id pushed while this job runs schedules another drain (which another
+    worker can take). Stops after ``DRAIN_MAX_SECONDS`` and hands the rest
+    to a fresh job, so that a busy queue never runs one job into its timeout.
     """
     connection = queue.connection
     connection.delete(drain_flag_key(queue))
@@ -154,29 +155,21 @@ def drain(state: KnockSources, queue: Queue) -> int:
         popped = connection.zpopmin(pending_key(queue), DRAIN_BATCH)
         if not popped:
             return drained
-        for member, _ in popped:
-            try:
-                process_event(state, int(member))
-            except (OperationalError, InterfaceError) as exc:
-                # Rolled back and still pending: the sweeper retries it, and
-                # one bad event (a deadlock, say) must not drop the batch.
-                log.warning("event %s stays pending: %s", int(member), exc)
+        ids = [int(member) for member, _ in popped]
+        try:
+            process_events(state, ids)
+        except (OperationalError, InterfaceError) as exc:
+            # Rolled back and still pending: the sweeper retries them.
+            log.warning("%s events stay pending: %s", len(ids), exc)
         drained += len(popped)
         if time.monotonic() > deadline:
             schedule_drain(queue)
             return drained
 
 
-def process_event(state: KnockSources, event_log_id: int, *, ignore_idempotency: bool = False) -> str | None:
-    """Process one logged event: resolve, deduplicate, run its actions; return its final status."""
-    run = partial(
-        processing.process,
-        event_log_id,
-        state.registry,
-        state.config,
-        state.metrics,
-        ignore_idempotency=ignore_idempotency,
-    )
+def process_events(state: KnockSources, event_log_ids: list[int]) -> dict[int, str]:
+    """Process logged events as one batch: resolve, deduplicate, run their actions; return their final statuses."""
+    run = partial(processing.process_batch, event_log_ids, state.registry, state.config, state.metrics)
     if store.db.is_closed():
         with store.db.connection_context():
             return run()
@@ -220,8 +213,8 @@ def sweep(state: KnockSources, queue: Queue | None, limit: int | None) -> int:
             ]
             seen += len(ids)
             if queue is None:
-                for event_log_id in ids:
-                    process_event(state, event_log_id)
+                if ids:
+                    process_events(state, ids)
                 state.metrics.requeued(len(ids))
                 swept += len(ids)
             elif ids:

@@ -190,3 +190,26 @@ def test_type_mismatch_is_an_error_naming_path_and_types(client, api, action_typ
     assert action["action_status"] == "error"
     assert action["error"] == error
     source.get("/v1/users/ann", expect=404)
+
+
+def test_an_identify_that_changes_nothing_writes_nothing(source, monkeypatch):
+    from knock_sources import store
+
+    user = {"id": "ann", "name": "Ann", "metadata": {"plan": "pro"}}
+    source.run({"user": user}, "user.updated")
+    written = []
+    execute_sql = store.db.obj.execute_sql
+
+    def recording(sql, params=None, *args, **kwargs):
+        if sql.startswith('UPDATE "ks_user"'):
+            written.append(sql)
+        return execute_sql(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(store.db.obj, "execute_sql", recording)
+    # The same again: succeeds, and leaves the user (and its row lock) alone.
+    assert source.run({"user": user}, "user.updated")["action_status"] == "success"
+    assert written == []
+    # A change is written.
+    assert source.run({"user": {**user, "metadata": {"plan": "team"}}}, "user.updated")["action_status"] == "success"
+    assert len(written) == 1
+    assert source.api.get("/v1/users/ann").get_json()["plan"] == "team"

@@ -58,9 +58,9 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def queued_app(database_url, redis_url, queue_name):
+def queued_app(database_url, redis_url, queue_name, **overrides):
     """An app in the production shape (``REDIS_URL`` set) on ``database_url``; emptied afterwards."""
-    app = make_app(database_url, REDIS_URL=redis_url, QUEUE_NAME=queue_name)
+    app = make_app(database_url, REDIS_URL=redis_url, QUEUE_NAME=queue_name, **overrides)
     try:
         yield app
     finally:

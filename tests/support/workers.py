@@ -28,15 +28,16 @@ def worker_env(app, **overrides):
     return {"PATH": os.environ["PATH"], **{f"KNOCK_SOURCES_{k}": str(v) for k, v in settings.items()}}
 
 
-def start_workers(app, count=1, burst=True, output=None, **overrides):
+def start_workers(app, count=1, burst=True, output=None, app_factory=None, **overrides):
     """Start ``count`` real worker processes, once this process has handed over its events.
 
     With ``output`` (a directory), each worker writes what it prints to
     ``worker-<n>.log`` there instead of a pipe, so a long-running worker can
-    be read while it runs.
+    be read while it runs. ``app_factory`` is a ``flask --app`` value naming
+    the app the workers run (default: the repository's).
     """
     assert app.extensions[state.EXTENSION].dispatcher.flush()
-    command = [FLASK, "worker"] + (["--burst"] if burst else [])
+    command = [FLASK] + (["--app", app_factory] if app_factory else []) + ["worker"] + (["--burst"] if burst else [])
     workers = []
     for number in range(count):
         stdout = subprocess.PIPE if output is None else open(Path(output) / f"worker-{number}.log", "w")  # noqa: SIM115
