@@ -252,17 +252,17 @@ class Engine:
             failure.line, failure.column = len(lines), len(lines[-1]) + 1
         return failure
 
-    async def _guarded(self, code: str, remaining: float) -> Any:
+    async def _guarded(self, code: str, remaining: float, baseline: int | None) -> Any:
         """Evaluate ``code`` on the loop, stopping it past ``remaining`` seconds or the host's growth limit.
 
         The heap limit sees only V8's heap; the host's resident memory also
-        counts what the heap does not (see ``protocol.memory_thresholds``).
-        Stopping is V8's own termination, as for the time limit, so the
-        isolate ends cleanly and the host carries on.
+        counts what the heap does not (see ``protocol.memory_thresholds``):
+        its growth since ``baseline`` (taken when the call began). Stopping
+        is V8's own termination, as for the time limit, so the isolate ends
+        cleanly and the host carries on.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + remaining
-        baseline = resident_bytes()
         task = asyncio.ensure_future(self._racer.eval_cancelable(code))
         while True:
             done, _ = await asyncio.wait({task}, timeout=max(0.0, min(_MEMORY_CHECK_SECONDS, deadline - loop.time())))
@@ -277,13 +277,18 @@ class Engine:
                 raise _OverMemory() if over else JSTimeoutException()
 
     def _eval(self, code: str, remaining: float) -> Any:
-        """Evaluate ``code`` within ``remaining`` seconds, translating V8 failures."""
+        """Evaluate ``code`` within ``remaining`` seconds, translating V8 failures (from the host's thread)."""
+        return self._loop.run(self._evaluate(code, time.monotonic() + remaining, resident_bytes()))
+
+    async def _evaluate(self, code: str, deadline: float, baseline: int | None) -> Any:
+        """Evaluate ``code`` before ``deadline`` (monotonic), on the loop, translating V8 failures."""
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise self._limit("timeout")
         # ``from None`` everywhere: V8's own text quotes source lines and can
         # quote values, and a chained exception would carry it along.
         try:
-            result = self._loop.run(self._guarded(code, remaining))
+            result = await self._guarded(code, remaining, baseline)
         except _OverMemory:
             raise self._limit("memory") from None
         except JSTimeoutException:
@@ -300,6 +305,19 @@ class Engine:
             raise self._limit("memory")
         return result
 
+    async def _invoke(self, payload: str, deadline: float) -> str:
+        """Run ``main`` on ``payload``; return the runtime's report (one trip to the loop for the whole call)."""
+        baseline = resident_bytes()
+        raw = await self._evaluate(f'__knock.invoke("{self._token}",{json.dumps(payload)})', deadline, baseline)
+        if raw == _PENDING:
+            # An async main: its promise jobs have all run by the time the
+            # next evaluation starts, and scripts have no timers or I/O, so
+            # still pending then means never.
+            raw = await self._evaluate(f'__knock.settle("{self._token}")', deadline, baseline)
+            if raw == _PENDING:
+                raise ScriptError("timeout", "main returned a promise that never settles")
+        return raw
+
     def call(self, payload: str) -> str:
         """Run ``main`` on ``payload`` (the JSON text of ctx) and return its result's JSON text.
 
@@ -309,12 +327,7 @@ class Engine:
             raise RuntimeError("this engine is closed")
         deadline = time.monotonic() + self._timeout_ms / 1000
         try:
-            self._eval(f'__knock.invoke("{self._token}",{json.dumps(payload)})', deadline - time.monotonic())
-            # Promise jobs have all run by the time the next evaluation
-            # starts, and scripts have no timers or I/O: pending means never.
-            raw = self._eval(f'__knock.settle("{self._token}")', deadline - time.monotonic())
-            if raw == _PENDING:
-                raise ScriptError("timeout", "main returned a promise that never settles")
+            raw = self._loop.run(self._invoke(payload, deadline))
         except ScriptError as failure:
             if failure.kind in DISPOSE_KINDS:
                 self.close()

@@ -630,11 +630,12 @@
       else if (typeof exportsObject.default === "function") entry = exportsObject.default;
       return entry === null ? "missing" : "ok";
     },
-    // Every call is invoke() then settle(). Promise jobs queued by invoke()
-    // run before the next evaluation starts, so settle() finds an async
-    // result, and once it returns the isolate is idle: the result is
-    // serialised inside invoke() or its promise job, and settle() runs no
-    // script code that could queue more jobs.
+    // A call is invoke(), which returns the report when main returned (or
+    // threw) without a promise, and otherwise "P" and then settle(). Promise
+    // jobs queued by invoke() run before the next evaluation starts, so
+    // settle() finds an async result, and once it returns the isolate is
+    // idle: the result is serialised inside invoke() or its promise job, and
+    // settle() runs no script code that could queue more jobs.
     invoke(token, payload) {
       check(token);
       exceeded = false;
@@ -644,13 +645,13 @@
       try {
         result = apply(entry, undefined, [parse(payload)]);
       } catch (error) {
-        state.json = report(undefined, error, true);
-        return "P";
+        pending = null;
+        return report(undefined, error, true);
       }
       const thenable = result !== null && (typeof result === "object" || typeof result === "function");
       if (!thenable || typeof result.then !== "function") {
-        state.json = report(result);
-        return "P";
+        pending = null;
+        return report(result);
       }
       promiseThen(promiseResolve(result), (value) => { state.json = report(value); },
                   (error) => { state.json = report(undefined, error, true); });
