@@ -305,9 +305,8 @@ class Engine:
             raise self._limit("memory")
         return result
 
-    async def _invoke(self, payload: str, deadline: float) -> str:
+    async def _invoke(self, payload: str, deadline: float, baseline: int | None) -> str:
         """Run ``main`` on ``payload``; return the runtime's report (one trip to the loop for the whole call)."""
-        baseline = resident_bytes()
         raw = await self._evaluate(f'__knock.invoke("{self._token}",{json.dumps(payload)})', deadline, baseline)
         if raw == _PENDING:
             # An async main: its promise jobs have all run by the time the
@@ -318,16 +317,18 @@ class Engine:
                 raise ScriptError("timeout", "main returned a promise that never settles")
         return raw
 
-    def call(self, payload: str) -> str:
+    def call(self, payload: str, baseline: int | None = None) -> str:
         """Run ``main`` on ``payload`` (the JSON text of ctx) and return its result's JSON text.
 
-        Raises ``ScriptError``, of kind ``invalid_result`` when main returned no plain object.
+        ``baseline`` is the host's resident memory the call's growth is
+        measured from (by default, read now). Raises ``ScriptError``, of kind
+        ``invalid_result`` when main returned no plain object.
         """
         if self.closed:
             raise RuntimeError("this engine is closed")
         deadline = time.monotonic() + self._timeout_ms / 1000
         try:
-            raw = self._loop.run(self._invoke(payload, deadline))
+            raw = self._loop.run(self._invoke(payload, deadline, resident_bytes() if baseline is None else baseline))
         except ScriptError as failure:
             if failure.kind in DISPOSE_KINDS:
                 self.close()
@@ -375,11 +376,15 @@ class EngineCache:
         """Compile ``source`` in an isolate of its own, which the caller closes."""
         return Engine(self._loop, source, **self._limits)
 
+    def ready(self, slot: int, source: str) -> bool:
+        """Whether the slot holds a usable engine for ``source`` (``get`` compiles nothing)."""
+        engine = self._engines.get(slot)
+        return engine is not None and not engine.closed and engine.source == source
+
     def get(self, slot: int, source: str) -> Engine:
         """Return the slot's engine for ``source``, compiling it when the slot has none for it."""
-        engine = self._engines.get(slot)
-        if engine is not None and not engine.closed and engine.source == source:
-            return engine
+        if self.ready(slot, source):
+            return self._engines[slot]
         failure = self._failures.get(slot)
         if failure is not None and failure[0] == source:
             raise failure[1].copy()

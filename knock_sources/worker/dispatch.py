@@ -20,7 +20,7 @@ import collections
 import logging
 import os
 import threading
-import time
+from time import sleep
 from typing import Callable
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Dispatcher:
                 stopping = self._stopped
             if self._linger and not stopping:
                 # Asleep, not waiting on the condition: a submit meanwhile wakes nothing.
-                time.sleep(self._linger)
+                sleep(self._linger)
             with self._condition:
                 batch = list(self._ids)
                 self._ids.clear()
