@@ -55,7 +55,6 @@ RUNTIME_URL = "knock-runtime.js"
 
 # Kinds after which an isolate's state cannot be trusted, so it is freed.
 DISPOSE_KINDS = frozenset({"timeout", "memory"})
-_PENDING = "P"
 # The runtime is trusted code; it only needs a bound so a broken machine fails.
 _RUNTIME_SETUP_SECONDS = 10.0
 # How often a running evaluation's memory is looked at.
@@ -310,12 +309,12 @@ class Engine:
     async def _invoke(self, payload: str, deadline: float, baseline: int | None) -> str:
         """Run ``main`` on ``payload``; return the runtime's report (one trip to the loop for the whole call)."""
         raw = await self._evaluate(f'__knock.invoke("{self._token}",{json.dumps(payload)})', deadline, baseline)
-        if raw == _PENDING:
-            # An async main: its promise jobs have all run by the time the
-            # next evaluation starts, and scripts have no timers or I/O, so
-            # still pending then means never.
-            raw = await self._evaluate(f'__knock.settle("{self._token}")', deadline, baseline)
-            if raw == _PENDING:
+        if not isinstance(raw, str):
+            # An async main: the call's state, which its promise jobs filled
+            # in when the evaluation ended (read without another evaluation;
+            # scripts have no timers or I/O, so unfilled means never).
+            raw = raw["json"]
+            if raw is None:
                 raise ScriptError("timeout", "main returned a promise that never settles")
         return raw
 
