@@ -26,7 +26,6 @@ import contextlib
 import json
 import re
 import secrets
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,6 @@ RUNTIME_URL = "knock-runtime.js"
 
 # Kinds after which an isolate's state cannot be trusted, so it is freed.
 DISPOSE_KINDS = frozenset({"timeout", "memory"})
-_PENDING = "P"
 # The runtime is trusted code; it only needs a bound so a broken machine fails.
 _RUNTIME_SETUP_SECONDS = 10.0
 # How often a running evaluation's memory is looked at.
@@ -165,20 +163,23 @@ class _OverMemory(Exception):
 
 
 class V8Loop:
-    """The host's asyncio loop thread, which mini-racer delivers results on, with V8 started.
+    """The host's asyncio loop, which mini-racer delivers results on, with V8 started.
 
-    Sharing one loop keeps the host at one extra thread however many scripts
-    it caches (mini-racer otherwise starts a loop thread per isolate), and
-    starting V8 and creating and freeing isolates all happen on it.
+    It runs on the thread that serves the parent, and only while a call is
+    answered: a result reaches the thread waiting for it with no hop through
+    a loop thread, which cost a wake-up of another thread each way per call.
+    Sharing one loop keeps every isolate's work on that thread however many
+    scripts the host caches (mini-racer otherwise starts a loop thread per
+    isolate): starting V8 and creating and freeing isolates all happen on it.
+    What mini-racer delivers between calls waits in the loop for the next one.
     """
 
     def __init__(self, flags: tuple[str, ...]):
         self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, name="knock-sources-v8", daemon=True).start()
         self.call(init_mini_racer, flags=flags)
 
     def call(self, function, *args, **kwargs):
-        """Run ``function`` on the loop thread and return its result."""
+        """Run ``function`` on the loop and return its result."""
 
         async def on_loop():
             return function(*args, **kwargs)
@@ -186,8 +187,8 @@ class V8Loop:
         return self.run(on_loop())
 
     def run(self, coroutine):
-        """Run ``coroutine`` on the loop thread and return its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        """Run ``coroutine`` on the loop until it is done and return its result."""
+        return self.loop.run_until_complete(coroutine)
 
 
 def _v8_error(kind: str, text: str) -> ScriptError:
@@ -252,17 +253,17 @@ class Engine:
             failure.line, failure.column = len(lines), len(lines[-1]) + 1
         return failure
 
-    async def _guarded(self, code: str, remaining: float) -> Any:
+    async def _guarded(self, code: str, remaining: float, baseline: int | None) -> Any:
         """Evaluate ``code`` on the loop, stopping it past ``remaining`` seconds or the host's growth limit.
 
         The heap limit sees only V8's heap; the host's resident memory also
-        counts what the heap does not (see ``protocol.memory_thresholds``).
-        Stopping is V8's own termination, as for the time limit, so the
-        isolate ends cleanly and the host carries on.
+        counts what the heap does not (see ``protocol.memory_thresholds``):
+        its growth since ``baseline`` (taken when the call began). Stopping
+        is V8's own termination, as for the time limit, so the isolate ends
+        cleanly and the host carries on.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + remaining
-        baseline = resident_bytes()
         task = asyncio.ensure_future(self._racer.eval_cancelable(code))
         while True:
             done, _ = await asyncio.wait({task}, timeout=max(0.0, min(_MEMORY_CHECK_SECONDS, deadline - loop.time())))
@@ -277,13 +278,18 @@ class Engine:
                 raise _OverMemory() if over else JSTimeoutException()
 
     def _eval(self, code: str, remaining: float) -> Any:
-        """Evaluate ``code`` within ``remaining`` seconds, translating V8 failures."""
+        """Evaluate ``code`` within ``remaining`` seconds, translating V8 failures (from the host's thread)."""
+        return self._loop.run(self._evaluate(code, time.monotonic() + remaining, resident_bytes()))
+
+    async def _evaluate(self, code: str, deadline: float, baseline: int | None) -> Any:
+        """Evaluate ``code`` before ``deadline`` (monotonic), on the loop, translating V8 failures."""
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise self._limit("timeout")
         # ``from None`` everywhere: V8's own text quotes source lines and can
         # quote values, and a chained exception would carry it along.
         try:
-            result = self._loop.run(self._guarded(code, remaining))
+            result = await self._guarded(code, remaining, baseline)
         except _OverMemory:
             raise self._limit("memory") from None
         except JSTimeoutException:
@@ -300,21 +306,30 @@ class Engine:
             raise self._limit("memory")
         return result
 
-    def call(self, payload: str) -> str:
+    async def _invoke(self, payload: str, deadline: float, baseline: int | None) -> str:
+        """Run ``main`` on ``payload``; return the runtime's report (one trip to the loop for the whole call)."""
+        raw = await self._evaluate(f'__knock.invoke("{self._token}",{json.dumps(payload)})', deadline, baseline)
+        if not isinstance(raw, str):
+            # An async main: the call's state, which its promise jobs filled
+            # in when the evaluation ended (read without another evaluation;
+            # scripts have no timers or I/O, so unfilled means never).
+            raw = raw["json"]
+            if raw is None:
+                raise ScriptError("timeout", "main returned a promise that never settles")
+        return raw
+
+    def call(self, payload: str, baseline: int | None = None) -> str:
         """Run ``main`` on ``payload`` (the JSON text of ctx) and return its result's JSON text.
 
-        Raises ``ScriptError``, of kind ``invalid_result`` when main returned no plain object.
+        ``baseline`` is the host's resident memory the call's growth is
+        measured from (by default, read now). Raises ``ScriptError``, of kind
+        ``invalid_result`` when main returned no plain object.
         """
         if self.closed:
             raise RuntimeError("this engine is closed")
         deadline = time.monotonic() + self._timeout_ms / 1000
         try:
-            self._eval(f'__knock.invoke("{self._token}",{json.dumps(payload)})', deadline - time.monotonic())
-            # Promise jobs have all run by the time the next evaluation
-            # starts, and scripts have no timers or I/O: pending means never.
-            raw = self._eval(f'__knock.settle("{self._token}")', deadline - time.monotonic())
-            if raw == _PENDING:
-                raise ScriptError("timeout", "main returned a promise that never settles")
+            raw = self._loop.run(self._invoke(payload, deadline, resident_bytes() if baseline is None else baseline))
         except ScriptError as failure:
             if failure.kind in DISPOSE_KINDS:
                 self.close()
@@ -362,11 +377,15 @@ class EngineCache:
         """Compile ``source`` in an isolate of its own, which the caller closes."""
         return Engine(self._loop, source, **self._limits)
 
+    def ready(self, slot: int, source: str) -> bool:
+        """Whether the slot holds a usable engine for ``source`` (``get`` compiles nothing)."""
+        engine = self._engines.get(slot)
+        return engine is not None and not engine.closed and engine.source == source
+
     def get(self, slot: int, source: str) -> Engine:
         """Return the slot's engine for ``source``, compiling it when the slot has none for it."""
-        engine = self._engines.get(slot)
-        if engine is not None and not engine.closed and engine.source == source:
-            return engine
+        if self.ready(slot, source):
+            return self._engines[slot]
         failure = self._failures.get(slot)
         if failure is not None and failure[0] == source:
             raise failure[1].copy()

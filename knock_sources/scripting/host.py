@@ -19,6 +19,7 @@ import time
 from knock_sources.scripting.protocol import FRAME, MAX_MESSAGE, ScriptError, decode, encode, resident_bytes, write_all
 
 _PARENT_CHECK_SECONDS = 1.0
+_READ_AHEAD = 1 << 16
 
 
 class _Channel:
@@ -26,16 +27,18 @@ class _Channel:
 
     def __init__(self, read_fd: int, write_fd: int):
         self._read_fd, self._write_fd = read_fd, write_fd
+        # Read ahead, so that a frame usually costs one read, not one per part.
+        self._buffer = bytearray()
 
     def _read(self, size: int) -> bytes | None:
-        chunks, missing = [], size
-        while missing:
-            chunk = os.read(self._read_fd, missing)
+        while len(self._buffer) < size:
+            chunk = os.read(self._read_fd, max(size - len(self._buffer), _READ_AHEAD))
             if not chunk:
                 return None
-            chunks.append(chunk)
-            missing -= len(chunk)
-        return b"".join(chunks)
+            self._buffer += chunk
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
 
     def receive(self) -> tuple[dict, str, str] | None:
         """Return the next frame as (head, text, text), or None once the parent has gone."""
@@ -73,12 +76,14 @@ def serve(timeout_ms: int, memory_mb: int) -> None:
     os.dup2(2, 1)
     engines = EngineCache(V8Loop(v8_flags(memory_mb)), timeout_ms=timeout_ms, memory_mb=memory_mb)
 
-    def answer(head: dict, source: str, payload: str) -> tuple[dict, str]:
+    def answer(head: dict, source: str, payload: str, rss: int | None) -> tuple[dict, str]:
         for slot in head["drop"]:
             engines.dispose(slot)
         try:
             if head["op"] == "run":
-                return {}, engines.get(head["slot"], source).call(payload)
+                # Compiling grows the host too: then the growth is measured from after it.
+                reused = engines.ready(head["slot"], source)
+                return {}, engines.get(head["slot"], source).call(payload, rss if reused else None)
             engine = engines.new(source)
             try:
                 return {}, "" if head["op"] == "check" else engine.call(payload)
@@ -94,10 +99,12 @@ def serve(timeout_ms: int, memory_mb: int) -> None:
                 engines.dispose(head["slot"])
             return {"failed": f"{type(exc).__name__}: {exc}"[:MAX_MESSAGE]}, ""
 
-    channel.send({"rss": resident_bytes()})
+    rss = resident_bytes()
+    channel.send({"rss": rss})
     while (request := channel.receive()) is not None:
-        reply, text = answer(*request)
-        reply["rss"] = resident_bytes()
+        # The memory after the last call is where this one's growth is measured from.
+        reply, text = answer(*request, rss)
+        reply["rss"] = rss = resident_bytes()
         channel.send(reply, text)
     # Freeing isolates is pointless at exit and can block for good after a
     # builtin was stopped half-way; the kernel reclaims everything.

@@ -260,9 +260,9 @@ class ScriptRunner:
         if self._closed:
             raise RuntimeError("this ScriptRunner is closed")
 
-    def _ready_host(self) -> HostProcess:
-        """Return a host that has started, replacing one that died since the last call."""
-        if self._host is not None and self._host.process.poll() is not None:
+    def _ready_host(self, check_alive: bool = True) -> HostProcess:
+        """Return a host that has started, replacing one that died since the last call (``check_alive``)."""
+        if check_alive and self._host is not None and self._host.process.poll() is not None:
             host, self._host = self._host, None
             log.warning("script host %d %s between calls: %s", host.process.pid, host.status(), host.stop())
         if self._host is None:
@@ -280,12 +280,13 @@ class ScriptRunner:
 
     def _call(self, head: dict, source: str, payload: str, variables: Any) -> tuple[dict, str]:
         """Send one request and return the reply; raises ScriptError (with the lock held)."""
-        host = self._ready_host()
+        # Whether the host died since the last call is not asked (a system
+        # call): writing to a dead host fails, and none of the call reached it.
+        host = self._ready_host(check_alive=False)
         head["drop"], self._drops = self._drops, []
         try:
             host.send(head, source, payload)
         except HostLost:
-            # It died after the check above, so none of this call reached it.
             host = self._ready_host()
             try:
                 host.send(head, source, payload)

@@ -587,7 +587,7 @@
   // bindings nor shadow them with a top-level declaration.
   const exportsObject = {};
   defineProperty(global, "__kx", { value: exportsObject });
-  let entry = null, pending = null;
+  let entry = null;
   function check(token) { if (token !== TOKEN) throw new Error("the script runtime is not available to scripts"); }
   function describe(error) {
     let name = null, message, stack = "";
@@ -630,38 +630,28 @@
       else if (typeof exportsObject.default === "function") entry = exportsObject.default;
       return entry === null ? "missing" : "ok";
     },
-    // Every call is invoke() then settle(). Promise jobs queued by invoke()
-    // run before the next evaluation starts, so settle() finds an async
-    // result, and once it returns the isolate is idle: the result is
-    // serialised inside invoke() or its promise job, and settle() runs no
-    // script code that could queue more jobs.
+    // A call is one invoke(). It returns the report when main returned (or
+    // threw) without a promise, and otherwise the call's state, whose json
+    // the promise's jobs fill in: they run when the evaluation ends, before
+    // the host reads it, so a json still null then means never. The result
+    // is serialised inside invoke() or its promise job, so once the host has
+    // it the isolate is idle.
     invoke(token, payload) {
       check(token);
       exceeded = false;
       sweep();
-      const state = pending = { json: null };
       let result;
       try {
         result = apply(entry, undefined, [parse(payload)]);
       } catch (error) {
-        state.json = report(undefined, error, true);
-        return "P";
+        return report(undefined, error, true);
       }
       const thenable = result !== null && (typeof result === "object" || typeof result === "function");
-      if (!thenable || typeof result.then !== "function") {
-        state.json = report(result);
-        return "P";
-      }
+      if (!thenable || typeof result.then !== "function") return report(result);
+      const state = { json: null };
       promiseThen(promiseResolve(result), (value) => { state.json = report(value); },
                   (error) => { state.json = report(undefined, error, true); });
-      return "P";
-    },
-    settle(token) {
-      check(token);
-      const state = pending;
-      if (state === null || state.json === null) return "P";
-      pending = null;
-      return state.json;
+      return state;
     },
   }) });
 })

@@ -60,6 +60,7 @@ def init_app(app):
         max_age=86400,
     )
     ui.init_app(app)
+    receive.install(app)
 
     @app.errorhandler(SourcesError)
     def _sources_error(exc):

@@ -3,10 +3,12 @@
 The request that received an event has already committed it as ``pending``:
 that row is the durability point. Telling the workers about it is
 best-effort, so it happens on a background thread that pushes whatever ids
-have accumulated in one round trip. Under load the batches grow by
-themselves and no request thread waits on Redis; redis-py's pipeline costs
-about as much CPU as the database insert, so paying it per batch rather than
-per event matters (``make bench``). An id lost here, because Redis is down
+have accumulated in one round trip, no request thread waiting on Redis.
+redis-py's pipeline costs about as much CPU as the rest of an ingest request
+(``bench/cpu.py``), so the thread lingers ``LINGER_SECONDS`` after the first
+id of a batch for the ids of concurrent requests to join it: under load a
+push carries several events, and an event reaches the workers at most that
+much later. An id lost here, because Redis is down
 or the process died before the push, is still ``pending`` in the database:
 the sweeper re-enqueues it after ``SWEEP_GRACE_SECONDS``.
 """
@@ -18,16 +20,21 @@ import collections
 import logging
 import os
 import threading
+from time import sleep
 from typing import Callable
 
 log = logging.getLogger(__name__)
+
+#: How long a batch waits for more ids after its first; short next to a worker's pickup.
+LINGER_SECONDS = 0.01
 
 
 class Dispatcher:
     """Calls ``push(ids)`` from one background thread per process, in batches."""
 
-    def __init__(self, push: Callable[[list], object]):
+    def __init__(self, push: Callable[[list], object], linger_seconds: float = LINGER_SECONDS):
         self._push = push
+        self._linger = linger_seconds
         self._reset()
 
     def _reset(self):
@@ -68,6 +75,11 @@ class Dispatcher:
                 self._condition.wait_for(lambda: self._ids or self._stopped)
                 if not self._ids:
                     return
+                stopping = self._stopped
+            if self._linger and not stopping:
+                # Asleep, not waiting on the condition: a submit meanwhile wakes nothing.
+                sleep(self._linger)
+            with self._condition:
                 batch = list(self._ids)
                 self._ids.clear()
                 self._in_flight = len(batch)

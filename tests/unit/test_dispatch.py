@@ -5,6 +5,7 @@ import threading
 
 import redis
 
+from knock_sources.worker import dispatch
 from knock_sources.worker.dispatch import Dispatcher
 
 
@@ -55,3 +56,22 @@ def test_stop_pushes_what_is_left_and_ends_the_thread():
     thread.join(5)
     assert not thread.is_alive()
     assert pushed == [7]
+
+
+def test_ids_submitted_while_the_thread_lingers_share_one_push(monkeypatch):
+    pushed, lingering, release = [], threading.Event(), threading.Event()
+
+    def linger(seconds):
+        lingering.set()
+        assert release.wait(5)
+
+    monkeypatch.setattr(dispatch, "sleep", linger)
+    dispatcher = Dispatcher(pushed.append, linger_seconds=0.01)
+    dispatcher.submit(1)
+    assert lingering.wait(5)
+    for event_id in range(2, 6):
+        dispatcher.submit(event_id)
+    release.set()
+    assert dispatcher.flush()
+    assert pushed == [[1, 2, 3, 4, 5]]
+    dispatcher.stop()
