@@ -223,10 +223,7 @@ class _Batch:
             log.exception("processing event %s failed", event.log.id)
             event.failed_internally = True
             event.action_logs, event.on_commit = [], []
-            if event.key is not None:
-                idempotency.release(event.log.id)
-                if self.holders.get(event.key) == event.log.id:
-                    del self.holders[event.key]
+            self._release(event)
             _mark_failed(event.log.id, exc)
             event.log.status = FAILED
             event.log.error = _internal_error(exc)

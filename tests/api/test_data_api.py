@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.support import count_statements
 from tests.support.actions import EventSource, mapping
 
 MAPPINGS = (
@@ -155,21 +156,6 @@ def test_members_are_paginated_with_their_users(source):
     assert [entry["user_id"] for entry in entries] == ["u2", "u1", "u0"]
     assert [entry["user"]["name"] for entry in entries] == ["User 2", "User 1", "User 0"]
     assert all(entry["__typename"] == "AudienceMember" and entry["added_at"] for entry in entries)
-
-
-def count_statements(monkeypatch):
-    """Count the SQL statements the database runs from now on."""
-    from knock_sources import store
-
-    counted = []
-    execute = store.db.obj.execute_sql
-
-    def counting(sql, params=None, *args, **kwargs):
-        counted.append(sql)
-        return execute(sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(store.db.obj, "execute_sql", counting)
-    return counted
 
 
 def test_listing_members_costs_the_same_statements_for_3_members_as_for_30(source, monkeypatch):

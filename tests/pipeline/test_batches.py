@@ -22,7 +22,7 @@ from knock_sources.store import PENDING
 from knock_sources.store.control import ActionLog, Environment, EventLog, KnownEvent, Source, SourceEnvironment
 from knock_sources.store.dataplane import User
 from knock_sources.worker import jobs, processing
-from tests.support import Api, make_app, reset_database, stop_dispatcher
+from tests.support import Api, count_statements, make_app, reset_database, stop_dispatcher
 from tests.support.actions import mapping
 from tests.support.processes import wait_for
 
@@ -140,18 +140,6 @@ def process(app, ids):
 
 def by_id(api) -> dict:
     return {int(entry["id"]): entry for entry in api.logs(limit=100)}
-
-
-def count_statements(monkeypatch) -> list:
-    counted = []
-    execute = store.db.obj.execute_sql
-
-    def counting(sql, params=None, *args, **kwargs):
-        counted.append(sql)
-        return execute(sql, params, *args, **kwargs)
-
-    monkeypatch.setattr(store.db.obj, "execute_sql", counting)
-    return counted
 
 
 def test_a_batch_runs_its_events_in_order_and_counts_their_types_once(app, api, db):

@@ -143,3 +143,16 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def count_statements(monkeypatch) -> list:
+    """Count the SQL statements the database runs from now on; return the list they are appended to."""
+    counted = []
+    execute = store.db.obj.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        counted.append(sql)
+        return execute(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(store.db.obj, "execute_sql", counting)
+    return counted
