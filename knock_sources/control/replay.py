@@ -4,9 +4,8 @@ A replay selects a source environment's stored events by a filter
 (statuses, event types, a received-at range, explicit ids) and, for each,
 writes a new pending ``EventLog`` linked to it (``replay_of``) and puts it
 through the normal processing: idempotency holds unless the replay ignores
-it. A rejected request whose whole body was kept is verified again first,
-with the current secrets, its timestamps judged as of its arrival; one that
-fails again is logged as rejected again.
+it. A rejected request whose whole body was kept is verified again first
+(``reverification``); one that fails again is logged as rejected again.
 
 It walks the matching events page by page by id, never loading them all,
 and only up to the newest id at its creation, so that the events it writes
@@ -18,8 +17,9 @@ replay cannot both replay an event. ``run`` is the whole walk; the RQ job
 the embedded mode and ``flask replay`` all call it.
 
 The dry run counts the matching events and, for a page of them, reports what
-a replay would do now, from the pieces a real run uses (``rehearsal.verify``
-and ``rehearsal.plan_event``), so that the two cannot disagree.
+a replay would do now, from the pieces a real run uses
+(``reverification.reverify`` and ``rehearsal.plan_event``), so that the two
+cannot disagree.
 """
 
 from __future__ import annotations
@@ -29,16 +29,14 @@ import os
 import queue
 import threading
 import time
-from datetime import timedelta, timezone
+from datetime import timedelta
 from typing import TYPE_CHECKING, Callable
 
 from peewee import fn
 from rq import Retry
 
-from knock_sources import signing
-from knock_sources.control import rehearsal
+from knock_sources.control import rehearsal, reverification
 from knock_sources.errors import NotFound, SourcesError
-from knock_sources.ingest import body as ingest_body
 from knock_sources.ingest import eventlog, verification
 from knock_sources.ingest.cache import ReceivingEnvironment, snapshot
 from knock_sources.observability import logs
@@ -131,8 +129,8 @@ def _plan(state: KnockSources, receiving: ReceivingEnvironment, original: EventL
     errors: list = []
     if original.status == REJECTED:
         try:
-            checked = reverify(state, receiving, original)
-        except _NotReplayable as exc:
+            checked = reverification.reverify(state, receiving, original)
+        except reverification.NotReplayable as exc:
             return {**entry, "replayable": False, "rejected": exc.reason, "errors": [exc.problem]}
         except SourcesError as exc:
             problem = {"field": "verification", "message": exc.detail or exc.message}
@@ -148,56 +146,6 @@ def _plan(state: KnockSources, receiving: ReceivingEnvironment, original: EventL
     )
     plan["errors"] = errors + plan["errors"]
     return {**entry, "replayable": True, "rejected": None, **plan}
-
-
-class _NotReplayable(Exception):
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.problem = {"field": "raw_excerpt", "message": message}
-
-
-def rejected_envelope(original: EventLog) -> Envelope:
-    """Rebuild the request of a rejected event from its stored body and headers.
-
-    Raises ``_NotReplayable`` when the body was not kept whole, and the
-    ``SourcesError`` ingestion would raise for a body that does not parse.
-    """
-    if not original.raw_complete or original.raw_excerpt is None:
-        raise _NotReplayable("body_not_stored", "only the start of this request's body was stored")
-    raw = original.raw_excerpt.encode("utf-8")
-    headers = dict(original.headers or {})
-    content_type = headers.get("content-type", "")
-    mimetype = content_type.split(";")[0].strip().lower()
-    charset = next(
-        (part.split("=", 1)[1].strip().strip('"') for part in content_type.split(";")[1:] if "charset=" in part),
-        None,
-    )
-    parsed = ingest_body.RequestBody.parse(raw, mimetype, charset, allow_array=True).data
-    if isinstance(parsed, list):
-        raise _NotReplayable("batch", "a batch is replayed event by event: its elements' own logs can be replayed")
-    return Envelope(headers, raw, parsed, original.remote_ip, original.received_at)
-
-
-def reverify(state: KnockSources, receiving: ReceivingEnvironment, original: EventLog):
-    """Verify and normalize a stored rejected request again, with the current secrets, as of its arrival.
-
-    Returns ``(envelope, verdict, normalized)``; raises what ingestion would
-    refuse it with, or ``_NotReplayable``. The dry run and the real run both
-    call it.
-    """
-    envelope = rejected_envelope(original)
-    provider = state.registry.providers.get(receiving.provider)
-    with signing.as_of(envelope.received_at.replace(tzinfo=timezone.utc).timestamp()):
-        verdict = verification.verify(
-            provider,
-            receiving,
-            envelope,
-            envelope.received_at,
-            lambda source, ctx: state.scripts.run(receiving.token, source, ctx),
-            lambda: state.cache.variables(receiving.environment_id),
-        )
-    return envelope, verdict, processing.provider_for(state.registry, receiving.provider).normalize(envelope.body)
 
 
 def create(state: KnockSources, source_env: SourceEnvironment, filter_: dict, ignore_idempotency: bool) -> Replay:
@@ -371,8 +319,8 @@ def _write_copy(state, receiving, original: EventLog) -> tuple[int | None, bool]
         )
         return new_id, False
     try:
-        envelope, verdict, normalized = reverify(state, receiving, original)
-    except _NotReplayable:
+        envelope, verdict, normalized = reverification.reverify(state, receiving, original)
+    except reverification.NotReplayable:
         return None, False
     except SourcesError as exc:
         raw = original.raw_excerpt.encode("utf-8")

@@ -2,9 +2,9 @@
 
 Request bodies are the marshmallow schemas the views load them with
 (``api/schemas.py``, and the very instances the views use); responses are
-the shapes documented in ``api/shapes/schemas.py``. ``OPERATIONS`` says, for
-each endpoint, which of them apply and which query parameters it reads; the
-summary is the view's docstring. Every route must be listed here (a test
+the shapes documented in ``api/shapes/schemas.py`` and ``data_schemas.py``.
+``OPERATIONS`` says, for each endpoint, which of them apply and which query
+parameters it reads; the summary is the view's docstring. Every route must be listed here (a test
 checks), so that the schemathesis run of ``make api-check`` exercises all of
 them.
 """
@@ -22,7 +22,9 @@ from werkzeug.routing import AnyConverter
 from knock_sources.store.dataplane import RUN_STATUSES
 from knock_sources.views.api import data, mappings, replays, scripts, sources, triggers, variables
 from knock_sources.views.api.schemas import LogQuerySchema
+from knock_sources.views.api.shapes import data_schemas as data_shapes
 from knock_sources.views.api.shapes import schemas as shapes
+from knock_sources.views.api.shapes.base import page_of
 
 bp = Blueprint("openapi", __name__)
 
@@ -65,21 +67,21 @@ OPERATIONS = {
     "health.healthz": _op(shapes.HealthShape, tag="operations", environment=False, security=[]),
     "metrics.scrape": _op(tag="operations", environment=False, security=[{METRICS_TOKEN: []}], text=True),
     "openapi.document": _op(tag="operations", environment=False, security=[], any_json=True),
-    "api.sources.list_sources": _op(shapes.page_of(shapes.SourceShape), page=True),
+    "api.sources.list_sources": _op(page_of(shapes.SourceShape), page=True),
     "api.sources.get_source": _op(shapes.SourceShape),
     "api.sources.put_source": _op(shapes.SourceShape, body=sources.source_body_schema),
     "api.sources.patch_source": _op(shapes.SourceShape, body=sources.source_patch_schema),
     "api.sources.delete_source": _op(status=204),
     "api.sources.rotate_token": _op(shapes.SourceShape, body=sources.rotate_token_schema, body_optional=True),
-    "api.mappings.list_mappings": _op(shapes.page_of(shapes.MappingShape), tag="mappings"),
+    "api.mappings.list_mappings": _op(page_of(shapes.MappingShape), tag="mappings"),
     "api.mappings.create_mapping": _op(shapes.MappingShape, status=201, body=mappings.mapping_schema, tag="mappings"),
     "api.mappings.get_mapping": _op(shapes.MappingShape, tag="mappings"),
     "api.mappings.patch_mapping": _op(shapes.MappingShape, body=mappings.mapping_patch_schema, tag="mappings"),
     "api.mappings.delete_mapping": _op(status=204, tag="mappings"),
-    "api.mappings.restore_defaults": _op(shapes.page_of(shapes.MappingShape), tag="mappings"),
-    "api.sources.list_events": _op(shapes.page_of(shapes.KnownEventShape), page=True),
+    "api.mappings.restore_defaults": _op(page_of(shapes.MappingShape), tag="mappings"),
+    "api.sources.list_events": _op(page_of(shapes.KnownEventShape), page=True),
     "api.sources.list_logs": _op(
-        shapes.page_of(shapes.EventLogShape),
+        page_of(shapes.EventLogShape),
         page=True,
         query=[
             {"in": "query", "schema": LogQuerySchema},
@@ -95,15 +97,15 @@ OPERATIONS = {
     ),
     "api.replays.get_replay": _op(shapes.ReplayShape, tag="replays", environment=False),
     "api.replays.cancel_replay": _op(shapes.ReplayShape, tag="replays", environment=False),
-    "api.providers.list_providers": _op(shapes.page_of(shapes.ProviderShape), tag="providers", environment=False),
+    "api.providers.list_providers": _op(page_of(shapes.ProviderShape), tag="providers", environment=False),
     "api.providers.get_provider": _op(shapes.ProviderShape, tag="providers", environment=False),
-    "api.variables.list_variables": _op(shapes.page_of(shapes.VariableShape), page=True, tag="variables"),
+    "api.variables.list_variables": _op(page_of(shapes.VariableShape), page=True, tag="variables"),
     "api.variables.put_variable": _op(shapes.VariableShape, body=variables.variable_body_schema, tag="variables"),
     "api.variables.delete_variable": _op(status=204, tag="variables"),
-    "api.data.list_workflows": _op(shapes.page_of(shapes.WorkflowShape), page=True, tag="workflows"),
-    "api.data.put_workflow": _op(shapes.WorkflowShape, body=data.workflow_body_schema, tag="workflows"),
+    "api.data.list_workflows": _op(page_of(data_shapes.WorkflowShape), page=True, tag="workflows"),
+    "api.data.put_workflow": _op(data_shapes.WorkflowShape, body=data.workflow_body_schema, tag="workflows"),
     "api.data.list_runs": _op(
-        shapes.page_of(shapes.WorkflowRunShape),
+        page_of(data_shapes.WorkflowRunShape),
         page=True,
         tag="workflows",
         query=[
@@ -113,25 +115,25 @@ OPERATIONS = {
             _query("cancellation_key", "Runs with this cancellation key."),
         ],
     ),
-    "api.triggers.list_workflow_triggers": _op(shapes.page_of(shapes.TriggerShape), tag="workflows"),
+    "api.triggers.list_workflow_triggers": _op(page_of(data_shapes.TriggerShape), tag="workflows"),
     "api.triggers.create_workflow_trigger": _op(
-        shapes.TriggerShape, status=201, body=triggers.trigger_body_schema, tag="workflows"
+        data_shapes.TriggerShape, status=201, body=triggers.trigger_body_schema, tag="workflows"
     ),
-    "api.triggers.get_workflow_trigger": _op(shapes.TriggerShape, tag="workflows"),
+    "api.triggers.get_workflow_trigger": _op(data_shapes.TriggerShape, tag="workflows"),
     "api.triggers.update_workflow_trigger": _op(
-        shapes.TriggerShape, body=triggers.trigger_update_schema, tag="workflows"
+        data_shapes.TriggerShape, body=triggers.trigger_update_schema, tag="workflows"
     ),
     "api.triggers.delete_workflow_trigger": _op(status=204, tag="workflows"),
-    "api.triggers.list_source_triggers": _op(shapes.page_of(shapes.TriggerShape), tag="workflows"),
+    "api.triggers.list_source_triggers": _op(page_of(data_shapes.TriggerShape), tag="workflows"),
     "tracking.call": _op(
         shapes.TrackingOutcomeShape, tag="tracking", environment=False, security=[{WRITE_KEY: []}], ingest=True
     ),
-    "api.data.get_user": _op(shapes.UserShape, tag="data"),
-    "api.data.get_object": _op(shapes.ObjectShape, tag="data"),
-    "api.data.list_subscriptions": _op(shapes.page_of(shapes.SubscriptionShape), page=True, tag="data"),
-    "api.data.get_tenant": _op(shapes.TenantShape, tag="data"),
+    "api.data.get_user": _op(data_shapes.UserShape, tag="data"),
+    "api.data.get_object": _op(data_shapes.ObjectShape, tag="data"),
+    "api.data.list_subscriptions": _op(page_of(data_shapes.SubscriptionShape), page=True, tag="data"),
+    "api.data.get_tenant": _op(data_shapes.TenantShape, tag="data"),
     "api.data.list_members": _op(
-        shapes.page_of(shapes.AudienceMemberShape),
+        page_of(data_shapes.AudienceMemberShape),
         page=True,
         tag="data",
         query=[_query("tenant", "Members within this tenant.")],
