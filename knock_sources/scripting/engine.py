@@ -18,7 +18,6 @@ process; that is why engines live in a host process at all.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import queue
@@ -28,18 +27,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from py_mini_racer import (
-    DEFAULT_V8_FLAGS,
-    JSEvalException,
-    JSOOMException,
-    JSParseException,
-    JSTimeoutException,
-    init_mini_racer,
-    mini_racer,
-)
+from py_mini_racer import JSEvalException, JSOOMException, JSParseException, JSTimeoutException, mini_racer
 
 from knock_sources.scripting.module_syntax import SCRIPT_URL, to_classic_script
 from knock_sources.scripting.protocol import MAX_MESSAGE, ScriptError, invalid_result, memory_thresholds, resident_bytes
+from knock_sources.scripting.v8 import Evaluations, V8Loop
 
 # The runtime every isolate evaluates before the script: a function expression,
 # called as ``(RUNTIME_JS)(globalThis, <memory limit in bytes>, <token>)``. It
@@ -65,101 +57,8 @@ _V8_HEADER = re.compile(r"^(?P<origin>.*?):(?P<line>\d+): (?P<message>.*)$")
 _SCRIPT_FRAME = re.compile(re.escape(SCRIPT_URL) + r":(\d+):(\d+)")
 
 
-def v8_flags(memory_mb: int) -> tuple[str, ...]:
-    """V8's flags for a host whose isolates may use ``memory_mb`` each.
-
-    With mini-racer 0.14, creating an isolate while another one collects
-    garbage on its own thread crashes in
-    Isolate::InitializeBuiltinJSDispatchTable; the two ``--no-`` flags stop
-    idle isolates from scheduling that work. The heap is sized from the limit
-    rather than from the machine: left alone, V8 sizes its young generation
-    by the machine's physical memory, so a bomb outgrew its limit by a
-    different amount on every machine before a collection let the heap limit
-    see it. The old-space ceiling is where V8 gives up and aborts the host:
-    at four times the per-isolate limit, since nearer (1.5 times) V8 aborted
-    on growth the isolate's limit stops gracefully (a loop keeping strings),
-    and without it a bomb V8 cannot interrupt grows for gigabytes before V8
-    dies.
-    """
-    ceiling = max(4 * memory_mb, 128)
-    semi_space = max(1, min(16, memory_mb // 16))
-    return (
-        *DEFAULT_V8_FLAGS,
-        "--no-incremental-marking",
-        "--no-memory-reducer",
-        f"--max-old-space-size={ceiling}",
-        f"--min-semi-space-size={semi_space}",
-        f"--max-semi-space-size={semi_space}",
-    )
-
-
 class _OverMemory(Exception):
     """The host grew past what one call may use while an evaluation ran."""
-
-
-class V8Loop:
-    """The host's asyncio loop, which mini-racer creates and frees isolates on, with V8 started.
-
-    It runs on the thread that serves the parent, and only while an isolate
-    is created or freed; calls bypass it (``_Evaluations``). Sharing one loop
-    keeps every isolate's setup on that thread however many scripts the host
-    caches (mini-racer otherwise starts a loop thread per isolate).
-    """
-
-    def __init__(self, flags: tuple[str, ...]):
-        self.loop = asyncio.new_event_loop()
-        self.call(init_mini_racer, flags=flags)
-
-    def call(self, function, *args, **kwargs):
-        """Run ``function`` on the loop and return its result."""
-
-        async def on_loop():
-            return function(*args, **kwargs)
-
-        return self.loop.run_until_complete(on_loop())
-
-
-class _Evaluations:
-    """Evaluations on one isolate's thread whose results are read without the asyncio loop.
-
-    mini-racer's cancellable evaluation (``eval_cancelable``) hands each
-    result over through an asyncio loop: a self-pipe write, loop turns and
-    a task switch, about half of what a call cost. This starts evaluations
-    as mini-racer's synchronous ``eval`` does, so that V8's thread puts their
-    results on a queue in the order they ran and the waiting thread wakes
-    once, but keeps their task ids: one past its limit is stopped by V8's
-    own termination (``mr_cancel_task``), as ``eval_cancelable`` stops it.
-    This reaches into mini-racer's context, which the dependency pin (<0.15)
-    holds still. A stopped evaluation still delivers a result later; it is
-    skipped, so that every result read belongs to the evaluation waited for.
-    """
-
-    def __init__(self, racer):
-        self._context = racer._ctx
-        self._results = self._context._non_cancelable_mr_task_results_queue
-        self._abandoned = 0
-
-    def start(self, code: str) -> tuple[int, Any]:
-        """Queue ``code`` for evaluation; return its task id and the handle of the code."""
-        while self._abandoned:
-            self._results.get()
-            self._abandoned -= 1
-        handle = self._context._python_to_value_handle(code)
-        return self._context._dll.mr_eval(self._context._ctx, handle.raw, 0), handle
-
-    def next(self, timeout: float) -> Any:
-        """The raw result of the next evaluation, waited for up to ``timeout`` seconds (queue.Empty)."""
-        return self._results.get(timeout=timeout)
-
-    def value(self, raw: Any) -> Any:
-        """Convert a raw result, raising mini-racer's exception for a failed evaluation."""
-        return self._context._value_handle_to_python(raw)
-
-    def stop(self, tasks: list[tuple[int, Any]], unanswered: int) -> None:
-        """Terminate ``tasks``, of which the last ``unanswered`` have delivered no result yet."""
-        for task, _ in tasks:
-            self._context._dll.mr_cancel_task(self._context._ctx, task)
-        self._abandoned += unanswered
 
 
 def _v8_error(kind: str, text: str) -> ScriptError:
@@ -195,7 +94,7 @@ class Engine:
         self._exit = contextlib.ExitStack()
         self.closed = False
         self._racer = loop.call(self._exit.enter_context, mini_racer(loop.loop))
-        self._evaluations = _Evaluations(self._racer)
+        self._evaluations = Evaluations(self._racer)
         # Set once main returned a promise: its settled report is then asked for with each call.
         self._asynchronous = False
         try:
@@ -237,7 +136,7 @@ class Engine:
         cleanly and the host carries on. All of them are queued at once, so
         V8's thread runs them one after the other without waiting for this one.
         """
-        tasks = [self._evaluations.start(code) for code in codes]
+        tasks = self._evaluations.start(codes)
         answers: list[Any] = []
         while len(answers) < len(tasks):
             wait = max(0.0, min(_MEMORY_CHECK_SECONDS, deadline - time.monotonic()))
@@ -348,6 +247,7 @@ class Engine:
         """Free the isolate."""
         if not self.closed:
             self.closed = True
+            self._evaluations.release()
             self._loop.call(self._exit.close)
 
 
