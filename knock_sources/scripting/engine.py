@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import queue
 import re
 import secrets
 import time
@@ -137,18 +136,15 @@ class Engine:
         V8's thread runs them one after the other without waiting for this one.
         """
         tasks = self._evaluations.start(codes)
-        answers: list[Any] = []
-        while len(answers) < len(tasks):
-            wait = max(0.0, min(_MEMORY_CHECK_SECONDS, deadline - time.monotonic()))
-            with contextlib.suppress(queue.Empty):
-                answers.append(self._evaluations.next(wait))
-                continue
+        while True:
+            answers = self._evaluations.wait(max(0.0, min(_MEMORY_CHECK_SECONDS, deadline - time.monotonic())))
+            if answers is not None:
+                return [self._evaluations.value(answer) for answer in answers]
             now = resident_bytes()
             over = baseline is not None and now is not None and now - baseline > self._growth_limit
             if over or time.monotonic() >= deadline:
-                self._evaluations.stop(tasks, len(tasks) - len(answers))
+                self._evaluations.stop(tasks)
                 raise _OverMemory() if over else JSTimeoutException()
-        return [self._evaluations.value(answer) for answer in answers]
 
     def _eval(self, code: str, remaining: float) -> Any:
         """Evaluate ``code`` within ``remaining`` seconds, translating V8 failures."""

@@ -66,18 +66,18 @@ class V8Loop:
 
 
 class Evaluations:
-    """Evaluations on one isolate's thread whose results are read without the asyncio loop.
+    """Batches of evaluations on one isolate's thread whose results are read without the asyncio loop.
 
     mini-racer's cancellable evaluation (``eval_cancelable``) hands each
     result over through an asyncio loop: a self-pipe write, loop turns and
     a task switch, about half of what a call cost. This starts evaluations
-    as mini-racer's synchronous ``eval`` does (``mr_eval`` with callback 0),
-    so that V8's thread puts their results on the context's queue in the
-    order they ran and the waiting thread wakes once, but keeps their task
-    ids: one past its limit is stopped by V8's own termination
-    (``mr_cancel_task``), as ``eval_cancelable`` stops it. A stopped
-    evaluation still delivers a result later; it is skipped, so that every
-    result read belongs to the evaluation waited for.
+    as mini-racer's synchronous ``eval`` does (``mr_eval`` with callback 0,
+    whose results V8's thread hands over in the order the evaluations ran)
+    but keeps their task ids: one past its limit is stopped by V8's own
+    termination (``mr_cancel_task``), as ``eval_cancelable`` stops it.
+    Results are numbered as they arrive, so those of a stopped batch, which
+    still come later, are dropped; the waiting thread is woken once, when
+    the last result of its batch is in.
 
     V8's thread hands results over by calling into Python, and a thread
     Python did not start gets a new thread state for every call (allocated,
@@ -86,14 +86,17 @@ class Evaluations:
     ``release`` unpins it on the same thread before the isolate goes.
 
     What this uses of mini-racer's context: ``_dll``, ``_ctx``,
-    ``_non_cancelable_mr_task_results_queue``, ``_python_to_value_handle``,
+    ``_wrap_raw_handle``, ``_python_to_value_handle``,
     ``_value_handle_to_python`` and ``handle_callback_from_v8``.
     """
 
     def __init__(self, racer):
         self._context = racer._ctx
-        self._results = self._context._non_cancelable_mr_task_results_queue
-        self._abandoned = 0
+        # Evaluations started and results received since the isolate began;
+        # the current batch's results are those numbered from ``_first`` on.
+        self._started = self._received = self._first = 0
+        self._answers: list[Any] = []
+        self._done = threading.Event()
         # (thread, its PyGILState) while V8's thread holds a pinned thread state.
         self._pinned: tuple[int, int] | None = None
         self._unpin = False
@@ -106,43 +109,53 @@ class Evaluations:
             elif self._unpin and self._pinned is not None and self._pinned[0] == threading.get_ident():
                 _gil_release(self._pinned[1])
                 self._pinned = None
-            deliver(callback_id, raw)
+            if callback_id != 0:
+                deliver(callback_id, raw)
+                return
+            answer = self._context._wrap_raw_handle(raw)
+            number, self._received = self._received, self._received + 1
+            if number >= self._first:
+                self._answers.append(answer)
+                if self._received == self._started:
+                    self._done.set()
 
         # The context's callback looks the handler up on the instance; the
         # dataclass is frozen, hence object.__setattr__.
         object.__setattr__(self._context, "handle_callback_from_v8", handle)
 
     def start(self, codes: list[str]) -> list[tuple[int, Any]]:
-        """Queue ``codes`` for evaluation in turn; return their task ids, each with the handle of its code."""
-        while self._abandoned:
-            self._results.get()
-            self._abandoned -= 1
+        """Queue ``codes`` for evaluation in turn, as the new batch; return their task ids and code handles."""
         # The handles first: once the first evaluation runs, V8's thread
         # wants the GIL to hand its result over.
         handles = [self._context._python_to_value_handle(code) for code in codes]
+        # In this order, so that a late result of the last batch is never taken for this one's.
+        self._first = self._started
+        self._answers = []
+        self._done.clear()
+        self._started += len(codes)
         return [(self._context._dll.mr_eval(self._context._ctx, handle.raw, 0), handle) for handle in handles]
 
-    def next(self, timeout: float) -> Any:
-        """The raw result of the next evaluation, waited for up to ``timeout`` seconds (queue.Empty)."""
-        return self._results.get(timeout=timeout)
+    def wait(self, timeout: float | None) -> list[Any] | None:
+        """The batch's raw results once all are in, waiting up to ``timeout`` seconds; None if they are not."""
+        return self._answers if self._done.wait(timeout) else None
 
     def value(self, raw: Any) -> Any:
         """Convert a raw result, raising mini-racer's exception for a failed evaluation."""
         return self._context._value_handle_to_python(raw)
 
-    def stop(self, tasks: list[tuple[int, Any]], unanswered: int) -> None:
-        """Terminate ``tasks``, of which the last ``unanswered`` have delivered no result yet."""
+    def stop(self, tasks: list[tuple[int, Any]]) -> None:
+        """Terminate the batch's ``tasks``; their results, when they come, are dropped."""
         for task, _ in tasks:
             self._context._dll.mr_cancel_task(self._context._ctx, task)
-        self._abandoned += unanswered
+        self._first = self._started
 
     def release(self) -> None:
         """Unpin the thread state of V8's thread, in the handler of one more evaluation's result."""
         if self._pinned is not None:
             self._unpin = True
-            ((_, handle),) = self.start(["0"])
-            self._results.get()
-            del handle
+            tasks = self.start(["0"])
+            self.wait(None)
+            del tasks
 
 
 # PyDLL functions: called with the GIL held, as the handler above is.
