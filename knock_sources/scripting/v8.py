@@ -1,7 +1,7 @@
 """How the script host drives mini-racer: V8's flags, the loop isolates are made on, evaluations.
 
-Only the script host process imports this module (through ``engine.py``).
-``Evaluations`` reaches into mini-racer's context, which the dependency pin
+Only the script host process (``host.py``, ``engine.py``) imports this
+module. ``Evaluations`` reaches into mini-racer's context, which the dependency pin
 (``mini-racer<0.15``) holds still: what it uses is named in its docstring.
 """
 
