@@ -2,11 +2,8 @@
 
 Only the script host process (``host.py``) imports this module; the
 web worker never loads mini-racer. An ``Engine`` is one isolate with the
-runtime (``runtime.js``) and one compiled script. Scripts arrive as
-the ES modules Knock accepts (``export function main``, ``export default async
-(ctx) => ...``); ``to_classic_script`` rewrites the module syntax into an
-equivalent classic script that keeps every line and, where possible, every
-column where it was, so error locations point at the user's source.
+runtime (``runtime.js``) and one compiled script, rewritten from the ES
+module Knock accepts into a classic script by ``module_syntax``.
 
 The engine is V8 through mini-racer: it JIT-compiles, so a pure-JavaScript
 HMAC over a webhook body costs microseconds, and it stops a runaway call on a
@@ -21,7 +18,6 @@ process; that is why engines live in a host process at all.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
@@ -30,17 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from py_mini_racer import (
-    DEFAULT_V8_FLAGS,
-    JSEvalException,
-    JSOOMException,
-    JSParseException,
-    JSTimeoutException,
-    init_mini_racer,
-    mini_racer,
-)
+from py_mini_racer import JSEvalException, JSOOMException, JSParseException, JSTimeoutException, mini_racer
 
+from knock_sources.scripting.module_syntax import SCRIPT_URL, to_classic_script
 from knock_sources.scripting.protocol import MAX_MESSAGE, ScriptError, invalid_result, memory_thresholds, resident_bytes
+from knock_sources.scripting.v8 import Evaluations, V8Loop
 
 # The runtime every isolate evaluates before the script: a function expression,
 # called as ``(RUNTIME_JS)(globalThis, <memory limit in bytes>, <token>)``. It
@@ -50,7 +40,6 @@ from knock_sources.scripting.protocol import MAX_MESSAGE, ScriptError, invalid_r
 # holding the token can drive. Package data, read by path.
 RUNTIME_JS = (Path(__file__).parent / "runtime.js").read_text(encoding="utf-8")
 
-SCRIPT_URL = "script.js"
 RUNTIME_URL = "knock-runtime.js"
 
 # Kinds after which an isolate's state cannot be trusted, so it is freed.
@@ -61,134 +50,14 @@ _RUNTIME_SETUP_SECONDS = 10.0
 _MEMORY_CHECK_SECONDS = 0.01
 
 
-# --- module syntax -> classic script -------------------------------------------
-
-# Comments and string literals come first so that ``export`` inside them is
-# skipped; template literals with nested backticks are not recognised, which
-# only matters if one contains the word export.
-_MODULE_SYNTAX = re.compile(
-    r"""
-    (?P<skip>//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\])*`)
-    | (?<![\w$.])(?P<default>export\s+default)(?![\w$])
-      (?=\s+(?:async\s+)?function\b\s*\*?\s*(?P<function>[A-Za-z_$][\w$]*)|\s+class\s+(?P<cls>[A-Za-z_$][\w$]*)|)
-    | (?<![\w$.])(?P<export>export)(?=\s+(?:async\s+function|function|class|const|let|var)(?![\w$]))
-    | (?<![\w$.])(?P<list>export\s*\{(?P<names>[^}]*)\}\s*;?)
-    """,
-    re.S | re.X,
-)
-_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*")
-
-
-def _blank(text: str) -> str:
-    """Replace ``text`` by spaces of the same length, keeping its newlines."""
-    return re.sub(r"[^\n]", " ", text)
-
-
-def to_classic_script(source: str) -> str:
-    """Rewrite the ES module syntax Knock accepts into a classic script.
-
-    ``export`` before a declaration is dropped, ``export default`` of a named
-    function or class becomes that declaration, any other ``export default``
-    expression and ``export {a as b}`` lists are recorded on the ``__kx``
-    exports object. ``import`` is left alone, so V8 reports it as a syntax
-    error at its own line. Every line, and where possible every column, stays
-    where it was, so error locations point at the user's source.
-    """
-    appended: list[str] = []
-
-    def rewrite(match: re.Match) -> str:
-        text = match.group(0)
-        if match.group("skip"):
-            return text
-        if match.group("default"):
-            name = match.group("function") or match.group("cls")
-            if name:
-                appended.append(f"__kx.default = {name};")
-                return _blank(text)
-            target = "__kx.default="
-            newlines = text.count("\n")
-            return target.ljust(len(text) - newlines) + "\n" * newlines
-        if match.group("export"):
-            return _blank(text)
-        for item in match.group("names").split(","):
-            parts = item.split()
-            if len(parts) == 1 and _IDENTIFIER.fullmatch(parts[0]):
-                appended.append(f"__kx[{json.dumps(parts[0])}] = {parts[0]};")
-            elif len(parts) == 3 and parts[1] == "as" and _IDENTIFIER.fullmatch(parts[0]):
-                exported = json.dumps(parts[2].strip("'\""))
-                appended.append(f"__kx[{exported}] = {parts[0]};")
-        return _blank(text)
-
-    body = _MODULE_SYNTAX.sub(rewrite, source)
-    tail = "\n;" + " ".join(appended) if appended else ""
-    return f"{body}{tail}\n//# sourceURL={SCRIPT_URL}\n"
-
-
 # --- engines ----------------------------------------------------------------------
 
 _V8_HEADER = re.compile(r"^(?P<origin>.*?):(?P<line>\d+): (?P<message>.*)$")
 _SCRIPT_FRAME = re.compile(re.escape(SCRIPT_URL) + r":(\d+):(\d+)")
 
 
-def v8_flags(memory_mb: int) -> tuple[str, ...]:
-    """V8's flags for a host whose isolates may use ``memory_mb`` each.
-
-    With mini-racer 0.14, creating an isolate while another one collects
-    garbage on its own thread crashes in
-    Isolate::InitializeBuiltinJSDispatchTable; the two ``--no-`` flags stop
-    idle isolates from scheduling that work. The heap is sized from the limit
-    rather than from the machine: left alone, V8 sizes its young generation
-    by the machine's physical memory, so a bomb outgrew its limit by a
-    different amount on every machine before a collection let the heap limit
-    see it. The old-space ceiling is where V8 gives up and aborts the host:
-    at four times the per-isolate limit, since nearer (1.5 times) V8 aborted
-    on growth the isolate's limit stops gracefully (a loop keeping strings),
-    and without it a bomb V8 cannot interrupt grows for gigabytes before V8
-    dies.
-    """
-    ceiling = max(4 * memory_mb, 128)
-    semi_space = max(1, min(16, memory_mb // 16))
-    return (
-        *DEFAULT_V8_FLAGS,
-        "--no-incremental-marking",
-        "--no-memory-reducer",
-        f"--max-old-space-size={ceiling}",
-        f"--min-semi-space-size={semi_space}",
-        f"--max-semi-space-size={semi_space}",
-    )
-
-
 class _OverMemory(Exception):
     """The host grew past what one call may use while an evaluation ran."""
-
-
-class V8Loop:
-    """The host's asyncio loop, which mini-racer delivers results on, with V8 started.
-
-    It runs on the thread that serves the parent, and only while a call is
-    answered: a result reaches the thread waiting for it with no hop through
-    a loop thread, which cost a wake-up of another thread each way per call.
-    Sharing one loop keeps every isolate's work on that thread however many
-    scripts the host caches (mini-racer otherwise starts a loop thread per
-    isolate): starting V8 and creating and freeing isolates all happen on it.
-    What mini-racer delivers between calls waits in the loop for the next one.
-    """
-
-    def __init__(self, flags: tuple[str, ...]):
-        self.loop = asyncio.new_event_loop()
-        self.call(init_mini_racer, flags=flags)
-
-    def call(self, function, *args, **kwargs):
-        """Run ``function`` on the loop and return its result."""
-
-        async def on_loop():
-            return function(*args, **kwargs)
-
-        return self.run(on_loop())
-
-    def run(self, coroutine):
-        """Run ``coroutine`` on the loop until it is done and return its result."""
-        return self.loop.run_until_complete(coroutine)
 
 
 def _v8_error(kind: str, text: str) -> ScriptError:
@@ -224,6 +93,9 @@ class Engine:
         self._exit = contextlib.ExitStack()
         self.closed = False
         self._racer = loop.call(self._exit.enter_context, mini_racer(loop.loop))
+        self._evaluations = Evaluations(self._racer)
+        # Set once main returned a promise: its settled report is then asked for with each call.
+        self._asynchronous = False
         try:
             loop.call(self._racer.set_hard_memory_limit, memory_mb << 20)
             arguments = f"globalThis, {memory_mb << 20}, {json.dumps(self._token)}"
@@ -253,43 +125,40 @@ class Engine:
             failure.line, failure.column = len(lines), len(lines[-1]) + 1
         return failure
 
-    async def _guarded(self, code: str, remaining: float, baseline: int | None) -> Any:
-        """Evaluate ``code`` on the loop, stopping it past ``remaining`` seconds or the host's growth limit.
+    def _guarded(self, codes: list[str], deadline: float, baseline: int | None) -> list[Any]:
+        """Evaluate ``codes`` in turn, stopping them past ``deadline`` (monotonic) or the host's growth limit.
 
         The heap limit sees only V8's heap; the host's resident memory also
         counts what the heap does not (see ``protocol.memory_thresholds``):
         its growth since ``baseline`` (taken when the call began). Stopping
         is V8's own termination, as for the time limit, so the isolate ends
-        cleanly and the host carries on.
+        cleanly and the host carries on. All of them are queued at once, so
+        V8's thread runs them one after the other without waiting for this one.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + remaining
-        task = asyncio.ensure_future(self._racer.eval_cancelable(code))
+        tasks = self._evaluations.start(codes)
         while True:
-            done, _ = await asyncio.wait({task}, timeout=max(0.0, min(_MEMORY_CHECK_SECONDS, deadline - loop.time())))
-            if done:
-                return task.result()
+            answers = self._evaluations.wait(max(0.0, min(_MEMORY_CHECK_SECONDS, deadline - time.monotonic())))
+            if answers is not None:
+                return [self._evaluations.value(answer) for answer in answers]
             now = resident_bytes()
             over = baseline is not None and now is not None and now - baseline > self._growth_limit
-            if over or loop.time() >= deadline:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if over or time.monotonic() >= deadline:
+                self._evaluations.stop(tasks)
                 raise _OverMemory() if over else JSTimeoutException()
 
     def _eval(self, code: str, remaining: float) -> Any:
-        """Evaluate ``code`` within ``remaining`` seconds, translating V8 failures (from the host's thread)."""
-        return self._loop.run(self._evaluate(code, time.monotonic() + remaining, resident_bytes()))
+        """Evaluate ``code`` within ``remaining`` seconds, translating V8 failures."""
+        return self._evaluate([code], time.monotonic() + remaining, resident_bytes())[0]
 
-    async def _evaluate(self, code: str, deadline: float, baseline: int | None) -> Any:
-        """Evaluate ``code`` before ``deadline`` (monotonic), on the loop, translating V8 failures."""
+    def _evaluate(self, codes: list[str], deadline: float, baseline: int | None) -> list[Any]:
+        """Evaluate ``codes`` before ``deadline`` (monotonic) and return their values, translating V8 failures."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise self._limit("timeout")
         # ``from None`` everywhere: V8's own text quotes source lines and can
         # quote values, and a chained exception would carry it along.
         try:
-            result = await self._guarded(code, remaining, baseline)
+            results = self._guarded(codes, deadline, baseline)
         except _OverMemory:
             raise self._limit("memory") from None
         except JSTimeoutException:
@@ -304,19 +173,32 @@ class Engine:
             raise self._within_source(_v8_error("runtime", str(exc))) from None
         if self._racer.was_hard_memory_limit_reached():
             raise self._limit("memory")
-        return result
+        return results
 
-    async def _invoke(self, payload: str, deadline: float, baseline: int | None) -> str:
-        """Run ``main`` on ``payload``; return the runtime's report (one trip to the loop for the whole call)."""
-        raw = await self._evaluate(f'__knock.invoke("{self._token}",{json.dumps(payload)})', deadline, baseline)
-        if not isinstance(raw, str):
-            # An async main: the call's state, which its promise jobs filled
-            # in when the evaluation ended (read without another evaluation;
-            # scripts have no timers or I/O, so unfilled means never).
-            raw = raw["json"]
-            if raw is None:
+    def _invoke(self, payload: str, deadline: float, baseline: int | None) -> str:
+        """Run ``main`` on ``payload``; return the runtime's report.
+
+        A main that returns a promise settles in the promise jobs V8 runs
+        after the evaluation, so its report is read by an evaluation of its
+        own; once main has returned a promise, that one is queued with every
+        call, so V8 runs both without a round trip in between.
+        """
+        invoke = f'__knock.invoke("{self._token}",{json.dumps(payload)})'
+        settled = f'__knock.settled("{self._token}")'
+        if self._asynchronous:
+            report, later = self._evaluate([invoke, settled], deadline, baseline)
+        else:
+            (report,), later = self._evaluate([invoke], deadline, baseline), None
+        if report == "":
+            if not self._asynchronous:
+                self._asynchronous = True
+                (later,) = self._evaluate([settled], deadline, baseline)
+            # Scripts have no timers or I/O, so a promise unsettled once its
+            # jobs have run never settles.
+            if later is None:
                 raise ScriptError("timeout", "main returned a promise that never settles")
-        return raw
+            report = later
+        return report
 
     def call(self, payload: str, baseline: int | None = None) -> str:
         """Run ``main`` on ``payload`` (the JSON text of ctx) and return its result's JSON text.
@@ -329,7 +211,7 @@ class Engine:
             raise RuntimeError("this engine is closed")
         deadline = time.monotonic() + self._timeout_ms / 1000
         try:
-            raw = self._loop.run(self._invoke(payload, deadline, resident_bytes() if baseline is None else baseline))
+            raw = self._invoke(payload, deadline, resident_bytes() if baseline is None else baseline)
         except ScriptError as failure:
             if failure.kind in DISPOSE_KINDS:
                 self.close()
@@ -361,6 +243,7 @@ class Engine:
         """Free the isolate."""
         if not self.closed:
             self.closed = True
+            self._evaluations.release()
             self._loop.call(self._exit.close)
 
 

@@ -64,7 +64,8 @@ def _exit_when_orphaned(parent: int) -> None:
 def serve(timeout_ms: int, memory_mb: int) -> None:
     """Run as the host: answer the parent's requests until its end of the pipe closes."""
     # Imported here, not at the top, so that importing the package never loads mini-racer.
-    from knock_sources.scripting.engine import EngineCache, V8Loop, v8_flags
+    from knock_sources.scripting.engine import EngineCache
+    from knock_sources.scripting.v8 import V8Loop, v8_flags
 
     # Only the parent decides when the host stops: a Ctrl-C meant for the
     # server must not look like a script that crashed its host.

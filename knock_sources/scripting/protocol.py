@@ -116,10 +116,26 @@ def memory_thresholds(memory_mb: int) -> tuple[int, int]:
     return stop, 2 * stop
 
 
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# This process's /proc/self/statm, kept open: a host reads it after every call,
+# and reading an open file again costs a quarter of opening it. By process
+# id, since a forked child's copy would still describe its parent.
+_own_statm: tuple[int, int] | None = None
+
+
+def _statm(pid: int | None) -> bytes:
+    global _own_statm
+    if pid is not None and pid != os.getpid():
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return statm.read()
+    if _own_statm is None or _own_statm[0] != os.getpid():
+        _own_statm = (os.getpid(), os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC))
+    return os.pread(_own_statm[1], 256, 0)
+
+
 def resident_bytes(pid: int | None = None) -> int | None:
     """The resident memory of process ``pid`` (this one by default), or None without ``/proc``."""
     try:
-        with open(f"/proc/{pid or 'self'}/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return int(_statm(pid).split()[1]) * _PAGE_SIZE
     except (OSError, ValueError, IndexError):
         return None

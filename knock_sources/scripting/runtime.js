@@ -587,7 +587,7 @@
   // bindings nor shadow them with a top-level declaration.
   const exportsObject = {};
   defineProperty(global, "__kx", { value: exportsObject });
-  let entry = null;
+  let entry = null, pending = null;
   function check(token) { if (token !== TOKEN) throw new Error("the script runtime is not available to scripts"); }
   function describe(error) {
     let name = null, message, stack = "";
@@ -631,15 +631,17 @@
       return entry === null ? "missing" : "ok";
     },
     // A call is one invoke(). It returns the report when main returned (or
-    // threw) without a promise, and otherwise the call's state, whose json
-    // the promise's jobs fill in: they run when the evaluation ends, before
-    // the host reads it, so a json still null then means never. The result
-    // is serialised inside invoke() or its promise job, so once the host has
-    // it the isolate is idle.
+    // threw) without a promise, and otherwise "" (never a report), and the
+    // promise's jobs fill in the call's state: they run when the evaluation
+    // ends, before the host asks settled() for it in an evaluation of its
+    // own, so a report still missing then means never. The result is
+    // serialised inside invoke() or its promise job, so once the host has it
+    // the isolate is idle.
     invoke(token, payload) {
       check(token);
       exceeded = false;
       sweep();
+      pending = null;
       let result;
       try {
         result = apply(entry, undefined, [parse(payload)]);
@@ -648,10 +650,18 @@
       }
       const thenable = result !== null && (typeof result === "object" || typeof result === "function");
       if (!thenable || typeof result.then !== "function") return report(result);
-      const state = { json: null };
+      const state = pending = { json: null };
       promiseThen(promiseResolve(result), (value) => { state.json = report(value); },
                   (error) => { state.json = report(undefined, error, true); });
-      return state;
+      return "";
+    },
+    // The report of the promise the last invoke() returned: "" when invoke()
+    // returned its report itself, null while the promise is unsettled.
+    settled(token) {
+      check(token);
+      const state = pending;
+      pending = null;
+      return state === null ? "" : state.json;
     },
   }) });
 })
