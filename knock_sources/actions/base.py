@@ -51,6 +51,9 @@ class ActionContext:
     hears of rows that could still be rolled back. ``lookups`` is shared by
     the events of one batch (one transaction): what an action looked up
     there, such as a workflow by key, is not looked up again for the next.
+    ``savepoints`` says whether each action runs in a savepoint; a batch
+    that runs without them (``store.undone_if_unwritten``) is run again
+    with them if an action fails after writing.
     """
 
     environment: Any
@@ -58,6 +61,7 @@ class ActionContext:
     registry: Any
     on_commit: list = field(default_factory=list)
     lookups: dict = field(default_factory=dict)
+    savepoints: bool = True
 
 
 class Action:

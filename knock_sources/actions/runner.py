@@ -8,16 +8,25 @@ Only a failing database raises: the event is then retried as a whole.
 
 from __future__ import annotations
 
+import functools
 import logging
 from functools import partial
 
-from marshmallow import EXCLUDE, ValidationError
+from marshmallow import EXCLUDE, Schema, ValidationError
 from peewee import InterfaceError, OperationalError, chunked
 
 from knock_sources.actions.base import order_key
 from knock_sources.errors import ActionError
 from knock_sources.paths import MISSING, json_type, resolve_parameter
-from knock_sources.store import ERROR, SKIPPED, SUCCESS, find_unstorable, undone_on_error
+from knock_sources.store import (
+    ERROR,
+    SKIPPED,
+    SUCCESS,
+    NeedsSavepoints,
+    find_unstorable,
+    undone_if_unwritten,
+    undone_on_error,
+)
 from knock_sources.store.control import ActionLog
 
 log = logging.getLogger(__name__)
@@ -83,7 +92,7 @@ def check_parameters(action, configured: dict, scope: dict) -> tuple[str, dict, 
     ``status`` is ``success`` when the action may run with ``payload``.
     """
     values, origins = resolve_parameters(action, configured, scope)
-    schema = action.params_schema()
+    schema = schema_for(action.params_schema)
     missing = [name for name, field in schema.fields.items() if field.required and values.get(name) is None]
     if missing:
         error = "; ".join(
@@ -106,6 +115,12 @@ def check_parameters(action, configured: dict, scope: dict) -> tuple[str, dict, 
         return ERROR, values, "; ".join(problems)
 
 
+@functools.cache
+def schema_for(schema_class: type[Schema]) -> Schema:
+    """Return the one instance of ``schema_class``: building one deep-copies its fields, loading changes none."""
+    return schema_class()
+
+
 def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
     """Run one mapping and return its ``ActionLog``, unsaved: ``save_action_logs`` writes a batch's at once."""
     action = registry.actions.get(mapping.action_type)
@@ -114,16 +129,19 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
     if status == SUCCESS:
         try:
             # Undone alone if it fails; kept for its event's savepoint to release if it succeeds.
-            with undone_on_error():
+            with undone_on_error() if context.savepoints else undone_if_unwritten():
                 result = action.execute(context, payload)
         except ActionError as exc:
+            _forget_lookups(context)
             status, error = ERROR, f"{exc.code}: {exc}"
-        except (OperationalError, InterfaceError):
+        except (OperationalError, InterfaceError, NeedsSavepoints):
             # The database failed (it is down, or chose this transaction as a
-            # deadlock's victim), not the action: the event is retried, not failed.
+            # deadlock's victim), not the action: the event is retried, not
+            # failed; or the batch is run again with savepoints.
             raise
         except Exception as exc:
             log.exception("action %s of event %s failed", mapping.action_type, context.event_log.id)
+            _forget_lookups(context)
             status, error = ERROR, f"internal error: {type(exc).__name__}"
         else:
             context.on_commit.append(partial(_after_commit, action, context, result))
@@ -137,6 +155,11 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
         status=status,
         error=error,
     )
+
+
+def _forget_lookups(context) -> None:
+    """Forget the rows the batch looked up: a failed action's changes were undone, or it left a row half-changed."""
+    context.lookups.clear()
 
 
 def save_action_logs(action_logs) -> None:

@@ -105,11 +105,11 @@ class TriggerWorkflow(Action):
         if isinstance(tenant, dict):
             tenant = set_inline_tenant(environment, tenant).external_id
         actor = params.get("actor")
-        if actor is not None and not ensure_recipient(environment, actor):
+        if actor is not None and not ensure_recipient(environment, actor, context.lookups):
             raise ActionError(f"actor {actor['id']!r} has not been identified", code="actor_missing")
         runs, triggered, skipped = [], [], []
         for recipient in params["recipients"]:
-            if not ensure_recipient(environment, recipient):
+            if not ensure_recipient(environment, recipient, context.lookups):
                 skipped.append({**reference(recipient), "reason": "not identified"})
                 continue
             triggered.append(reference(recipient))

@@ -23,7 +23,19 @@ from knock_sources.observability import logs
 from knock_sources.observability.metrics import NO_SOURCE, Recorder
 from knock_sources.paths import MISSING, resolve
 from knock_sources.providers import Provider
-from knock_sources.store import FAILED, IDEMPOTENT, PENDING, PROCESSED, PROCESSING, SUCCESS, db, unstorable, utcnow
+from knock_sources.store import (
+    FAILED,
+    IDEMPOTENT,
+    PENDING,
+    PROCESSED,
+    PROCESSING,
+    SUCCESS,
+    NeedsSavepoints,
+    db,
+    undone_if_unwritten,
+    unstorable,
+    utcnow,
+)
 from knock_sources.store.control import Environment, EventLog, KnownEvent, Mapping, Source, SourceEnvironment
 from knock_sources.worker import idempotency
 
@@ -51,9 +63,13 @@ def process_batch(
     """Process the events among ``event_log_ids`` that are still pending; return their final statuses by id.
 
     The batch is one transaction and one durable commit: a worker that dies
-    half-way leaves every event of it pending rather than half-applied. Each
-    event runs in a savepoint, so that an internal error undoes that event
-    alone, which is marked failed. The claim (``pending`` to ``processing``)
+    half-way leaves every event of it pending rather than half-applied. An
+    internal error undoes that event alone, which is marked failed: the
+    batch runs first without savepoints (a subtransaction per event and per
+    action would cost round trips, and PostgreSQL's per-backend cache of
+    subtransaction ids overflows past 64), and if an event or an action
+    fails after writing, it is rolled back and run again with a savepoint
+    per event and per action (``_attempt``). The claim (``pending`` to ``processing``)
     skips events another worker holds, and idempotency claims hold their
     locks until the commit, so a concurrent duplicate waits, then finds its
     key taken. A deadlock or serialization failure between two workers'
@@ -62,10 +78,31 @@ def process_batch(
     after-commit steps run, once committed. ``ignore_idempotency`` (a replay
     that asks for it) runs the events even if their keys were seen.
     """
-    batch = _Batch(registry, config, ignore_idempotency)
+    try:
+        return _attempt(event_log_ids, registry, config, metrics, ignore_idempotency, savepoints=False)
+    except NeedsSavepoints as exc:
+        # Rolled back: nothing of the first attempt is kept.
+        log.info("a batch of %s events is run again with savepoints: an event failed (%s)", len(event_log_ids), exc)
+        return _attempt(event_log_ids, registry, config, metrics, ignore_idempotency, savepoints=True)
+
+
+def _attempt(
+    event_log_ids: list[int], registry, config, metrics: Recorder, ignore_idempotency: bool, *, savepoints: bool
+) -> dict[int, str]:
+    """Process the batch in one transaction, with a savepoint per event and per action or without any.
+
+    Without savepoints nothing can be undone alone: an event that fails
+    after writing raises ``NeedsSavepoints`` out of the transaction, which
+    rolls it back, for the caller to run the batch again with them. Events
+    and actions that fail before writing are finished as they would be with
+    savepoints, as there is nothing to undo.
+    """
+    batch = _Batch(registry, config, ignore_idempotency, savepoints)
     try:
         with db.atomic():
             batch.run(event_log_ids)
+    except NeedsSavepoints:
+        raise
     except (OperationalError, InterfaceError) as exc:
         if len(event_log_ids) > 1 and _is_conflict(exc):
             log.warning(
@@ -152,9 +189,11 @@ class _Event:
 class _Batch:
     """The events of one transaction, processed in id order."""
 
-    def __init__(self, registry, config, ignore_idempotency: bool):
+    def __init__(self, registry, config, ignore_idempotency: bool, savepoints: bool):
         self.registry = registry
         self.ignore_idempotency = ignore_idempotency
+        #: Whether each event and action runs in a savepoint (``_attempt``).
+        self.savepoints = savepoints
         self.window = timedelta(seconds=config["IDEMPOTENCY_WINDOW_SECONDS"])
         self.now = utcnow()
         self.events: list[_Event] = []
@@ -217,12 +256,14 @@ class _Batch:
         """
         try:
             step(event)
-        except (OperationalError, InterfaceError):
+        except (OperationalError, InterfaceError, NeedsSavepoints):
             raise
         except Exception as exc:
             log.exception("processing event %s failed", event.log.id)
             event.failed_internally = True
             event.action_logs, event.on_commit = [], []
+            # Its changes to the rows the batch looked up were undone.
+            self.lookups.clear()
             self._release(event)
             _mark_failed(event.log.id, exc)
             event.log.status = FAILED
@@ -263,8 +304,9 @@ class _Batch:
         """Run the event's mappings unless it is a duplicate, and set its final status.
 
         The mappings run in a savepoint, so that an internal error undoes
-        them (and nothing of the other events); an event that runs none
-        writes nothing and needs none.
+        them (and nothing of the other events), unless the batch runs
+        without savepoints; an event that runs none writes nothing and
+        needs none.
         """
         event_log = event.log
         if event.problem:
@@ -284,8 +326,13 @@ class _Batch:
             registry=self.registry,
             on_commit=event.on_commit,
             lookups=self.lookups,
+            savepoints=self.savepoints,
         )
-        with db.atomic() if mappings else contextlib.nullcontext():
+        if not mappings:
+            undone = contextlib.nullcontext()
+        else:
+            undone = db.atomic() if self.savepoints else undone_if_unwritten()
+        with undone:
             event.action_logs = run_mappings(self.registry, mappings, event.scope, context)
             failures = [entry for entry in event.action_logs if entry.status != SUCCESS]
             if failures:
