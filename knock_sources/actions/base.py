@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import Schema
+from peewee import chunked
 
 # Knock runs the mappings of one event type in this order, whatever order
 # they were created in (docs/architecture.md 3.3). workflows_cancel is not in
@@ -53,7 +54,11 @@ class ActionContext:
     there, such as a workflow by key, is not looked up again for the next.
     ``savepoints`` says whether each action runs in a savepoint; a batch
     that runs without them (``store.undone_if_unwritten``) is run again
-    with them if an action fails after writing.
+    with them if an action fails after writing. Such a batch also gives
+    its events ``inserts``, where a trigger leaves its workflow runs for
+    the batch to insert with the other events' (``insert_rows``) before it
+    commits; whatever reads runs inserts them first. ``None``: rows are
+    inserted at once.
     """
 
     environment: Any
@@ -62,6 +67,21 @@ class ActionContext:
     on_commit: list = field(default_factory=list)
     lookups: dict = field(default_factory=dict)
     savepoints: bool = True
+    inserts: list | None = None
+
+
+#: Rows per INSERT: well under SQLite's and PostgreSQL's limits on bound parameters.
+ROWS_PER_STATEMENT = 200
+
+
+def insert_rows(rows) -> None:
+    """Insert unsaved model instances, each model's in their order, a few hundred rows per statement."""
+    by_model: dict[type, list] = {}
+    for row in rows:
+        by_model.setdefault(type(row), []).append(row.__data__)
+    for model, data in by_model.items():
+        for chunk in chunked(data, ROWS_PER_STATEMENT):
+            model.insert_many(chunk).as_rowcount().execute()
 
 
 class Action:

@@ -13,9 +13,9 @@ import logging
 from functools import partial
 
 from marshmallow import EXCLUDE, Schema, ValidationError
-from peewee import InterfaceError, OperationalError, chunked
+from peewee import InterfaceError, OperationalError
 
-from knock_sources.actions.base import order_key
+from knock_sources.actions.base import insert_rows, order_key
 from knock_sources.errors import ActionError
 from knock_sources.paths import MISSING, json_type, resolve_parameter
 from knock_sources.store import (
@@ -30,9 +30,6 @@ from knock_sources.store import (
 from knock_sources.store.control import ActionLog
 
 log = logging.getLogger(__name__)
-
-#: Rows per INSERT: well under SQLite's and PostgreSQL's limits on bound parameters.
-ACTION_LOGS_PER_STATEMENT = 200
 
 
 def in_order(mappings) -> list:
@@ -164,8 +161,7 @@ def _forget_lookups(context) -> None:
 
 def save_action_logs(action_logs) -> None:
     """Insert the action logs ``run_mapping`` returned, a few hundred rows per statement."""
-    for chunk in chunked([entry.__data__ for entry in action_logs], ACTION_LOGS_PER_STATEMENT):
-        ActionLog.insert_many(chunk).as_rowcount().execute()
+    insert_rows(action_logs)
 
 
 def _after_commit(action, context, result) -> None:

@@ -15,7 +15,7 @@ import uuid
 
 from marshmallow import Schema
 
-from knock_sources.actions.base import Action
+from knock_sources.actions.base import Action, insert_rows
 from knock_sources.actions.fields import JSONObject, LiteralKey, Recipient, RecipientList, TenantRef, Text
 from knock_sources.actions.recipients import ensure_recipient, reference
 from knock_sources.actions.tenants import set_inline_tenant
@@ -114,7 +114,7 @@ class TriggerWorkflow(Action):
                 continue
             triggered.append(reference(recipient))
             runs.append(
-                WorkflowRun.create(
+                WorkflowRun(
                     run_id=str(uuid.uuid4()),
                     environment=environment,
                     workflow=workflow,
@@ -127,6 +127,10 @@ class TriggerWorkflow(Action):
                     event_log=context.event_log.id,
                 )
             )
+        if context.inserts is None:
+            insert_rows(runs)
+        else:
+            context.inserts.extend(runs)
         return {
             "workflow_run_ids": [run.run_id for run in runs],
             "recipients": triggered,
@@ -165,6 +169,10 @@ class CancelWorkflow(Action):
 
     def execute(self, context, params):
         """Mark matching runs that have not finished as cancelled and report how many."""
+        if context.inserts:
+            # Runs triggered earlier in the batch are cancelled too.
+            insert_rows(context.inserts)
+            context.inserts.clear()
         workflow = Workflow.get_or_none(environment=context.environment, key=params["key"])
         if workflow is None:
             raise ActionError(f"workflow {params['key']!r} does not exist", code="workflow_missing")

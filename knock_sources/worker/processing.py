@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from peewee import EXCLUDED, InterfaceError, OperationalError, ValuesList, chunked
 
-from knock_sources.actions.base import ActionContext
+from knock_sources.actions.base import ActionContext, insert_rows
 from knock_sources.actions.runner import run_mappings, save_action_logs
 from knock_sources.observability import logs
 from knock_sources.observability.metrics import NO_SOURCE, Recorder
@@ -93,9 +93,11 @@ def _attempt(
 
     Without savepoints nothing can be undone alone: an event that fails
     after writing raises ``NeedsSavepoints`` out of the transaction, which
-    rolls it back, for the caller to run the batch again with them. Events
-    and actions that fail before writing are finished as they would be with
-    savepoints, as there is nothing to undo.
+    rolls it back, for the caller to run the batch again with them, as does
+    any other failure but the database's (the batch's own writes failing,
+    say), which is then handled as it always was. Events and actions that
+    fail before writing are finished as they would be with savepoints, as
+    there is nothing to undo.
     """
     batch = _Batch(registry, config, ignore_idempotency, savepoints)
     try:
@@ -112,6 +114,9 @@ def _attempt(
         # Rolled back, so the events are pending again; the caller says so.
         raise
     except Exception as exc:
+        if not savepoints:
+            # Whatever failed (the batch's own writes, say) is handled as it always was, with savepoints.
+            raise NeedsSavepoints(f"{type(exc).__name__} in the batch") from exc
         if len(event_log_ids) > 1:
             log.exception("a batch of %s events failed; processing them one by one", len(event_log_ids))
             return _one_by_one(event_log_ids, registry, config, metrics, ignore_idempotency)
@@ -174,6 +179,8 @@ class _Event:
     action_logs: list = field(default_factory=list)
     on_commit: list = field(default_factory=list)
     failed_internally: bool = False
+    #: Where its rows start in the batch's ``inserts``, once it runs its mappings.
+    inserts_from: int | None = None
 
     @property
     def source_env(self) -> SourceEnvironment:
@@ -194,6 +201,8 @@ class _Batch:
         self.ignore_idempotency = ignore_idempotency
         #: Whether each event and action runs in a savepoint (``_attempt``).
         self.savepoints = savepoints
+        #: Without savepoints, the rows the events' actions left to the batch (``ActionContext.inserts``).
+        self.inserts: list | None = None if savepoints else []
         self.window = timedelta(seconds=config["IDEMPOTENCY_WINDOW_SECONDS"])
         self.now = utcnow()
         self.events: list[_Event] = []
@@ -264,6 +273,8 @@ class _Batch:
             event.action_logs, event.on_commit = [], []
             # Its changes to the rows the batch looked up were undone.
             self.lookups.clear()
+            if self.inserts is not None and event.inserts_from is not None:
+                del self.inserts[event.inserts_from :]
             self._release(event)
             _mark_failed(event.log.id, exc)
             event.log.status = FAILED
@@ -327,7 +338,10 @@ class _Batch:
             on_commit=event.on_commit,
             lookups=self.lookups,
             savepoints=self.savepoints,
+            inserts=self.inserts,
         )
+        if self.inserts is not None:
+            event.inserts_from = len(self.inserts)
         if not mappings:
             undone = contextlib.nullcontext()
         else:
@@ -367,6 +381,8 @@ class _Batch:
     def _write(self) -> None:
         """Write the batch's action logs, final statuses and successful claims: a few statements in all."""
         save_action_logs([entry for event in self.events for entry in event.action_logs])
+        if self.inserts:
+            insert_rows(self.inserts)
         finished = [event.log for event in self.events if not event.failed_internally]
         for chunk in chunked(finished, EVENTS_PER_STATEMENT):
             values = ValuesList(
