@@ -3,8 +3,10 @@
 A short profile, not the benchmark (``bench/e2e.py`` measures the pipeline
 under load): it accepts ``--events`` order events through the ingest path
 (the two mappings of ``bench/e2e.py``), lets them wait in the pending set,
-then times one ``jobs.drain`` in this process and counts the SQL statements
-it sends. ``--compare DIR`` runs the same drain from another checkout (a
+then times one ``jobs.drain`` in this process, counts the SQL statements
+it sends and reads the CPU time the drain used, in this process and in its
+PostgreSQL backend (from ``/proc``: figures a busy machine disturbs less
+than the wall clock). ``--compare DIR`` runs the same drain from another checkout (a
 copy of ``main``, say) and from this one, alternately, and prints both, so
 that the figures come from one run on one machine::
 

@@ -96,7 +96,7 @@ def undone_if_unwritten():
     mark = writes_so_far()
     try:
         yield
-    except (OperationalError, InterfaceError):
+    except (OperationalError, InterfaceError, NeedsSavepoints):
         raise
     except Exception as exc:
         if writes_so_far() != mark:
