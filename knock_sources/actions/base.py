@@ -102,6 +102,15 @@ class Action:
         """Perform the action with validated ``params``; raise ``ActionError`` on failure."""
         raise NotImplementedError
 
+    def prefetch(self, environment, payloads: list[dict], lookups: dict) -> None:
+        """Optionally look up, into ``lookups``, what running with each of ``payloads`` will read.
+
+        A batch calls it once for all of its events' runs of this action in
+        ``environment``, before any runs, so that the rows they read are
+        read in one query rather than one per event; ``execute`` then finds
+        them in ``context.lookups``.
+        """
+
     def after_commit(self, context: ActionContext, result: Any) -> None:
         """Act once ``execute``'s changes are committed, e.g. call plugin hooks.
 

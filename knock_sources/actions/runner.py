@@ -37,9 +37,28 @@ def in_order(mappings) -> list:
     return sorted(mappings, key=lambda mapping: (order_key(mapping.action_type), mapping.id or 0))
 
 
-def run_mappings(registry, mappings, scope: dict, context) -> list[ActionLog]:
-    """Run ``mappings`` in Knock's fixed order and return their action logs."""
-    return [run_mapping(registry, mapping, scope, context) for mapping in in_order(mappings)]
+def run_prepared(registry, prepared: list, scope: dict, context) -> list[ActionLog]:
+    """Run mappings as ``prepare_all`` prepared them, in Knock's order; return their action logs.
+
+    Prepared first, all of them, so that a batch can ``prefetch`` what its
+    events' actions read.
+    """
+    return [run_mapping(registry, mapping, scope, context, checked) for mapping, checked in prepared]
+
+
+def prepare_all(registry, mappings, scope: dict) -> list[tuple]:
+    """Return ``(mapping, prepare's (status, payload, error))`` for each of ``mappings``, in Knock's order."""
+    return [(mapping, prepare(registry, mapping, scope)) for mapping in in_order(mappings)]
+
+
+def prefetch(registry, environment, prepared: list, lookups: dict) -> None:
+    """Let the actions about to run ``prepared`` mappings look up at once what they will read (``Action.prefetch``)."""
+    payloads: dict[str, list] = {}
+    for mapping, (status, payload, _) in prepared:
+        if status == SUCCESS:
+            payloads.setdefault(mapping.action_type, []).append(payload)
+    for action_type, of_type in payloads.items():
+        registry.actions[action_type].prefetch(environment, of_type, lookups)
 
 
 def prepare(registry, mapping, scope: dict) -> tuple[str, dict | None, str | None]:
@@ -53,7 +72,7 @@ def prepare(registry, mapping, scope: dict) -> tuple[str, dict | None, str | Non
 def plan(registry, mappings, scope: dict) -> list[dict]:
     """Return what each mapping would do, in execution order, without executing anything.
 
-    The dry run of ``run_mappings``: the same order and the same resolution
+    The dry run of ``run_prepared``: the same order and the same resolution
     and validation, so a rehearsal or a replay's dry run cannot disagree with
     a real run about which actions would run with which payloads.
     """
@@ -118,11 +137,14 @@ def schema_for(schema_class: type[Schema]) -> Schema:
     return schema_class()
 
 
-def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
-    """Run one mapping and return its ``ActionLog``, unsaved: ``save_action_logs`` writes a batch's at once."""
+def run_mapping(registry, mapping, scope: dict, context, prepared: tuple | None = None) -> ActionLog:
+    """Run one mapping and return its ``ActionLog``, unsaved: ``save_action_logs`` writes a batch's at once.
+
+    ``prepared`` is what ``prepare`` returned for it, when the caller prepared it already.
+    """
     action = registry.actions.get(mapping.action_type)
     result = None
-    status, payload, error = prepare(registry, mapping, scope)
+    status, payload, error = prepare(registry, mapping, scope) if prepared is None else prepared
     if status == SUCCESS:
         try:
             # Undone alone if it fails; kept for its event's savepoint to release if it succeeds.

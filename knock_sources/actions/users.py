@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from marshmallow import Schema, ValidationError
+from peewee import chunked
 
 from knock_sources.actions.base import Action
 from knock_sources.actions.fields import (
@@ -20,6 +21,8 @@ from knock_sources.store import utcnow
 from knock_sources.store.dataplane import Audience, AudienceMember, Subscription, User
 
 RESERVED_USER_FIELDS = tuple(USER_FIELD_LENGTHS)
+#: Ids per IN (...) clause: well under SQLite's and PostgreSQL's limits on bound parameters.
+USERS_PER_QUERY = 500
 MAX_PROPERTIES_BYTES = 256 * 1024
 
 
@@ -48,12 +51,20 @@ def _lookup_key(environment, user_id: str) -> tuple:
 
 
 def users_by_id(environment, user_ids) -> dict[str, User]:
-    """Return the users among ``user_ids`` that exist, by id, in one query."""
-    wanted = sorted(set(user_ids))
-    if not wanted:
-        return {}
-    query = User.select().where((User.environment == environment) & User.external_id.in_(wanted))
-    return {user.external_id: user for user in query}
+    """Return the users among ``user_ids`` that exist, by id, a query per few hundred ids."""
+    found = {}
+    for chunk in chunked(sorted(set(user_ids)), USERS_PER_QUERY):
+        query = User.select().where((User.environment == environment) & User.external_id.in_(chunk))
+        found.update({user.external_id: user for user in query})
+    return found
+
+
+def look_up_users(environment, user_ids, lookups: dict) -> None:
+    """Keep in ``lookups`` (``find_user``'s) the users among ``user_ids``, or that there is none, at once."""
+    missing = [user_id for user_id in user_ids if _lookup_key(environment, user_id) not in lookups]
+    found = users_by_id(environment, missing)
+    for user_id in missing:
+        lookups[_lookup_key(environment, user_id)] = found.get(user_id)
 
 
 def identify(environment, user_id: str, attributes: dict, lookups: dict | None = None) -> tuple[User, bool]:
@@ -135,6 +146,10 @@ class IdentifyUser(Action):
         attributes.update({key: params[key] for key in RESERVED_USER_FIELDS if params.get(key) is not None})
         user, created = identify(context.environment, params["id"], attributes, context.lookups)
         return {"id": user.external_id, "created": created}
+
+    def prefetch(self, environment, payloads, lookups):
+        """Look up the users to identify."""
+        look_up_users(environment, [params["id"] for params in payloads], lookups)
 
 
 class DeleteUserSchema(Schema):

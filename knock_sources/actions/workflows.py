@@ -16,9 +16,18 @@ import uuid
 from marshmallow import Schema
 
 from knock_sources.actions.base import Action, insert_rows
-from knock_sources.actions.fields import JSONObject, LiteralKey, Recipient, RecipientList, TenantRef, Text
+from knock_sources.actions.fields import (
+    USERS_COLLECTION,
+    JSONObject,
+    LiteralKey,
+    Recipient,
+    RecipientList,
+    TenantRef,
+    Text,
+)
 from knock_sources.actions.recipients import ensure_recipient, reference
 from knock_sources.actions.tenants import set_inline_tenant
+from knock_sources.actions.users import look_up_users
 from knock_sources.errors import ActionError
 from knock_sources.store import utcnow
 from knock_sources.store.dataplane import RUN_CANCELLED, RUN_TRIGGERED, Workflow, WorkflowRun
@@ -136,6 +145,16 @@ class TriggerWorkflow(Action):
             "recipients": triggered,
             "skipped_recipients": skipped,
         }
+
+    def prefetch(self, environment, payloads, lookups):
+        """Look up the users among the recipients and actors."""
+        recipients = [
+            recipient
+            for params in payloads
+            for recipient in [*params["recipients"], *([params["actor"]] if params.get("actor") else [])]
+        ]
+        user_ids = [recipient["id"] for recipient in recipients if recipient["collection"] == USERS_COLLECTION]
+        look_up_users(environment, user_ids, lookups)
 
     def after_commit(self, context, result):
         """Announce the committed runs to plugins."""

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from peewee import EXCLUDED, InterfaceError, OperationalError, ValuesList, chunked
 
 from knock_sources.actions.base import ActionContext, insert_rows
-from knock_sources.actions.runner import run_mappings, save_action_logs
+from knock_sources.actions.runner import prefetch, prepare_all, run_prepared, save_action_logs
 from knock_sources.observability import logs
 from knock_sources.observability.metrics import NO_SOURCE, Recorder
 from knock_sources.paths import MISSING, resolve
@@ -181,6 +181,8 @@ class _Event:
     failed_internally: bool = False
     #: Where its rows start in the batch's ``inserts``, once it runs its mappings.
     inserts_from: int | None = None
+    #: Its mappings, prepared (``runner.prepare_all``) before the batch's events run.
+    prepared: list | None = None
 
     @property
     def source_env(self) -> SourceEnvironment:
@@ -226,6 +228,7 @@ class _Batch:
             sorted({(event.source_env.id, event.log.event_type) for event in identified})
         )
         self._claim_keys(identified)
+        self._prefetch(identified)
         for event in self.events:
             if not event.failed_internally:
                 with event.bound():
@@ -311,6 +314,35 @@ class _Batch:
         taken = idempotency.claim_each(claims, now=self.now, window=self.window) if claims else set()
         self.holders = {key: event.log.id for key, event in first.items() if event.log.id in taken}
 
+    def _mappings(self, event: _Event) -> list:
+        """The mappings the event runs (``select_mappings``)."""
+        source_env, event_type = event.source_env, event.log.event_type
+        stored = self.stored_mappings.get((source_env.id, event_type), [])
+        return select_mappings(event.provider, source_env.id, event.settings, event_type, stored)
+
+    def _prefetch(self, events: list[_Event]) -> None:
+        """Prepare the mappings of the events sure to run, and let their actions look up what they read, at once.
+
+        Preparing resolves and validates parameters, which reads nothing,
+        so the events run what was prepared here. An event that fails to
+        prepare is left to fail again when it runs, in turn, where its
+        failure is handled; events that may turn out duplicates are not
+        prepared (a duplicate runs nothing, and cannot fail).
+        """
+        by_environment: dict[int, tuple] = {}
+        for event in events:
+            if event.key is not None and self.holders.get(event.key) != event.log.id:
+                continue
+            try:
+                event.prepared = prepare_all(self.registry, self._mappings(event), event.scope)
+            except Exception:
+                # It fails again, and is handled, when it runs.
+                continue
+            environment = event.source_env.environment
+            by_environment.setdefault(environment.id, (environment, []))[1].extend(event.prepared)
+        for environment, prepared in by_environment.values():
+            prefetch(self.registry, environment, prepared, self.lookups)
+
     def _execute(self, event: _Event) -> None:
         """Run the event's mappings unless it is a duplicate, and set its final status.
 
@@ -329,8 +361,9 @@ class _Batch:
             _finish(event_log, IDEMPOTENT)
             return
         source_env = event.source_env
-        stored = self.stored_mappings.get((source_env.id, event_log.event_type), [])
-        mappings = select_mappings(event.provider, source_env.id, event.settings, event_log.event_type, stored)
+        prepared = event.prepared
+        if prepared is None:
+            prepared = prepare_all(self.registry, self._mappings(event), event.scope)
         context = ActionContext(
             environment=source_env.environment,
             event_log=event_log,
@@ -342,12 +375,12 @@ class _Batch:
         )
         if self.inserts is not None:
             event.inserts_from = len(self.inserts)
-        if not mappings:
+        if not prepared:
             undone = contextlib.nullcontext()
         else:
             undone = db.atomic() if self.savepoints else undone_if_unwritten()
         with undone:
-            event.action_logs = run_mappings(self.registry, mappings, event.scope, context)
+            event.action_logs = run_prepared(self.registry, prepared, event.scope, context)
             failures = [entry for entry in event.action_logs if entry.status != SUCCESS]
             if failures:
                 self._release(event)
