@@ -443,3 +443,19 @@ def test_a_cancel_in_a_batch_cancels_the_runs_its_earlier_events_triggered(app, 
         ("k1", "bob", "triggered"),
         ("k2", "ann", "triggered"),
     ]
+
+
+def test_a_batch_reads_the_users_its_events_identify_and_trigger_for_at_once(app, api, db, monkeypatch):
+    api.create_workflow("wf")
+    trigger = mapping("workflows_trigger", "signed_up", key="wf", recipients="body.to")
+    api.create_source(settings=TYPED, mappings=[IDENTIFY, trigger])
+    process(app, write_pending([{"type": "signed_up", "user": f"u{n}", "to": []} for n in range(3)]))
+    ids = write_pending([{"type": "signed_up", "user": f"u{n}", "to": [f"u{n + 1}", "nobody"]} for n in range(3)])
+    counted = count_statements(monkeypatch)
+    assert process(app, ids) == dict.fromkeys(ids, "processed")
+    # One for the identifies' users, one for the triggers' recipients not among them: not one per event.
+    assert len([sql for sql in counted if sql.startswith("SELECT") and '"ks_user"' in sql]) == 2
+    results = [by_id(api)[event_id]["actions"][1]["action_result"] for event_id in ids]
+    # u3 is not identified, and nobody is anybody: each trigger found what the batch had identified by then.
+    assert [[recipient["id"] for recipient in result["recipients"]] for result in results] == [["u1"], ["u2"], []]
+    assert [len(result["skipped_recipients"]) for result in results] == [1, 1, 2]
