@@ -3,8 +3,10 @@
 A short profile, not the benchmark (``bench/e2e.py`` measures the pipeline
 under load): it accepts ``--events`` order events through the ingest path
 (the two mappings of ``bench/e2e.py``), lets them wait in the pending set,
-then times one ``jobs.drain`` in this process and counts the SQL statements
-it sends. ``--compare DIR`` runs the same drain from another checkout (a
+then times one ``jobs.drain`` in this process, counts the SQL statements
+it sends and reads the CPU time the drain used, in this process and in its
+PostgreSQL backend (from ``/proc``: figures a busy machine disturbs less
+than the wall clock). ``--compare DIR`` runs the same drain from another checkout (a
 copy of ``main``, say) and from this one, alternately, and prints both, so
 that the figures come from one run on one machine::
 
@@ -41,6 +43,7 @@ def drain_once(events: int, profile: str | None, show_statements: bool = False, 
     sys.path.insert(0, os.getcwd())
     from app import create_app
     from bench.e2e import MAPPINGS
+    from bench.procs import cpu_seconds
     from bench.run import REDIS_URL, postgres_url
     from knock_sources import state, store
     from knock_sources.control import sources
@@ -88,16 +91,18 @@ def drain_once(events: int, profile: str | None, show_statements: bool = False, 
         statements.append(sql)
         return execute_sql(sql, params, *args, **kwargs)
 
-    database.execute_sql = counting
     profiler = cProfile.Profile() if profile else None
     with app.app_context(), store.db.connection_context():
-        started = time.perf_counter()
+        backend = [int(store.db.execute_sql("SELECT pg_backend_pid()").fetchone()[0])]
+        database.execute_sql = counting
+        started, cpu_started, backend_started = time.perf_counter(), time.process_time(), cpu_seconds(backend)
         if profiler:
             profiler.enable()
         drained = jobs.drain(app_state, app_state.queue)
         if profiler:
             profiler.disable()
         seconds = time.perf_counter() - started
+        cpu, backend_cpu = time.process_time() - cpu_started, cpu_seconds(backend) - backend_started
         database.execute_sql = execute_sql
         processed = control.EventLog.select().where(control.EventLog.status == "processed").count()
         store.db.execute_sql(f"DROP SCHEMA {schema_name} CASCADE")
@@ -115,6 +120,8 @@ def drain_once(events: int, profile: str | None, show_statements: bool = False, 
         "seconds": round(seconds, 3),
         "events_per_second": round(drained / seconds, 1),
         "statements_per_event": round(len(statements) / max(drained, 1), 2),
+        "cpu_ms_per_event": round(1000 * cpu / max(drained, 1), 3),
+        "postgres_cpu_ms_per_event": round(1000 * backend_cpu / max(drained, 1), 3),
     }
 
 

@@ -40,7 +40,7 @@ class AddAudienceMember(Action):
         tenant = params.get("tenant") or ""
         added, already = [], []
         for user in params["users"]:
-            identify(environment, user["id"], inline_attributes(user) or {})
+            identify(environment, user["id"], inline_attributes(user) or {}, context.lookups)
             _, member_created = AudienceMember.get_or_create_row(audience=audience, user_id=user["id"], tenant=tenant)
             (added if member_created else already).append(user["id"])
         return {"key": audience.key, "audience_created": audience_created, "added": added, "already_members": already}

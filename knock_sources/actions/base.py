@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marshmallow import Schema
+from peewee import chunked
+
+from knock_sources.store import db
 
 # Knock runs the mappings of one event type in this order, whatever order
 # they were created in (docs/architecture.md 3.3). workflows_cancel is not in
@@ -51,6 +54,13 @@ class ActionContext:
     hears of rows that could still be rolled back. ``lookups`` is shared by
     the events of one batch (one transaction): what an action looked up
     there, such as a workflow by key, is not looked up again for the next.
+    ``savepoints`` says whether each action runs in a savepoint; a batch
+    that runs without them (``store.undone_if_unwritten``) is run again
+    with them if an action fails after writing. Such a batch also gives
+    its events ``inserts``, where a trigger leaves its workflow runs for
+    the batch to insert with the other events' (``insert_rows``) before it
+    commits; whatever reads runs inserts them first. ``None``: rows are
+    inserted at once.
     """
 
     environment: Any
@@ -58,6 +68,37 @@ class ActionContext:
     registry: Any
     on_commit: list = field(default_factory=list)
     lookups: dict = field(default_factory=dict)
+    savepoints: bool = True
+    inserts: list | None = None
+
+
+#: Rows per INSERT: well under SQLite's and PostgreSQL's limits on bound parameters.
+ROWS_PER_STATEMENT = 200
+
+
+def insert_rows(rows) -> None:
+    """Insert unsaved model instances, each model's in their order, a few hundred rows per statement.
+
+    The statement is written here rather than built by Peewee, which
+    builds one node per value: for a batch's rows that costs more than
+    sending them. Fields a row does not set are NULL (a model's defaults
+    are set when the row is made).
+    """
+    by_model: dict[type, list] = {}
+    for row in rows:
+        by_model.setdefault(type(row), []).append(row.__data__)
+    for model, data in by_model.items():
+        named = {name for row in data for name in row}
+        fields = [field for field in model._meta.sorted_fields if field.name in named]
+        # SQLite and PostgreSQL both quote names with double quotes.
+        columns = ", ".join(f'"{field.column_name}"' for field in fields)
+        placeholders = "(" + ", ".join([db.param] * len(fields)) + ")"
+        for chunk in chunked(data, ROWS_PER_STATEMENT):
+            values = [field.db_value(row.get(field.name)) for row in chunk for field in fields]
+            db.execute_sql(
+                f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES {", ".join([placeholders] * len(chunk))}',
+                values,
+            )
 
 
 class Action:
@@ -77,6 +118,15 @@ class Action:
     def execute(self, context: ActionContext, params: dict) -> Any:
         """Perform the action with validated ``params``; raise ``ActionError`` on failure."""
         raise NotImplementedError
+
+    def prefetch(self, environment, payloads: list[dict], lookups: dict) -> None:
+        """Optionally look up, into ``lookups``, what running with each of ``payloads`` will read.
+
+        A batch calls it once for all of its events' runs of this action in
+        ``environment``, before any runs, so that the rows they read are
+        read in one query rather than one per event; ``execute`` then finds
+        them in ``context.lookups``.
+        """
 
     def after_commit(self, context: ActionContext, result: Any) -> None:
         """Act once ``execute``'s changes are committed, e.g. call plugin hooks.

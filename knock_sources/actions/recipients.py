@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from knock_sources.actions.fields import USERS_COLLECTION, inline_attributes
 from knock_sources.actions.objects import set_object
-from knock_sources.actions.users import identify
-from knock_sources.store.dataplane import Object, User
+from knock_sources.actions.users import find_user, identify
+from knock_sources.store.dataplane import Object
 
 
-def ensure_recipient(environment, recipient: dict) -> bool:
+def ensure_recipient(environment, recipient: dict, lookups: dict | None = None) -> bool:
     """Identify or set an inline recipient; return whether the recipient exists.
 
     An inline recipient (given as an object) is created or merged; a
     reference (a bare user id) must already exist: Knock runs nothing for it.
+    ``lookups`` (an ``ActionContext``'s) keeps the users found (``find_user``).
     """
     attributes = inline_attributes(recipient)
     if recipient["collection"] == USERS_COLLECTION:
         if attributes is not None:
-            identify(environment, recipient["id"], attributes)
+            identify(environment, recipient["id"], attributes, lookups)
             return True
-        return User.select().where((User.environment == environment) & (User.external_id == recipient["id"])).exists()
+        return find_user(environment, recipient["id"], lookups) is not None
     if attributes is not None:
         set_object(environment, recipient["collection"], recipient["id"], attributes)
         return True

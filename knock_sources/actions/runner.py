@@ -8,22 +8,28 @@ Only a failing database raises: the event is then retried as a whole.
 
 from __future__ import annotations
 
+import functools
 import logging
 from functools import partial
 
-from marshmallow import EXCLUDE, ValidationError
-from peewee import InterfaceError, OperationalError, chunked
+from marshmallow import EXCLUDE, Schema, ValidationError
+from peewee import InterfaceError, OperationalError
 
-from knock_sources.actions.base import order_key
+from knock_sources.actions.base import insert_rows, order_key
 from knock_sources.errors import ActionError
 from knock_sources.paths import MISSING, json_type, resolve_parameter
-from knock_sources.store import ERROR, SKIPPED, SUCCESS, find_unstorable, undone_on_error
+from knock_sources.store import (
+    ERROR,
+    SKIPPED,
+    SUCCESS,
+    NeedsSavepoints,
+    find_unstorable,
+    undone_if_unwritten,
+    undone_on_error,
+)
 from knock_sources.store.control import ActionLog
 
 log = logging.getLogger(__name__)
-
-#: Rows per INSERT: well under SQLite's and PostgreSQL's limits on bound parameters.
-ACTION_LOGS_PER_STATEMENT = 200
 
 
 def in_order(mappings) -> list:
@@ -31,9 +37,28 @@ def in_order(mappings) -> list:
     return sorted(mappings, key=lambda mapping: (order_key(mapping.action_type), mapping.id or 0))
 
 
-def run_mappings(registry, mappings, scope: dict, context) -> list[ActionLog]:
-    """Run ``mappings`` in Knock's fixed order and return their action logs."""
-    return [run_mapping(registry, mapping, scope, context) for mapping in in_order(mappings)]
+def run_prepared(registry, prepared: list, scope: dict, context) -> list[ActionLog]:
+    """Run mappings as ``prepare_all`` prepared them, in Knock's order; return their action logs.
+
+    Prepared first, all of them, so that a batch can ``prefetch`` what its
+    events' actions read.
+    """
+    return [run_mapping(registry, mapping, scope, context, checked) for mapping, checked in prepared]
+
+
+def prepare_all(registry, mappings, scope: dict) -> list[tuple]:
+    """Return ``(mapping, prepare's (status, payload, error))`` for each of ``mappings``, in Knock's order."""
+    return [(mapping, prepare(registry, mapping, scope)) for mapping in in_order(mappings)]
+
+
+def prefetch(registry, environment, prepared: list, lookups: dict) -> None:
+    """Let the actions about to run ``prepared`` mappings look up at once what they will read (``Action.prefetch``)."""
+    payloads: dict[str, list] = {}
+    for mapping, (status, payload, _) in prepared:
+        if status == SUCCESS:
+            payloads.setdefault(mapping.action_type, []).append(payload)
+    for action_type, of_type in payloads.items():
+        registry.actions[action_type].prefetch(environment, of_type, lookups)
 
 
 def prepare(registry, mapping, scope: dict) -> tuple[str, dict | None, str | None]:
@@ -47,7 +72,7 @@ def prepare(registry, mapping, scope: dict) -> tuple[str, dict | None, str | Non
 def plan(registry, mappings, scope: dict) -> list[dict]:
     """Return what each mapping would do, in execution order, without executing anything.
 
-    The dry run of ``run_mappings``: the same order and the same resolution
+    The dry run of ``run_prepared``: the same order and the same resolution
     and validation, so a rehearsal or a replay's dry run cannot disagree with
     a real run about which actions would run with which payloads.
     """
@@ -83,7 +108,7 @@ def check_parameters(action, configured: dict, scope: dict) -> tuple[str, dict, 
     ``status`` is ``success`` when the action may run with ``payload``.
     """
     values, origins = resolve_parameters(action, configured, scope)
-    schema = action.params_schema()
+    schema = schema_for(action.params_schema)
     missing = [name for name, field in schema.fields.items() if field.required and values.get(name) is None]
     if missing:
         error = "; ".join(
@@ -106,24 +131,36 @@ def check_parameters(action, configured: dict, scope: dict) -> tuple[str, dict, 
         return ERROR, values, "; ".join(problems)
 
 
-def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
-    """Run one mapping and return its ``ActionLog``, unsaved: ``save_action_logs`` writes a batch's at once."""
+@functools.cache
+def schema_for(schema_class: type[Schema]) -> Schema:
+    """Return the one instance of ``schema_class``: building one deep-copies its fields, loading changes none."""
+    return schema_class()
+
+
+def run_mapping(registry, mapping, scope: dict, context, prepared: tuple | None = None) -> ActionLog:
+    """Run one mapping and return its ``ActionLog``, unsaved: ``save_action_logs`` writes a batch's at once.
+
+    ``prepared`` is what ``prepare`` returned for it, when the caller prepared it already.
+    """
     action = registry.actions.get(mapping.action_type)
     result = None
-    status, payload, error = prepare(registry, mapping, scope)
+    status, payload, error = prepare(registry, mapping, scope) if prepared is None else prepared
     if status == SUCCESS:
         try:
             # Undone alone if it fails; kept for its event's savepoint to release if it succeeds.
-            with undone_on_error():
+            with undone_on_error() if context.savepoints else undone_if_unwritten():
                 result = action.execute(context, payload)
         except ActionError as exc:
+            _forget_lookups(context)
             status, error = ERROR, f"{exc.code}: {exc}"
-        except (OperationalError, InterfaceError):
+        except (OperationalError, InterfaceError, NeedsSavepoints):
             # The database failed (it is down, or chose this transaction as a
-            # deadlock's victim), not the action: the event is retried, not failed.
+            # deadlock's victim), not the action: the event is retried, not
+            # failed; or the batch is run again with savepoints.
             raise
         except Exception as exc:
             log.exception("action %s of event %s failed", mapping.action_type, context.event_log.id)
+            _forget_lookups(context)
             status, error = ERROR, f"internal error: {type(exc).__name__}"
         else:
             context.on_commit.append(partial(_after_commit, action, context, result))
@@ -139,10 +176,14 @@ def run_mapping(registry, mapping, scope: dict, context) -> ActionLog:
     )
 
 
+def _forget_lookups(context) -> None:
+    """Forget the rows the batch looked up: a failed action's changes were undone, or it left a row half-changed."""
+    context.lookups.clear()
+
+
 def save_action_logs(action_logs) -> None:
     """Insert the action logs ``run_mapping`` returned, a few hundred rows per statement."""
-    for chunk in chunked([entry.__data__ for entry in action_logs], ACTION_LOGS_PER_STATEMENT):
-        ActionLog.insert_many(chunk).as_rowcount().execute()
+    insert_rows(action_logs)
 
 
 def _after_commit(action, context, result) -> None:

@@ -47,7 +47,7 @@ class Subscribe(Action):
         properties = params.get("properties")
         subscribed, updated, skipped = [], [], []
         for recipient in params["recipients"]:
-            if not ensure_recipient(environment, recipient):
+            if not ensure_recipient(environment, recipient, context.lookups):
                 skipped.append({**reference(recipient), "reason": "not identified"})
                 continue
             keys = {

@@ -15,10 +15,19 @@ import uuid
 
 from marshmallow import Schema
 
-from knock_sources.actions.base import Action
-from knock_sources.actions.fields import JSONObject, LiteralKey, Recipient, RecipientList, TenantRef, Text
+from knock_sources.actions.base import Action, insert_rows
+from knock_sources.actions.fields import (
+    USERS_COLLECTION,
+    JSONObject,
+    LiteralKey,
+    Recipient,
+    RecipientList,
+    TenantRef,
+    Text,
+)
 from knock_sources.actions.recipients import ensure_recipient, reference
 from knock_sources.actions.tenants import set_inline_tenant
+from knock_sources.actions.users import look_up_users
 from knock_sources.errors import ActionError
 from knock_sources.store import utcnow
 from knock_sources.store.dataplane import RUN_CANCELLED, RUN_TRIGGERED, Workflow, WorkflowRun
@@ -105,16 +114,16 @@ class TriggerWorkflow(Action):
         if isinstance(tenant, dict):
             tenant = set_inline_tenant(environment, tenant).external_id
         actor = params.get("actor")
-        if actor is not None and not ensure_recipient(environment, actor):
+        if actor is not None and not ensure_recipient(environment, actor, context.lookups):
             raise ActionError(f"actor {actor['id']!r} has not been identified", code="actor_missing")
         runs, triggered, skipped = [], [], []
         for recipient in params["recipients"]:
-            if not ensure_recipient(environment, recipient):
+            if not ensure_recipient(environment, recipient, context.lookups):
                 skipped.append({**reference(recipient), "reason": "not identified"})
                 continue
             triggered.append(reference(recipient))
             runs.append(
-                WorkflowRun.create(
+                WorkflowRun(
                     run_id=str(uuid.uuid4()),
                     environment=environment,
                     workflow=workflow,
@@ -127,11 +136,25 @@ class TriggerWorkflow(Action):
                     event_log=context.event_log.id,
                 )
             )
+        if context.inserts is None:
+            insert_rows(runs)
+        else:
+            context.inserts.extend(runs)
         return {
             "workflow_run_ids": [run.run_id for run in runs],
             "recipients": triggered,
             "skipped_recipients": skipped,
         }
+
+    def prefetch(self, environment, payloads, lookups):
+        """Look up the users among the recipients and actors."""
+        recipients = [
+            recipient
+            for params in payloads
+            for recipient in [*params["recipients"], *([params["actor"]] if params.get("actor") else [])]
+        ]
+        user_ids = [recipient["id"] for recipient in recipients if recipient["collection"] == USERS_COLLECTION]
+        look_up_users(environment, user_ids, lookups)
 
     def after_commit(self, context, result):
         """Announce the committed runs to plugins."""
@@ -165,6 +188,10 @@ class CancelWorkflow(Action):
 
     def execute(self, context, params):
         """Mark matching runs that have not finished as cancelled and report how many."""
+        if context.inserts:
+            # Runs triggered earlier in the batch are cancelled too.
+            insert_rows(context.inserts)
+            context.inserts.clear()
         workflow = Workflow.get_or_none(environment=context.environment, key=params["key"])
         if workflow is None:
             raise ActionError(f"workflow {params['key']!r} does not exist", code="workflow_missing")

@@ -15,13 +15,17 @@ import contextlib
 import json
 import math
 import re
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
 from peewee import (
     DatabaseProxy,
     IntegrityError,
+    InterfaceError,
     Model,
+    OperationalError,
+    QueryEvent,
     TextField,
 )
 
@@ -51,6 +55,52 @@ def undone_on_error():
         yield
     except BaseException:
         db.execute_sql(f'ROLLBACK TO SAVEPOINT "{KEPT_SAVEPOINT}"')
+        raise
+
+
+class NeedsSavepoints(Exception):
+    """A block run without a savepoint failed after writing: only a savepoint could have undone it alone.
+
+    Raised by ``undone_if_unwritten``; whoever chose to run without
+    savepoints rolls back further and runs the work again with them.
+    """
+
+
+_writes = threading.local()
+
+
+def count_writes(event: QueryEvent) -> None:
+    """Count, per thread (a thread's connection), the statements that may have changed data: all but SELECTs.
+
+    A Peewee query hook, installed on the database by ``schema.make_database``.
+    """
+    if not event.sql.startswith("SELECT"):
+        _writes.count = getattr(_writes, "count", 0) + 1
+
+
+def writes_so_far() -> int:
+    """The number of statements other than SELECTs this thread has sent: a mark to compare with later."""
+    return getattr(_writes, "count", 0)
+
+
+@contextlib.contextmanager
+def undone_if_unwritten():
+    """Run a block without a savepoint, for a block that usually succeeds; a failure needs no undo if it wrote nothing.
+
+    A block that raises after sending a statement that may have written
+    raises ``NeedsSavepoints`` instead (from the error), as only a savepoint
+    could have undone it alone; one that wrote nothing raises its own error,
+    as ``undone_on_error`` would have after a rollback. Database errors pass
+    through as they are: they end the transaction anyway.
+    """
+    mark = writes_so_far()
+    try:
+        yield
+    except (OperationalError, InterfaceError, NeedsSavepoints):
+        raise
+    except Exception as exc:
+        if writes_so_far() != mark:
+            raise NeedsSavepoints(f"{type(exc).__name__} after writing") from exc
         raise
 
 
@@ -170,6 +220,11 @@ class BaseModel(Model):
         row = cls.get_or_none(**keys)
         if row is not None:
             return row, False
+        return cls.create_row(**keys)
+
+    @classmethod
+    def create_row(cls, **keys):
+        """Return ``(row, created)`` for ``keys`` known to be missing: a concurrent creator's row if it won."""
         try:
             with db.atomic():
                 return cls.create(**keys), True

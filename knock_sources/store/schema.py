@@ -135,7 +135,7 @@ def make_database(url: str):
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
         path = url[len("sqlite:///") :] or ":memory:"
-        return SqliteDatabase(
+        database = SqliteDatabase(
             path,
             # Transactions take the write lock when they begin: a deferred one
             # that reads, then writes, cannot wait for another writer, and
@@ -150,16 +150,20 @@ def make_database(url: str):
                 "synchronous": "normal",
             },
         )
-    if scheme in ("postgres", "postgresql"):
+    elif scheme in ("postgres", "postgresql"):
         params = parse_db_url(url)
-        return PooledPostgres(
+        database = PooledPostgres(
             params.pop("database"),
             max_connections=params.pop("max_connections", 32),
             stale_timeout=params.pop("stale_timeout", 300),
             timeout=params.pop("pool_timeout", 10),
             **params,
         )
-    raise ValueError(f"Unsupported DATABASE_URL scheme {scheme!r}: use sqlite:/// or postgresql://")
+    else:
+        raise ValueError(f"Unsupported DATABASE_URL scheme {scheme!r}: use sqlite:/// or postgresql://")
+    # Batches run without savepoints and need to know whether a failing event wrote anything.
+    database.query_hooks.append(store.count_writes)
+    return database
 
 
 def init_app(app):

@@ -17,13 +17,25 @@ from datetime import datetime, timedelta, timezone
 
 from peewee import EXCLUDED, InterfaceError, OperationalError, ValuesList, chunked
 
-from knock_sources.actions.base import ActionContext
-from knock_sources.actions.runner import run_mappings, save_action_logs
+from knock_sources.actions.base import ActionContext, insert_rows
+from knock_sources.actions.runner import prefetch, prepare_all, run_prepared, save_action_logs
 from knock_sources.observability import logs
 from knock_sources.observability.metrics import NO_SOURCE, Recorder
 from knock_sources.paths import MISSING, resolve
 from knock_sources.providers import Provider
-from knock_sources.store import FAILED, IDEMPOTENT, PENDING, PROCESSED, PROCESSING, SUCCESS, db, unstorable, utcnow
+from knock_sources.store import (
+    FAILED,
+    IDEMPOTENT,
+    PENDING,
+    PROCESSED,
+    PROCESSING,
+    SUCCESS,
+    NeedsSavepoints,
+    db,
+    undone_if_unwritten,
+    unstorable,
+    utcnow,
+)
 from knock_sources.store.control import Environment, EventLog, KnownEvent, Mapping, Source, SourceEnvironment
 from knock_sources.worker import idempotency
 
@@ -51,9 +63,13 @@ def process_batch(
     """Process the events among ``event_log_ids`` that are still pending; return their final statuses by id.
 
     The batch is one transaction and one durable commit: a worker that dies
-    half-way leaves every event of it pending rather than half-applied. Each
-    event runs in a savepoint, so that an internal error undoes that event
-    alone, which is marked failed. The claim (``pending`` to ``processing``)
+    half-way leaves every event of it pending rather than half-applied. An
+    internal error undoes that event alone, which is marked failed: the
+    batch runs first without savepoints (a subtransaction per event and per
+    action would cost round trips, and PostgreSQL's per-backend cache of
+    subtransaction ids overflows past 64), and if an event or an action
+    fails after writing, it is rolled back and run again with a savepoint
+    per event and per action (``_attempt``). The claim (``pending`` to ``processing``)
     skips events another worker holds, and idempotency claims hold their
     locks until the commit, so a concurrent duplicate waits, then finds its
     key taken. A deadlock or serialization failure between two workers'
@@ -62,10 +78,33 @@ def process_batch(
     after-commit steps run, once committed. ``ignore_idempotency`` (a replay
     that asks for it) runs the events even if their keys were seen.
     """
-    batch = _Batch(registry, config, ignore_idempotency)
+    try:
+        return _attempt(event_log_ids, registry, config, metrics, ignore_idempotency, savepoints=False)
+    except NeedsSavepoints as exc:
+        # Rolled back: nothing of the first attempt is kept.
+        log.info("a batch of %s events is run again with savepoints: an event failed (%s)", len(event_log_ids), exc)
+        return _attempt(event_log_ids, registry, config, metrics, ignore_idempotency, savepoints=True)
+
+
+def _attempt(
+    event_log_ids: list[int], registry, config, metrics: Recorder, ignore_idempotency: bool, *, savepoints: bool
+) -> dict[int, str]:
+    """Process the batch in one transaction, with a savepoint per event and per action or without any.
+
+    Without savepoints nothing can be undone alone: an event that fails
+    after writing raises ``NeedsSavepoints`` out of the transaction, which
+    rolls it back, for the caller to run the batch again with them, as does
+    any other failure but the database's (the batch's own writes failing,
+    say), which is then handled as it always was. Events and actions that
+    fail before writing are finished as they would be with savepoints, as
+    there is nothing to undo.
+    """
+    batch = _Batch(registry, config, ignore_idempotency, savepoints)
     try:
         with db.atomic():
             batch.run(event_log_ids)
+    except NeedsSavepoints:
+        raise
     except (OperationalError, InterfaceError) as exc:
         if len(event_log_ids) > 1 and _is_conflict(exc):
             log.warning(
@@ -75,6 +114,9 @@ def process_batch(
         # Rolled back, so the events are pending again; the caller says so.
         raise
     except Exception as exc:
+        if not savepoints:
+            # Whatever failed (the batch's own writes, say) is handled as it always was, with savepoints.
+            raise NeedsSavepoints(f"{type(exc).__name__} in the batch") from exc
         if len(event_log_ids) > 1:
             log.exception("a batch of %s events failed; processing them one by one", len(event_log_ids))
             return _one_by_one(event_log_ids, registry, config, metrics, ignore_idempotency)
@@ -137,6 +179,10 @@ class _Event:
     action_logs: list = field(default_factory=list)
     on_commit: list = field(default_factory=list)
     failed_internally: bool = False
+    #: Where its rows start in the batch's ``inserts``, once it runs its mappings.
+    inserts_from: int | None = None
+    #: Its mappings, prepared (``runner.prepare_all``) before the batch's events run.
+    prepared: list | None = None
 
     @property
     def source_env(self) -> SourceEnvironment:
@@ -152,9 +198,13 @@ class _Event:
 class _Batch:
     """The events of one transaction, processed in id order."""
 
-    def __init__(self, registry, config, ignore_idempotency: bool):
+    def __init__(self, registry, config, ignore_idempotency: bool, savepoints: bool):
         self.registry = registry
         self.ignore_idempotency = ignore_idempotency
+        #: Whether each event and action runs in a savepoint (``_attempt``).
+        self.savepoints = savepoints
+        #: Without savepoints, the rows the events' actions left to the batch (``ActionContext.inserts``).
+        self.inserts: list | None = None if savepoints else []
         self.window = timedelta(seconds=config["IDEMPOTENCY_WINDOW_SECONDS"])
         self.now = utcnow()
         self.events: list[_Event] = []
@@ -178,6 +228,7 @@ class _Batch:
             sorted({(event.source_env.id, event.log.event_type) for event in identified})
         )
         self._claim_keys(identified)
+        self._prefetch(identified)
         for event in self.events:
             if not event.failed_internally:
                 with event.bound():
@@ -217,12 +268,16 @@ class _Batch:
         """
         try:
             step(event)
-        except (OperationalError, InterfaceError):
+        except (OperationalError, InterfaceError, NeedsSavepoints):
             raise
         except Exception as exc:
             log.exception("processing event %s failed", event.log.id)
             event.failed_internally = True
             event.action_logs, event.on_commit = [], []
+            # Its changes to the rows the batch looked up were undone.
+            self.lookups.clear()
+            if self.inserts is not None and event.inserts_from is not None:
+                del self.inserts[event.inserts_from :]
             self._release(event)
             _mark_failed(event.log.id, exc)
             event.log.status = FAILED
@@ -259,12 +314,42 @@ class _Batch:
         taken = idempotency.claim_each(claims, now=self.now, window=self.window) if claims else set()
         self.holders = {key: event.log.id for key, event in first.items() if event.log.id in taken}
 
+    def _mappings(self, event: _Event) -> list:
+        """The mappings the event runs (``select_mappings``)."""
+        source_env, event_type = event.source_env, event.log.event_type
+        stored = self.stored_mappings.get((source_env.id, event_type), [])
+        return select_mappings(event.provider, source_env.id, event.settings, event_type, stored)
+
+    def _prefetch(self, events: list[_Event]) -> None:
+        """Prepare the mappings of the events sure to run, and let their actions look up what they read, at once.
+
+        Preparing resolves and validates parameters, which reads nothing,
+        so the events run what was prepared here. An event that fails to
+        prepare is left to fail again when it runs, in turn, where its
+        failure is handled; events that may turn out duplicates are not
+        prepared (a duplicate runs nothing, and cannot fail).
+        """
+        by_environment: dict[int, tuple] = {}
+        for event in events:
+            if event.key is not None and self.holders.get(event.key) != event.log.id:
+                continue
+            try:
+                event.prepared = prepare_all(self.registry, self._mappings(event), event.scope)
+            except Exception:
+                # It fails again, and is handled, when it runs.
+                continue
+            environment = event.source_env.environment
+            by_environment.setdefault(environment.id, (environment, []))[1].extend(event.prepared)
+        for environment, prepared in by_environment.values():
+            prefetch(self.registry, environment, prepared, self.lookups)
+
     def _execute(self, event: _Event) -> None:
         """Run the event's mappings unless it is a duplicate, and set its final status.
 
         The mappings run in a savepoint, so that an internal error undoes
-        them (and nothing of the other events); an event that runs none
-        writes nothing and needs none.
+        them (and nothing of the other events), unless the batch runs
+        without savepoints; an event that runs none writes nothing and
+        needs none.
         """
         event_log = event.log
         if event.problem:
@@ -276,17 +361,26 @@ class _Batch:
             _finish(event_log, IDEMPOTENT)
             return
         source_env = event.source_env
-        stored = self.stored_mappings.get((source_env.id, event_log.event_type), [])
-        mappings = select_mappings(event.provider, source_env.id, event.settings, event_log.event_type, stored)
+        prepared = event.prepared
+        if prepared is None:
+            prepared = prepare_all(self.registry, self._mappings(event), event.scope)
         context = ActionContext(
             environment=source_env.environment,
             event_log=event_log,
             registry=self.registry,
             on_commit=event.on_commit,
             lookups=self.lookups,
+            savepoints=self.savepoints,
+            inserts=self.inserts,
         )
-        with db.atomic() if mappings else contextlib.nullcontext():
-            event.action_logs = run_mappings(self.registry, mappings, event.scope, context)
+        if self.inserts is not None:
+            event.inserts_from = len(self.inserts)
+        if not prepared:
+            undone = contextlib.nullcontext()
+        else:
+            undone = db.atomic() if self.savepoints else undone_if_unwritten()
+        with undone:
+            event.action_logs = run_prepared(self.registry, prepared, event.scope, context)
             failures = [entry for entry in event.action_logs if entry.status != SUCCESS]
             if failures:
                 self._release(event)
@@ -320,6 +414,8 @@ class _Batch:
     def _write(self) -> None:
         """Write the batch's action logs, final statuses and successful claims: a few statements in all."""
         save_action_logs([entry for event in self.events for entry in event.action_logs])
+        if self.inserts:
+            insert_rows(self.inserts)
         finished = [event.log for event in self.events if not event.failed_internally]
         for chunk in chunked(finished, EVENTS_PER_STATEMENT):
             values = ValuesList(

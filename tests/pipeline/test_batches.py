@@ -380,3 +380,82 @@ def test_a_batch_holding_keys_makes_another_batch_with_them_wait_then_find_them_
     with store.db.connection_context():
         assert [user.name for user in User.select().order_by(User.external_id)] == ["A", "A"]
         assert ActionLog.select().count() == 3
+
+
+def test_a_batch_whose_events_all_succeed_uses_no_savepoint(app, api, db, monkeypatch):
+    api.create_source(settings=TYPED, mappings=[IDENTIFY])
+    # (Creating a user takes a savepoint, in case a concurrent batch creates it first.)
+    process(app, write_pending([{"type": "signed_up", "user": user} for user in ("u0", "u1")]))
+    ids = write_pending([{"type": "signed_up", "user": f"u{n % 2}", "name": f"N{n}"} for n in range(4)])
+    counted = count_statements(monkeypatch)
+    assert process(app, ids) == dict.fromkeys(ids, "processed")
+    # A subtransaction per event or action would cost round trips (and PostgreSQL's subtransaction cache).
+    assert [sql for sql in counted if "SAVEPOINT" in sql.upper()] == []
+    assert [api.get(f"/v1/users/{user}").get_json()["name"] for user in ("u0", "u1")] == ["N2", "N3"]
+
+
+def test_an_action_failing_after_writing_is_undone_alone_in_its_batch(app, api, db):
+    # The second identify creates u2, then finds its properties too large: only a savepoint undoes it.
+    api.create_source(
+        settings=TYPED, mappings=[mapping("users_identify", "signed_up", id="body.user", properties="body.p")]
+    )
+    large = {"blob": "x" * (300 * 1024)}
+    ids = write_pending(
+        [
+            {"type": "signed_up", "user": "u1", "p": {"plan": "pro"}},
+            {"type": "signed_up", "user": "u2", "p": large},
+            {"type": "signed_up", "user": "u3", "p": {"plan": "free"}},
+        ]
+    )
+    statuses = process(app, ids)
+    assert [statuses[event_id] for event_id in ids] == ["processed", "failed", "processed"]
+    assert [api.get(f"/v1/users/{user}").status_code for user in ("u1", "u2", "u3")] == [200, 404, 200]
+    [action] = by_id(api)[ids[1]]["actions"]
+    assert action["action_status"] == "error"
+    assert "over the 256 KiB limit" in action["error"]
+
+
+def test_a_cancel_in_a_batch_cancels_the_runs_its_earlier_events_triggered(app, api, db):
+    api.create_workflow("wf")
+    api.create_source(
+        settings=TYPED,
+        mappings=[
+            mapping("workflows_trigger", "start", key="wf", recipients="body.to", cancellation_key="body.key"),
+            mapping("workflows_cancel", "stop", key="wf", cancellation_key="body.key"),
+        ],
+    )
+    users = [{"id": "ann", "name": "Ann"}, {"id": "bob", "name": "Bob"}]
+    ids = write_pending(
+        [
+            {"type": "start", "to": users, "key": "k1"},
+            {"type": "start", "to": users[:1], "key": "k2"},
+            {"type": "stop", "key": "k1"},
+            {"type": "start", "to": users[1:], "key": "k1"},
+        ]
+    )
+    assert process(app, ids) == dict.fromkeys(ids, "processed")
+    [cancel] = by_id(api)[ids[2]]["actions"]
+    assert cancel["action_result"]["cancelled_runs"] == 2
+    runs = api.get("/v1/workflows/wf/runs").get_json()["entries"]
+    assert sorted((run["cancellation_key"], run["recipient"]["id"], run["status"]) for run in runs) == [
+        ("k1", "ann", "cancelled"),
+        ("k1", "bob", "cancelled"),
+        ("k1", "bob", "triggered"),
+        ("k2", "ann", "triggered"),
+    ]
+
+
+def test_a_batch_reads_the_users_its_events_identify_and_trigger_for_at_once(app, api, db, monkeypatch):
+    api.create_workflow("wf")
+    trigger = mapping("workflows_trigger", "signed_up", key="wf", recipients="body.to")
+    api.create_source(settings=TYPED, mappings=[IDENTIFY, trigger])
+    process(app, write_pending([{"type": "signed_up", "user": f"u{n}", "to": []} for n in range(3)]))
+    ids = write_pending([{"type": "signed_up", "user": f"u{n}", "to": [f"u{n + 1}", "nobody"]} for n in range(3)])
+    counted = count_statements(monkeypatch)
+    assert process(app, ids) == dict.fromkeys(ids, "processed")
+    # One for the identifies' users, one for the triggers' recipients not among them: not one per event.
+    assert len([sql for sql in counted if sql.startswith("SELECT") and '"ks_user"' in sql]) == 2
+    results = [by_id(api)[event_id]["actions"][1]["action_result"] for event_id in ids]
+    # u3 is not identified, and nobody is anybody: each trigger found what the batch had identified by then.
+    assert [[recipient["id"] for recipient in result["recipients"]] for result in results] == [["u1"], ["u2"], []]
+    assert [len(result["skipped_recipients"]) for result in results] == [1, 1, 2]
