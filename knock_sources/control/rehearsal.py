@@ -3,7 +3,7 @@
 Nothing here writes to the database. A rehearsal is composed of the
 pipeline's own pieces (``ingest.verification.verify``, the event-type,
 timestamp and idempotency-key resolution of the worker, the provider's
-normalization, ``processing.select_mappings`` and ``actions.runner.plan``),
+normalization, ``rules.select_mappings`` and ``actions.runner.plan``),
 so it cannot disagree with a real event about what would happen; it reports
 what would happen and why not.
 """
@@ -20,7 +20,7 @@ from knock_sources.paths import MISSING, is_literal, resolve_parameter, validate
 from knock_sources.providers import Envelope
 from knock_sources.scripting import ScriptError
 from knock_sources.store import SUCCESS, utcnow
-from knock_sources.worker import idempotency, processing
+from knock_sources.worker import idempotency, rules
 
 
 def sample_envelope(payload: dict) -> Envelope:
@@ -49,7 +49,7 @@ def check_parameter(spec, sample: dict | None, *, literal: bool = False) -> dict
         return {"state": "literal", "value": resolve_parameter(spec, {}, literal=literal).value}
     if not sample:
         return {"state": "no_sample", "value": None}
-    scope = processing.make_scope(sample.get("body"), sample.get("headers"), sample.get("preprocess"))
+    scope = rules.make_scope(sample.get("body"), sample.get("headers"), sample.get("preprocess"))
     value = resolve_parameter(spec, scope).value
     if value is MISSING or value == {}:
         return {"state": "missing", "value": None}
@@ -104,9 +104,9 @@ def plan_event(state, receiving, source_env_id: int, scope: dict, received_at, *
     ``runner.plan``; a duplicate runs no actions.
     """
     errors = []
-    known = processing.provider_for(state.registry, receiving.provider)
+    known = rules.provider_for(state.registry, receiving.provider)
     settings = receiving.settings
-    event_type, problem = processing.identify_event(known, settings, scope)
+    event_type, problem = rules.identify_event(known, settings, scope)
     key, dropped = idempotency.key_for(settings, scope)
     if dropped:
         errors.append({"field": "idempotency_key_path", "message": dropped})
@@ -121,13 +121,13 @@ def plan_event(state, receiving, source_env_id: int, scope: dict, received_at, *
             and idempotency.is_claimed(source_env_id, event_type, key, now=utcnow())
         )
         if not duplicate:
-            mappings = processing.select_mappings(known, source_env_id, settings, event_type)
+            mappings = rules.select_mappings(known, source_env_id, settings, event_type)
             actions = plan(state.registry, mappings, scope)
     for action in actions:
         if action["error"]:
             errors.append({"field": f"mappings.{action['action_type']}", "message": action["error"]})
     succeeded = sum(1 for action in actions if action["action_status"] == SUCCESS)
-    occurred_at = processing.resolve_timestamp(settings.get("timestamp_path"), scope, received_at)
+    occurred_at = rules.resolve_timestamp(settings.get("timestamp_path"), scope, received_at)
     return {
         "event": event_type,
         "occurred_at": occurred_at.isoformat() + "Z",
@@ -144,13 +144,13 @@ def plan_event(state, receiving, source_env_id: int, scope: dict, received_at, *
 def rehearse(state, receiving, source_env, envelope: Envelope) -> dict:
     """Return what the pipeline would do with ``envelope``, without writing anything."""
     verdict, errors = verify(state, receiving, envelope, state.scripts.run_once)
-    known = processing.provider_for(state.registry, receiving.provider)
+    known = rules.provider_for(state.registry, receiving.provider)
     normalized = None
     try:
         normalized = known.normalize(envelope.body)
     except SourcesError as exc:
         errors.append({"field": "body", "message": exc.detail or exc.message})
-    scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output, normalized)
+    scope = rules.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output, normalized)
     planned = plan_event(state, receiving, source_env.id, scope, envelope.received_at)
     errors += planned.pop("errors")
     return {

@@ -52,7 +52,7 @@ from knock_sources.store.control import (
     Replay,
     SourceEnvironment,
 )
-from knock_sources.worker import processing
+from knock_sources.worker import processing, rules
 
 if TYPE_CHECKING:
     from knock_sources.state import KnockSources
@@ -138,9 +138,9 @@ def _plan(state: KnockSources, receiving: ReceivingEnvironment, original: EventL
         envelope, verdict, normalized = checked
         if verdict.error:
             errors.append({"field": "preprocess_script", "message": verdict.error})
-        scope = processing.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output, normalized)
+        scope = rules.make_scope(envelope.body, dict(envelope.headers), verdict.preprocess_output, normalized)
     else:
-        scope = processing.scope_of(original)
+        scope = rules.scope_of(original)
     plan = rehearsal.plan_event(
         state, receiving, receiving.id, scope, original.received_at, ignore_idempotency=ignore_idempotency
     )

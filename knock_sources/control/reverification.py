@@ -18,7 +18,7 @@ from knock_sources.ingest import verification
 from knock_sources.ingest.cache import ReceivingEnvironment
 from knock_sources.providers import Envelope
 from knock_sources.store.control import EventLog
-from knock_sources.worker import processing
+from knock_sources.worker import rules
 
 if TYPE_CHECKING:
     from knock_sources.state import KnockSources
@@ -73,4 +73,4 @@ def reverify(state: KnockSources, receiving: ReceivingEnvironment, original: Eve
             lambda source, ctx: state.scripts.run(receiving.token, source, ctx),
             lambda: state.cache.variables(receiving.environment_id),
         )
-    return envelope, verdict, processing.provider_for(state.registry, receiving.provider).normalize(envelope.body)
+    return envelope, verdict, rules.provider_for(state.registry, receiving.provider).normalize(envelope.body)

@@ -20,7 +20,7 @@ from knock_sources.scripting import ScriptError, check_script
 from knock_sources.store import db, utcnow
 from knock_sources.store.control import Environment, Source, SourceEnvironment
 from knock_sources.store.keys import SOURCE_KEY
-from knock_sources.worker.processing import provider_for
+from knock_sources.worker.rules import provider_for
 
 # 18 random bytes: 144 bits, 24 URL-safe characters.
 TOKEN_BYTES = 18

@@ -43,7 +43,7 @@ from knock_sources.observability.metrics import IDEMPOTENT as IDEMPOTENT_OUTCOME
 from knock_sources.providers import Envelope
 from knock_sources.signing import constant_time_equal
 from knock_sources.store import PENDING, REJECTED, utcnow
-from knock_sources.worker import idempotency, jobs, processing
+from knock_sources.worker import idempotency, jobs, rules
 
 if TYPE_CHECKING:
     from knock_sources.state import KnockSources
@@ -258,12 +258,12 @@ def check_item(provider, receiving: ReceivingEnvironment, item, context: CallCon
         normalized = provider.normalize(call)
     except SourcesError as exc:
         return eventlog.Entry(item, rejection=exc)
-    scope = processing.make_scope(call, None, None, normalized)
+    scope = rules.make_scope(call, None, None, normalized)
     return eventlog.Entry(
         call,
         normalized,
         message_key=idempotency.message_key(call.get("messageId")),
-        event_type=processing.identify_event(provider, receiving.settings, scope)[0],
+        event_type=rules.identify_event(provider, receiving.settings, scope)[0],
     )
 
 

@@ -21,7 +21,7 @@ from knock_sources.hookspecs import hookimpl
 from knock_sources.store import PENDING
 from knock_sources.store.control import ActionLog, Environment, EventLog, KnownEvent, Source, SourceEnvironment
 from knock_sources.store.dataplane import User
-from knock_sources.worker import jobs, processing
+from knock_sources.worker import batch, jobs
 from tests.support import Api, count_statements, make_app, reset_database, stop_dispatcher
 from tests.support.actions import mapping
 from tests.support.processes import wait_for
@@ -227,7 +227,7 @@ def test_a_duplicate_after_a_failed_one_in_the_same_batch_runs_as_a_redelivery(a
 def test_a_database_failure_mid_batch_leaves_every_event_pending_with_nothing_applied(app, api, db, monkeypatch):
     api.create_source(settings=TYPED, mappings=[IDENTIFY])
     ids = write_pending([{"type": "signed_up", "user": f"u{n}"} for n in range(4)])
-    finish = processing._finish
+    finish = batch._finish
     finished = []
 
     def connection_lost_at_the_third(event_log, status):
@@ -236,7 +236,7 @@ def test_a_database_failure_mid_batch_leaves_every_event_pending_with_nothing_ap
             raise OperationalError("server closed the connection unexpectedly")
         finish(event_log, status)
 
-    monkeypatch.setattr(processing, "_finish", connection_lost_at_the_third)
+    monkeypatch.setattr(batch, "_finish", connection_lost_at_the_third)
     with pytest.raises(OperationalError):
         process(app, ids)
     assert [event.status for event in EventLog.select().order_by(EventLog.id)] == [PENDING] * 4
@@ -250,7 +250,7 @@ def test_a_database_failure_mid_batch_leaves_every_event_pending_with_nothing_ap
 def test_a_batch_whose_writes_fail_is_processed_one_event_at_a_time(app, api, db, monkeypatch, caplog):
     api.create_source(settings=TYPED, mappings=[IDENTIFY])
     ids = write_pending([{"type": "signed_up", "user": f"u{n}"} for n in range(3)])
-    save = processing.save_action_logs
+    save = batch.save_action_logs
 
     def refuse_many(action_logs):
         # As when a mapping is deleted while its batch runs: the action logs naming it cannot be written.
@@ -258,7 +258,7 @@ def test_a_batch_whose_writes_fail_is_processed_one_event_at_a_time(app, api, db
             raise IntegrityError("insert or update on table ks_action_log violates foreign key constraint")
         save(action_logs)
 
-    monkeypatch.setattr(processing, "save_action_logs", refuse_many)
+    monkeypatch.setattr(batch, "save_action_logs", refuse_many)
     with caplog.at_level(logging.ERROR, logger="knock_sources"):
         assert process(app, ids) == dict.fromkeys(ids, "processed")
     assert "a batch of 3 events failed; processing them one by one" in caplog.text

@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from knock_sources.worker.processing import resolve_timestamp
+from knock_sources.worker.rules import resolve_timestamp
 
 IDENTIFY = {
     "event_type": "user.signed_up",
@@ -114,7 +114,7 @@ def test_a_database_failure_mid_event_leaves_it_pending_with_nothing_applied(cli
     from peewee import OperationalError
 
     from knock_sources.store.control import ActionLog, EventLog, KnownEvent
-    from knock_sources.worker import processing
+    from knock_sources.worker import batch
 
     api.create_source(mappings=[IDENTIFY])
     endpoint = api.endpoint()
@@ -123,7 +123,7 @@ def test_a_database_failure_mid_event_leaves_it_pending_with_nothing_applied(cli
         raise OperationalError("server closed the connection unexpectedly")
 
     # Fails after the identify action has written its user and action log.
-    monkeypatch.setattr(processing, "_finish", database_gone)
+    monkeypatch.setattr(batch, "_finish", database_gone)
     # The event was committed before processing: the sender is told so.
     assert client.post(endpoint, json={"type": "user.signed_up", "user": {"id": "u1"}}).status_code == 204
     [event] = EventLog.select()
