@@ -168,6 +168,11 @@ def _number_or_text(text: str) -> float | str:
     return number if math.isfinite(number) else text
 
 
+# What ``json.dumps(value, allow_nan=False, separators=(",", ":"))`` builds on every
+# call, built once: an encoder keeps no state between calls, so threads share it.
+_COMPACT_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 class JSONField(TextField):
     """JSON stored as text on every backend.
 
@@ -181,7 +186,7 @@ class JSONField(TextField):
         """Serialise ``value`` compactly."""
         if value is None:
             return None
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        return _COMPACT_JSON.encode(value)
 
     def python_value(self, value):
         """Parse the stored text."""

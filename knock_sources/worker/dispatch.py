@@ -8,9 +8,13 @@ redis-py's pipeline costs about as much CPU as the rest of an ingest request
 (``bench/cpu.py``), so the thread lingers ``LINGER_SECONDS`` after the first
 id of a batch for the ids of concurrent requests to join it: under load a
 push carries several events, and an event reaches the workers at most that
-much later. An id lost here, because Redis is down
-or the process died before the push, is still ``pending`` in the database:
-the sweeper re-enqueues it after ``SWEEP_GRACE_SECONDS``.
+much later. Under gunicorn (four gthread workers of four threads) a 10 ms
+linger still meant a push every one or two requests per process, and this
+thread's CPU was about 40 µs per request, plus Redis's 13; at 50 ms, still
+short next to a worker's pickup, it is about 12 and 4. An id lost here,
+because Redis is down or the process died before the push, is still
+``pending`` in the database: the sweeper re-enqueues it after
+``SWEEP_GRACE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 #: How long a batch waits for more ids after its first; short next to a worker's pickup.
-LINGER_SECONDS = 0.01
+LINGER_SECONDS = 0.05
 
 
 class Dispatcher:
