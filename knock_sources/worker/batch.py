@@ -126,28 +126,38 @@ class Batch:
         self._write()
 
     def _claim(self, event_log_ids: list[int]) -> bool:
-        """Move the batch's pending events to ``processing`` and load them; ``False`` if none was pending."""
-        pending = EventLog.select(EventLog.id).where(EventLog.id.in_(event_log_ids) & (EventLog.status == PENDING))
-        if db.for_update:
-            # Another worker's events (a sweep queued them twice) are skipped, not waited for.
-            pending = pending.order_by(EventLog.id).for_update(skip_locked=True)
-        if not EventLog.update(status=PROCESSING).where(EventLog.id.in_(pending)).execute():
-            return False
-        # Only this transaction has events in ``processing``: the final status is written in the same one.
+        """Claim the batch's pending events and load them; ``False`` if none was pending.
+
+        On PostgreSQL the claim is a row lock (``FOR UPDATE SKIP LOCKED``):
+        another worker's events (a sweep queued them twice) are skipped, not
+        waited for, and nothing is written, since the final status is written
+        in this same transaction and an intermediate one would never be seen
+        by anyone else; writing it would give every index of the log a new
+        entry per event. On SQLite, where the first write takes the whole
+        database, moving the events to ``processing`` is the claim.
+        """
         query = (
             EventLog.select(EventLog, SourceEnvironment, Source, Environment)
             .join(SourceEnvironment)
             .join(Source)
             .switch(SourceEnvironment)
             .join(Environment)
-            .where(EventLog.id.in_(event_log_ids) & (EventLog.status == PROCESSING))
             .order_by(EventLog.id)
         )
+        if db.for_update:
+            query = query.where(EventLog.id.in_(event_log_ids) & (EventLog.status == PENDING)).for_update(
+                of=EventLog, skip_locked=True
+            )
+        else:
+            pending = EventLog.id.in_(event_log_ids) & (EventLog.status == PENDING)
+            if not EventLog.update(status=PROCESSING).where(pending).execute():
+                return False
+            query = query.where(EventLog.id.in_(event_log_ids) & (EventLog.status == PROCESSING))
         for event_log in query:
             settings = event_log.source_environment.settings or {}
             provider = provider_for(self.registry, event_log.source_environment.source.provider)
             self.events.append(_Event(event_log, provider, settings))
-        return True
+        return bool(self.events)
 
     def _guarded(self, event: _Event, step) -> None:
         """Run ``step(event)``; an internal error fails the event alone, with nothing of what it did.

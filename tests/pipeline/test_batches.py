@@ -382,6 +382,39 @@ def test_a_batch_holding_keys_makes_another_batch_with_them_wait_then_find_them_
         assert ActionLog.select().count() == 3
 
 
+def test_events_another_worker_holds_are_skipped_without_waiting_and_without_writes(postgres_app, plugin, monkeypatch):
+    """On PostgreSQL the claim is a row lock: another batch skips held events at once and writes nothing to claim."""
+    app = postgres_app
+    key = app.test_cli_runner().invoke(args=["api-key", "create"]).stdout.strip()
+    api = Api(app.test_client(), key)
+    api.create_source(settings=TYPED, mappings=[IDENTIFY, mapping("hold", "hold")])
+    with store.db.connection_context():
+        [held, other] = write_pending([{"type": "hold"}, {"type": "signed_up", "user": "u1"}])
+    app_state = app.extensions[state.EXTENSION]
+    outcomes: dict = {}
+
+    def first_worker():
+        with store.db.connection_context():
+            outcomes.update(jobs.process_events(app_state, [held]))
+
+    first = threading.Thread(target=first_worker)
+    first.start()
+    try:
+        assert plugin.hold.holding.wait(timeout=120)
+        counted = count_statements(monkeypatch)
+        with store.db.connection_context():
+            # Were the held event waited for, this would block until the hold is released.
+            assert jobs.process_events(app_state, [held, other]) == {other: "processed"}
+        # One write to the event log: the final statuses (a claim that wrote would be a second).
+        assert len([sql for sql in counted if sql.startswith('UPDATE "ks_event_log"')]) == 1
+    finally:
+        plugin.hold.release.set()
+        first.join(timeout=120)
+    assert outcomes == {held: "processed"}
+    with store.db.connection_context():
+        assert [event.status for event in EventLog.select().order_by(EventLog.id)] == ["processed", "processed"]
+
+
 def test_a_batch_whose_events_all_succeed_uses_no_savepoint(app, api, db, monkeypatch):
     api.create_source(settings=TYPED, mappings=[IDENTIFY])
     # (Creating a user takes a savepoint, in case a concurrent batch creates it first.)
