@@ -45,8 +45,9 @@ def process_batch(
     action would cost round trips, and PostgreSQL's per-backend cache of
     subtransaction ids overflows past 64), and if an event or an action
     fails after writing, it is rolled back and run again with a savepoint
-    per event and per action (``_attempt``). The claim (``pending`` to ``processing``)
-    skips events another worker holds, and idempotency claims hold their
+    per event and per action (``_attempt``). The claim (``Batch._claim``: a
+    row lock on PostgreSQL, ``pending`` to ``processing`` on SQLite) skips
+    events another worker holds, and idempotency claims hold their
     locks until the commit, so a concurrent duplicate waits, then finds its
     key taken. A deadlock or serialization failure between two workers'
     batches rolls this one back and processes its events one by one, as
