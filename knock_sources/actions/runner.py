@@ -8,9 +8,8 @@ Only a failing database raises: the event is then retried as a whole.
 
 from __future__ import annotations
 
-import functools
 import logging
-from functools import partial
+from functools import cache, partial
 
 from marshmallow import EXCLUDE, Schema, ValidationError
 from peewee import InterfaceError, OperationalError
@@ -37,13 +36,13 @@ def in_order(mappings) -> list:
     return sorted(mappings, key=lambda mapping: (order_key(mapping.action_type), mapping.id or 0))
 
 
-def run_prepared(registry, prepared: list, scope: dict, context) -> list[ActionLog]:
+def run_prepared(registry, prepared: list, context) -> list[ActionLog]:
     """Run mappings as ``prepare_all`` prepared them, in Knock's order; return their action logs.
 
     Prepared first, all of them, so that a batch can ``prefetch`` what its
     events' actions read.
     """
-    return [run_mapping(registry, mapping, scope, context, checked) for mapping, checked in prepared]
+    return [run_mapping(registry, mapping, checked, context) for mapping, checked in prepared]
 
 
 def prepare_all(registry, mappings, scope: dict) -> list[tuple]:
@@ -131,20 +130,20 @@ def check_parameters(action, configured: dict, scope: dict) -> tuple[str, dict, 
         return ERROR, values, "; ".join(problems)
 
 
-@functools.cache
+@cache
 def schema_for(schema_class: type[Schema]) -> Schema:
     """Return the one instance of ``schema_class``: building one deep-copies its fields, loading changes none."""
     return schema_class()
 
 
-def run_mapping(registry, mapping, scope: dict, context, prepared: tuple | None = None) -> ActionLog:
-    """Run one mapping and return its ``ActionLog``, unsaved: ``save_action_logs`` writes a batch's at once.
+def run_mapping(registry, mapping, prepared: tuple, context) -> ActionLog:
+    """Run one mapping as ``prepare`` prepared it and return its ``ActionLog``, unsaved.
 
-    ``prepared`` is what ``prepare`` returned for it, when the caller prepared it already.
+    ``save_action_logs`` writes a batch's at once.
     """
     action = registry.actions.get(mapping.action_type)
     result = None
-    status, payload, error = prepare(registry, mapping, scope) if prepared is None else prepared
+    status, payload, error = prepared
     if status == SUCCESS:
         try:
             # Undone alone if it fails; kept for its event's savepoint to release if it succeeds.

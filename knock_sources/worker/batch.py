@@ -280,7 +280,7 @@ class Batch:
         else:
             undone = db.atomic() if self.savepoints else undone_if_unwritten()
         with undone:
-            event.action_logs = run_prepared(self.registry, prepared, event.scope, context)
+            event.action_logs = run_prepared(self.registry, prepared, context)
             failures = [entry for entry in event.action_logs if entry.status != SUCCESS]
             if failures:
                 self._release(event)
