@@ -56,6 +56,7 @@ bench: venv
 	command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/store.py

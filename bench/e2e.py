@@ -53,7 +53,9 @@ from knock_sources.worker import jobs  # noqa: E402
 STEP_SECONDS = float(os.environ.get("E2E_STEP_SECONDS", "30"))
 FRACTIONS = [
     float(value)
-    for value in os.environ.get("E2E_FRACTIONS", "0.025,0.05,0.075,0.1,0.125,0.15,0.2,0.25,0.3,0.4,0.5").split(",")
+    for value in os.environ.get(
+        "E2E_FRACTIONS", "0.025,0.05,0.075,0.1,0.125,0.15,0.165,0.18,0.2,0.25,0.3,0.4,0.5"
+    ).split(",")
 ]
 #: Seconds of load before the first step, not measured: processes start cold (imports, caches, pools).
 WARMUP_SECONDS = float(os.environ.get("E2E_WARMUP_SECONDS", "10"))
