@@ -5,9 +5,12 @@ database with a few sources, workflows and logs in it, then runs schemathesis
 against every operation with the server-error and response-schema checks
 (plus status codes and content types). Any finding fails the run.
 
-``KNOCK_SOURCES_API_CHECK_DATABASE_URL`` picks the database (default: a
-SQLite file in a temporary directory); ``API_CHECK_MAX_EXAMPLES`` the number
-of examples per operation.
+It runs on SQLite (a file in a temporary directory) and then on
+PostgreSQL (127.0.0.1:5432, database ``test``, in a schema of its own that
+is dropped afterwards): skipped when PostgreSQL is not there, a failure when
+``KNOCK_SOURCES_REQUIRE_SERVICES`` is set, as in CI.
+``KNOCK_SOURCES_API_CHECK_DATABASE_URL`` runs it on that database alone;
+``API_CHECK_MAX_EXAMPLES`` sets the number of examples per operation.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+
+import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -70,7 +76,42 @@ def seed(base: str, key: str) -> None:
     call(base, "PUT", "/v1/variables/API_TOKEN", key, {"variable": {"value": "x", "secret": True}})
 
 
+@contextmanager
+def postgres_schema():
+    """Yield the URL of a fresh PostgreSQL schema, dropped afterwards; ``None`` if PostgreSQL is not there."""
+    for user in ("postgres", "root"):
+        try:
+            connection = psycopg2.connect(host="127.0.0.1", dbname="test", user=user, connect_timeout=3)
+        except psycopg2.OperationalError:
+            continue
+        connection.autocommit = True
+        schema = f"ks_api_check_{os.getpid()}"
+        connection.cursor().execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield f"postgresql://{user}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+        finally:
+            connection.cursor().execute(f"DROP SCHEMA {schema} CASCADE")
+            connection.close()
+        return
+    yield None
+
+
 def main() -> int:
+    given = os.environ.get("KNOCK_SOURCES_API_CHECK_DATABASE_URL")
+    if given:
+        return check(given)
+    with tempfile.TemporaryDirectory(prefix="knock-sources-api-check-db-") as directory:
+        failed = check(f"sqlite:///{directory}/api-check.db")
+    with postgres_schema() as url:
+        if url is None:
+            print("PostgreSQL is not running at 127.0.0.1:5432: the check ran on SQLite only.", file=sys.stderr)
+            return 1 if os.environ.get("KNOCK_SOURCES_REQUIRE_SERVICES") or failed else 0
+        return check(url) or failed
+
+
+def check(database_url: str) -> int:
+    """Run schemathesis against a server on ``database_url``; its exit status (0: no finding)."""
+    print(f"api-check on {database_url.split(':', 1)[0]}", flush=True)
     max_examples = os.environ.get("API_CHECK_MAX_EXAMPLES", "25")
     with tempfile.TemporaryDirectory(prefix="knock-sources-api-check-") as workdir:
         port = free_port()
@@ -78,9 +119,7 @@ def main() -> int:
         env = {
             "PATH": os.environ["PATH"],
             "HOME": os.environ.get("HOME", workdir),
-            "KNOCK_SOURCES_DATABASE_URL": os.environ.get(
-                "KNOCK_SOURCES_API_CHECK_DATABASE_URL", f"sqlite:///{workdir}/api-check.db"
-            ),
+            "KNOCK_SOURCES_DATABASE_URL": database_url,
             "KNOCK_SOURCES_SECRET_KEY": "api-check-secret-key",
             "KNOCK_SOURCES_PUBLIC_BASE_URL": base,
             "KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS": "false",
