@@ -29,6 +29,10 @@ from pathlib import Path
 import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import POSTGRES_DB, POSTGRES_HOST, postgres_user  # noqa: E402
+
 BIN = Path(sys.executable).parent
 CHECKS = "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"
 
@@ -79,21 +83,19 @@ def seed(base: str, key: str) -> None:
 @contextmanager
 def postgres_schema():
     """Yield the URL of a fresh PostgreSQL schema, dropped afterwards; ``None`` if PostgreSQL is not there."""
-    for user in ("postgres", "root"):
-        try:
-            connection = psycopg2.connect(host="127.0.0.1", dbname="test", user=user, connect_timeout=3)
-        except psycopg2.OperationalError:
-            continue
-        connection.autocommit = True
-        schema = f"ks_api_check_{os.getpid()}"
-        connection.cursor().execute(f"CREATE SCHEMA {schema}")
-        try:
-            yield f"postgresql://{user}@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-        finally:
-            connection.cursor().execute(f"DROP SCHEMA {schema} CASCADE")
-            connection.close()
+    user = postgres_user()
+    if user is None:
+        yield None
         return
-    yield None
+    connection = psycopg2.connect(host=POSTGRES_HOST, dbname=POSTGRES_DB, user=user)
+    connection.autocommit = True
+    schema = f"ks_api_check_{os.getpid()}"
+    connection.cursor().execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"postgresql://{user}@{POSTGRES_HOST}:5432/{POSTGRES_DB}?options=-csearch_path%3D{schema}"
+    finally:
+        connection.cursor().execute(f"DROP SCHEMA {schema} CASCADE")
+        connection.close()
 
 
 def main() -> int:
