@@ -6,8 +6,10 @@ PostgreSQL before it answers? Under the settings and load of
 measures side by side, in alternating rounds:
 
 - ``bare``: the baseline, ``bench/bare_app.py``;
-- ``commit_each``: the baseline plus one autocommit INSERT of the body into
-  a one-column table (``bench/floor_apps.py``), the cheapest durable write;
+- ``commit_each``: a plain WSGI callable (no Flask) that reads the body and
+  commits it with one autocommit INSERT into a one-column table before it
+  answers (``bench/floor_apps.py``): the least any endpoint that commits
+  each request under these settings can cost;
 - ``group_commit``: the same rows, the requests of a process that arrive
   while a write is in flight sharing the next one;
 - ``ingest``: the real app, as ``bench/run.py`` measures it.

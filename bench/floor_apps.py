@@ -1,7 +1,9 @@
-"""The floor's apps: the bare endpoint of ``make bench`` plus the least a durable write can cost.
+"""The floor's apps: the least an endpoint that commits each request before answering can cost.
 
-``commit_each`` commits one row per request (autocommit, a one-column table,
-no index but the primary key) before answering, as ingest does;
+Plain WSGI callables, below even Flask's cost (the bare endpoint's): they
+read the body and answer 204 after a durable write. ``commit_each`` commits
+one row per request (autocommit, a one-column table, no index but the
+primary key) before answering, as ingest does;
 ``group_commit`` hands each body to ``GroupCommit``, so that the requests of
 one process that arrive while a write is in flight share the next one. No
 JSON, no signature, no pool, no hand-over to Redis: whatever ingest does
@@ -15,7 +17,6 @@ import threading
 from typing import Callable
 
 import psycopg2
-from flask import Flask, request
 
 #: The table both apps write; ``bench/floor.py`` creates it.
 TABLE = "floor_log"
@@ -94,19 +95,24 @@ class GroupCommit:
 
 
 group = GroupCommit(insert)
-commit_each = Flask("commit_each")
-group_commit = Flask("group_commit")
 
 
-@commit_each.post("/integrations/receive/<token>")
-def receive_and_commit(token):
+def _body(environ) -> str:
+    return environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)).decode()
+
+
+def _accepted(start_response) -> list:
+    start_response("204 No Content", [])
+    return []
+
+
+def commit_each(environ, start_response):
     """Read the body, commit it alone, accept it."""
-    insert([request.get_data(as_text=True)])
-    return "", 204
+    insert([_body(environ)])
+    return _accepted(start_response)
 
 
-@group_commit.post("/integrations/receive/<token>")
-def receive_and_group(token):
+def group_commit(environ, start_response):
     """Read the body, commit it with the requests queued beside it, accept it."""
-    group.submit(request.get_data(as_text=True))
-    return "", 204
+    group.submit(_body(environ))
+    return _accepted(start_response)
