@@ -18,7 +18,7 @@ from marshmallow import ValidationError
 from peewee import PeeweeException
 
 from knock_sources import config, store
-from knock_sources.control import admins, api_keys, event_logs, replay, sources, variables
+from knock_sources.control import admins, api_keys, event_logs, replay, sources, variables, workflows
 from knock_sources.errors import NotFound, SourcesError, ValidationFailed
 from knock_sources.explain import EXPLAINED, explain
 from knock_sources.observability import exposition, metrics
@@ -106,7 +106,7 @@ def sweep_command():
 @click.command("purge", cls=Command)
 @with_appcontext
 def purge_command():
-    """Delete logs older than LOG_RETENTION_DAYS and expired idempotency records.
+    """Delete logs older than LOG_RETENTION_DAYS, runs older than WORKFLOW_RUN_RETENTION_DAYS, expired keys.
 
     On PostgreSQL whole days of logs are dropped, so up to one day more than
     LOG_RETENTION_DAYS is kept (see docs/operations.md).
@@ -114,8 +114,9 @@ def purge_command():
     now = utcnow()
     cutoff = now - timedelta(days=current_app.config["LOG_RETENTION_DAYS"])
     with store.db.connection_context():
-        # Expired keys first: the purge of logs then has fewer references to clear.
+        # Expired keys and old runs first: the purge of logs then has fewer references to clear.
         keys = idempotency.purge(now)
+        runs = workflows.purge_runs(now - timedelta(days=current_app.config["WORKFLOW_RUN_RETENTION_DAYS"]))
         purged = event_logs.purge(cutoff)
     if purged.days:
         days = len(purged.days)
@@ -124,7 +125,7 @@ def purge_command():
             f"({purged.days[0].isoformat()} to {purged.days[-1].isoformat()}).",
             err=True,
         )
-    click.echo(f"Deleted {purged.deleted} event logs and {keys} idempotency records.", err=True)
+    click.echo(f"Deleted {purged.deleted} event logs, {keys} idempotency records and {runs} workflow runs.", err=True)
 
 
 @click.command("replay", cls=Command)

@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "SCRIPT_TIMEOUT_MS": 250,
     "SCRIPT_MEMORY_MB": 32,
     "LOG_RETENTION_DAYS": 30,
+    # `flask purge` deletes workflow runs created longer ago; None: LOG_RETENTION_DAYS.
+    "WORKFLOW_RUN_RETENTION_DAYS": None,
     "QUEUE_NAME": "knock_sources",
     # Events still pending this long after receipt are re-enqueued by the sweeper.
     "SWEEP_GRACE_SECONDS": 60,
@@ -103,6 +105,14 @@ def _whole(minimum: int = 1, **kwargs) -> fields.Integer:
     return fields.Integer(strict=True, validate=validate.Range(min=minimum), **kwargs)
 
 
+def _is_whole(value) -> bool:
+    try:
+        _whole().deserialize(value)
+    except ValidationError:
+        return False
+    return True
+
+
 def _bind(value: str | None) -> None:
     try:
         parse_bind(value)
@@ -141,6 +151,8 @@ class ConfigSchema(Schema):
     SCRIPT_TIMEOUT_MS = _whole()
     SCRIPT_MEMORY_MB = _whole()
     LOG_RETENTION_DAYS = _whole()
+    # None only when LOG_RETENTION_DAYS, which it follows, is itself invalid (``normalise``).
+    WORKFLOW_RUN_RETENTION_DAYS = _whole(allow_none=True)
     QUEUE_NAME = fields.String(validate=validate.Length(min=1, max=128))
     SWEEP_GRACE_SECONDS = _whole(minimum=0)
     SWEEP_INTERVAL_SECONDS = _whole()
@@ -186,6 +198,9 @@ def normalise(config) -> None:
     if isinstance(config.get("PUBLIC_BASE_URL"), str):
         config["PUBLIC_BASE_URL"] = config["PUBLIC_BASE_URL"].rstrip("/")
     config["REPLAY_QUEUE_NAME"] = config.get("REPLAY_QUEUE_NAME") or f"{config.get('QUEUE_NAME')}-replay"
+    if config.get("WORKFLOW_RUN_RETENTION_DAYS") is None and _is_whole(config.get("LOG_RETENTION_DAYS")):
+        # Followed only when usable: a bad LOG_RETENTION_DAYS is reported once, under its own name.
+        config["WORKFLOW_RUN_RETENTION_DAYS"] = config["LOG_RETENTION_DAYS"]
     config["LOG_FORMAT"] = str(config.get("LOG_FORMAT")).lower()
     config["LOG_LEVEL"] = str(config.get("LOG_LEVEL")).upper()
 

@@ -36,25 +36,29 @@ def bucket_of(status: str) -> str:
     return "accepted"
 
 
-def first_id_since(when: datetime) -> int | None:
-    """Return the smallest event log id received at or after ``when`` (``None``: none was).
+def first_id_since(when: datetime, column=EventLog.received_at) -> int | None:
+    """Return the smallest id of ``column``'s table whose ``column`` is at or after ``when`` (``None``: none is).
 
-    A search over the primary key: ids are assigned in the order rows are
-    inserted, and rows are inserted as they are received. Steps alternate
-    between interpolating (ids grow about linearly with time, so this lands
-    close in a few probes) and halving (so that bursts cannot make it slow):
-    a handful of index probes whatever the size of the table.
+    ``column`` is the time a row was written: the event log's ``received_at``
+    by default, or a workflow run's ``created_at`` (its purge). A search over
+    the primary key: ids are assigned in the order rows are inserted, and
+    rows are inserted as they are stamped. Steps alternate between
+    interpolating (ids grow about linearly with time, so this lands close in
+    a few probes) and halving (so that bursts cannot make it slow): a
+    handful of index probes whatever the size of the table, and no index on
+    ``column``, which would cost every insert.
     """
-    bounds = EventLog.select(fn.MIN(EventLog.id), fn.MAX(EventLog.id)).tuples().first()
+    model = column.model
+    bounds = model.select(fn.MIN(model.id), fn.MAX(model.id)).tuples().first()
     low, high = bounds if bounds else (None, None)
     if high is None:
         return None
-    low_at, high_at = _received_at_or_after(low), _received_at_or_after(high)
+    low_at, high_at = _stamped_at_or_after(column, low)[1], _stamped_at_or_after(column, high)[1]
     if high_at < when:
         return None
     if low_at >= when:
         return low
-    # The row at ``low`` was received before ``when``, the one at ``high`` at or after it,
+    # The row at ``low`` was stamped before ``when``, the one at ``high`` at or after it,
     # and no row lies between ``bound`` and ``high``: the answer is ``high`` or below ``bound``.
     bound, interpolate = high, True
     while bound - low > 1:
@@ -64,26 +68,18 @@ def first_id_since(when: datetime) -> int | None:
         else:
             middle = (low + bound) // 2
         interpolate = not interpolate
-        row = _first_at_or_after(middle)
-        if row.received_at >= when:
-            high, high_at, bound = row.id, row.received_at, middle
+        row_id, row_at = _stamped_at_or_after(column, middle)
+        if row_at >= when:
+            high, high_at, bound = row_id, row_at, middle
         else:
-            low, low_at = row.id, row.received_at
+            low, low_at = row_id, row_at
     return high
 
 
-def _first_at_or_after(row_id: int):
-    return (
-        EventLog.select(EventLog.id, EventLog.received_at)
-        .where(EventLog.id >= row_id)
-        .order_by(EventLog.id)
-        .limit(1)
-        .first()
-    )
-
-
-def _received_at_or_after(row_id: int) -> datetime:
-    return _first_at_or_after(row_id).received_at
+def _stamped_at_or_after(column, row_id: int) -> tuple[int, datetime]:
+    """The id and ``column`` of the first row at or after ``row_id``."""
+    model = column.model
+    return model.select(model.id, column).where(model.id >= row_id).order_by(model.id).limit(1).tuples().first()
 
 
 @dataclass(frozen=True)

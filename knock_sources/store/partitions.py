@@ -32,8 +32,9 @@ references to ``ks_event_log(id)`` are not foreign keys on PostgreSQL. Their
   idempotency-record and received-message references to NULL, each found
   through its own index by an id bound (ids grow with time). A workflow run
   keeps the id of the event log that started it (``source_log_id``) as
-  history: nulling a day of runs would cost the purge one write per run, and
-  nothing reads the log through it (``GET`` of that log answers 404).
+  history until the purge deletes the run itself (``WORKFLOW_RUN_RETENTION_DAYS``):
+  nulling a day of runs would cost the purge one write per run, and nothing
+  reads the log through it (``GET`` of that log answers 404).
 - Inserts are not checked against the event log any more: only processing
   writes these rows, for an event it has just read.
 """

@@ -61,7 +61,7 @@ def test_purge_deletes_old_logs_and_expired_keys(app, client, api, db):
     EventLog.update(received_at=utcnow() - timedelta(days=31)).where(EventLog.id == old.id).execute()
     IdempotencyRecord.update(expires_at=utcnow() - timedelta(seconds=1)).where(IdempotencyRecord.key == "k1").execute()
     result = app.test_cli_runner().invoke(args=["purge"])
-    assert "Deleted 1 event logs and 1 idempotency records" in result.stderr
+    assert "Deleted 1 event logs, 1 idempotency records and 0 workflow runs." in result.stderr
     assert [e.event_type for e in EventLog.select()] == ["new"]
 
 

@@ -43,6 +43,9 @@ def test_creating_the_app_does_not_warn_about_the_secret_key(tmp_path, caplog):
     [
         ("KNOCK_SOURCES_MAX_PAYLOAD_BYTES", "1mb", "KNOCK_SOURCES_MAX_PAYLOAD_BYTES (got '1mb')"),
         ("KNOCK_SOURCES_SCRIPT_TIMEOUT_MS", "0", "KNOCK_SOURCES_SCRIPT_TIMEOUT_MS (got 0)"),
+        ("KNOCK_SOURCES_WORKFLOW_RUN_RETENTION_DAYS", "0", "KNOCK_SOURCES_WORKFLOW_RUN_RETENTION_DAYS (got 0)"),
+        ("KNOCK_SOURCES_WORKFLOW_RUN_RETENTION_DAYS", "30d", "KNOCK_SOURCES_WORKFLOW_RUN_RETENTION_DAYS (got '30d')"),
+        ("KNOCK_SOURCES_WORKFLOW_RUN_RETENTION_DAYS", "7.5", "KNOCK_SOURCES_WORKFLOW_RUN_RETENTION_DAYS (got 7.5)"),
         ("KNOCK_SOURCES_ENVIRONMENTS", "Staging Area", "KNOCK_SOURCES_ENVIRONMENTS"),
         ("KNOCK_SOURCES_PUBLIC_BASE_URL", "hooks.example.com", "KNOCK_SOURCES_PUBLIC_BASE_URL"),
         ("KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS", '"yes"', "KNOCK_SOURCES_LOAD_PLUGIN_ENTRYPOINTS"),
@@ -56,6 +59,25 @@ def test_a_mistyped_setting_stops_the_start_with_its_name(tmp_path, monkeypatch,
     monkeypatch.setenv(key, value)
     with pytest.raises(ConfigurationError, match=re.escape(named)):
         create_app()
+
+
+def test_workflow_run_retention_defaults_to_log_retention_and_may_differ(tmp_path, monkeypatch):
+    monkeypatch.setenv("KNOCK_SOURCES_DATABASE_URL", f"sqlite:///{tmp_path}/env.db")
+    assert create_app().config["WORKFLOW_RUN_RETENTION_DAYS"] == 30
+    monkeypatch.setenv("KNOCK_SOURCES_LOG_RETENTION_DAYS", "90")
+    assert create_app().config["WORKFLOW_RUN_RETENTION_DAYS"] == 90
+    monkeypatch.setenv("KNOCK_SOURCES_WORKFLOW_RUN_RETENTION_DAYS", "7")
+    app = create_app()
+    assert (app.config["LOG_RETENTION_DAYS"], app.config["WORKFLOW_RUN_RETENTION_DAYS"]) == (90, 7)
+
+
+def test_a_bad_log_retention_is_reported_once_not_again_as_the_run_retention_it_sets(tmp_path, monkeypatch):
+    monkeypatch.setenv("KNOCK_SOURCES_DATABASE_URL", f"sqlite:///{tmp_path}/env.db")
+    monkeypatch.setenv("KNOCK_SOURCES_LOG_RETENTION_DAYS", "0")
+    with pytest.raises(ConfigurationError) as caught:
+        create_app()
+    assert "KNOCK_SOURCES_LOG_RETENTION_DAYS (got 0)" in str(caught.value)
+    assert "WORKFLOW_RUN_RETENTION_DAYS" not in str(caught.value)
 
 
 def test_a_bad_setting_refuses_to_start_the_cli_with_one_message(tmp_path):
