@@ -18,7 +18,7 @@ from marshmallow import ValidationError
 from peewee import PeeweeException
 
 from knock_sources import config, store
-from knock_sources.control import admins, api_keys, event_logs, replay, sources, variables
+from knock_sources.control import admins, api_keys, event_logs, hour_counts, replay, sources, variables
 from knock_sources.errors import NotFound, SourcesError, ValidationFailed
 from knock_sources.explain import EXPLAINED, explain
 from knock_sources.observability import exposition, metrics
@@ -117,6 +117,7 @@ def purge_command():
         # Expired keys first: the purge of logs then has fewer references to clear.
         keys = idempotency.purge(now)
         purged = event_logs.purge(cutoff)
+        hour_counts.purge(cutoff)
     if purged.days:
         days = len(purged.days)
         click.echo(
