@@ -18,7 +18,7 @@ from marshmallow import ValidationError
 from peewee import PeeweeException
 
 from knock_sources import config, store
-from knock_sources.control import admins, api_keys, event_logs, replay, sources, variables, workflows
+from knock_sources.control import admins, api_keys, event_logs, hour_counts, replay, sources, variables, workflows
 from knock_sources.errors import NotFound, SourcesError, ValidationFailed
 from knock_sources.explain import EXPLAINED, explain
 from knock_sources.observability import exposition, metrics
@@ -118,6 +118,7 @@ def purge_command():
         keys = idempotency.purge(now)
         runs = workflows.purge_runs(now - timedelta(days=current_app.config["WORKFLOW_RUN_RETENTION_DAYS"]))
         purged = event_logs.purge(cutoff)
+        hour_counts.purge(cutoff)
     if purged.days:
         days = len(purged.days)
         click.echo(

@@ -18,6 +18,7 @@ from rq import Queue
 
 from knock_sources.control import replay
 from knock_sources.control.encryption import Keyring
+from knock_sources.control.hour_counts import HourlyCounts
 from knock_sources.ingest.cache import SourceCache
 from knock_sources.observability.backlog import Backlog
 from knock_sources.observability.metrics import Recorder
@@ -58,6 +59,8 @@ class KnockSources:
     replays_here: replay.InProcessQueue = field(default_factory=replay.InProcessQueue)
     dispatcher: Dispatcher | None = None
     sweep: SweepState = field(default_factory=SweepState)
+    #: Events per hour, for the dashboard and ``GET /v1/sources/{key}/status``.
+    hours: HourlyCounts = field(default_factory=HourlyCounts)
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> KnockSources:

@@ -7,21 +7,23 @@ insert); ids grow with time instead, so a time is turned into an id bound
 by a search over the primary key (``first_id_since``), and a window is an
 id range of the ``(source_environment, id)`` index.
 
-An hour that has ended never changes, so ``HourlyCounts`` keeps the counts
-of completed hours (and the id bounds of hours) in memory: once warm, a
-page counts only the rows of the current hour.
+Counts per hour are in ``control.hour_counts``: hours that are over come
+from its rollup table, so a page counts only the rows of the last hour or so.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from peewee import Case, fn
+from peewee import fn
 
-from knock_sources.store import FAILED, REJECTED, db, utcnow
+from knock_sources.store import FAILED, REJECTED, db
 from knock_sources.store.control import EventLog
+
+if TYPE_CHECKING:
+    from knock_sources.control.hour_counts import HourlyCounts
 
 #: How events are counted in charts: everything not rejected or failed was accepted.
 BUCKETS = ("accepted", "rejected", "failed")
@@ -101,86 +103,6 @@ def hour_starts(now: datetime, hours: int = 24) -> list[datetime]:
     return [current - timedelta(hours=offset) for offset in range(hours - 1, -1, -1)]
 
 
-class HourlyCounts:
-    """Per-process memory of what can no longer change: completed hours' counts and hours' first ids.
-
-    Bounded: past ``max_entries`` it starts again from empty.
-    """
-
-    def __init__(self, max_entries: int = 100_000):
-        self.max_entries = max_entries
-        self._counts: dict[tuple[int, datetime], dict] = {}
-        self._first_ids: dict[datetime, int] = {}
-        self._lock = threading.Lock()
-
-    def first_id(self, start: datetime) -> int | None:
-        """``first_id_since(start)``, remembered once found: later rows get larger ids."""
-        found = self._first_ids.get(start)
-        if found is None:
-            found = first_id_since(start)
-            if found is not None:
-                with self._lock:
-                    self._first_ids[start] = found
-        return found
-
-    def series(self, source_env_ids: list[int], hours: int = 24, now: datetime | None = None) -> dict[int, list[Hour]]:
-        """Return each source environment's last ``hours`` hours, counted by bucket: at most one statement."""
-        starts = hour_starts(now or utcnow(), hours)
-        current = len(starts) - 1
-        # Completed hours not remembered yet, and always the current one.
-        missing = {
-            source_env_id: [
-                *(index for index, start in enumerate(starts[:current]) if (source_env_id, start) not in self._counts),
-                current,
-            ]
-            for source_env_id in source_env_ids
-        }
-        earliest = min((indexes[0] for indexes in missing.values()), default=current)
-        fresh = {
-            (source_env_id, index): dict.fromkeys(BUCKETS, 0)
-            for source_env_id in missing
-            for index in missing[source_env_id]
-        }
-        since = self.first_id(starts[earliest]) if source_env_ids else None
-        if since is not None:
-            self._count(fresh, source_env_ids, starts, earliest, since)
-        with self._lock:
-            if len(self._counts) > self.max_entries:
-                self._counts.clear()
-            for (source_env_id, index), counts in fresh.items():
-                if index != current:
-                    self._counts[(source_env_id, starts[index])] = counts
-        return {
-            source_env_id: [
-                Hour(
-                    start,
-                    fresh.get((source_env_id, index))
-                    or self._counts.get((source_env_id, start))
-                    or dict.fromkeys(BUCKETS, 0),
-                )
-                for index, start in enumerate(starts)
-            ]
-            for source_env_id in source_env_ids
-        }
-
-    @staticmethod
-    def _count(fresh: dict, source_env_ids, starts, earliest: int, since: int) -> None:
-        # Newest boundary first: the first that the row is not before is its hour.
-        hour = Case(
-            None, [(EventLog.received_at >= starts[index], index) for index in range(len(starts) - 1, earliest - 1, -1)]
-        )
-        rows = (
-            EventLog.select(EventLog.source_environment, hour.alias("hour"), EventLog.status, fn.COUNT(EventLog.id))
-            .where(EventLog.source_environment.in_(source_env_ids) & (EventLog.id >= since))
-            .group_by(EventLog.source_environment, hour, EventLog.status)
-            .tuples()
-        )
-        for source_env_id, index, status, count in rows:
-            counts = fresh.get((source_env_id, index))
-            if counts is not None:
-                counts[bucket_of(status)] += count
-
-
 @dataclass
 class Activity:
     """Recent traffic of one source environment: its newest event and its last 24 hours."""
@@ -200,7 +122,7 @@ class Activity:
 
 
 def activity_of(hourly: HourlyCounts, source_env_ids: list[int], now: datetime | None = None) -> dict[int, Activity]:
-    """Return the newest event and the last 24 hours of each source environment: three statements in all."""
+    """Return the newest event and the last 24 hours of each source environment: a few statements for all of them."""
     series = hourly.series(source_env_ids, now=now)
     activity = {source_env_id: Activity(hours=series[source_env_id]) for source_env_id in source_env_ids}
     if not source_env_ids:

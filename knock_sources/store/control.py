@@ -158,6 +158,25 @@ class EventLog(BaseModel):
         )
 
 
+class EventHourCount(BaseModel):
+    """The events one source environment received in one settled hour, by chart bucket (``control.hour_counts``).
+
+    Written once per hour and source environment, zeros included: a
+    missing row means the hour has not been rolled up yet.
+    """
+
+    source_environment = ForeignKeyField(SourceEnvironment, on_delete="CASCADE", index=False)
+    #: The hour's start (UTC); ``flask purge`` deletes by it.
+    hour = DateTimeField(index=True)
+    accepted = IntegerField(default=0)
+    rejected = IntegerField(default=0)
+    failed = IntegerField(default=0)
+
+    class Meta:
+        # Readers look up their hours by it; the unique constraint makes a concurrent rollup store an hour once.
+        indexes = ((("source_environment", "hour"), True),)
+
+
 #: Partial, so that received events (replay_of NULL) cost it nothing; it serves
 #: the foreign key's ON DELETE SET NULL when ``flask purge`` deletes originals.
 #: Created by ``schema.migrate`` after the migration that adds the column.
@@ -307,6 +326,7 @@ CONTROL_MODELS = (
     Mapping,
     KnownEvent,
     EventLog,
+    EventHourCount,
     Replay,
     ActionLog,
     IdempotencyRecord,

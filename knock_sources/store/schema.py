@@ -85,6 +85,14 @@ def add_replays(migrator, database) -> None:
     apply_migrations(*(migrator.add_column(table, field.column_name, field) for field in added))
 
 
+def add_event_hour_counts(migrator, database) -> None:
+    """Version 8: ``ks_event_hour_count``, the rollup of settled hours' event counts (``control.hour_counts``).
+
+    It starts empty: the sweep rolls up the last day, readers any older hour they ask for.
+    """
+    database.create_tables([control.EventHourCount], safe=True)
+
+
 #: Migrations after the initial schema, in order: ``(version, function)``
 #: where ``function(migrator, database)`` changes the schema of an existing
 #: database. Tables created fresh already have the latest shape.
@@ -95,6 +103,7 @@ MIGRATIONS: tuple = (
     (5, add_admin_users),
     (6, add_replays),
     (7, partitions.partition_logs),
+    (8, add_event_hour_counts),
 )
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 #: Indexes on columns that migrations add: created after them, on fresh and old databases alike.

@@ -26,7 +26,7 @@ from peewee import InterfaceError, OperationalError
 from rq import Queue, Retry, worker_registration
 
 from knock_sources import store
-from knock_sources.control import replay
+from knock_sources.control import hour_counts, replay
 from knock_sources.store import PENDING, partitions, utcnow
 from knock_sources.store.control import EventLog
 from knock_sources.worker import processing
@@ -191,8 +191,10 @@ def sweep(state: KnockSources, queue: Queue | None, limit: int | None) -> int:
     all queued does not hide the newer ones Redis lost. Stops at the first
     Redis failure; the next pass carries on.
     """
-    # The sweep is every deployment's periodic task: the log partitions of the days ahead are made here.
+    # The sweep is every deployment's periodic task: the log partitions of the days ahead are made here,
+    # and the hours that are over are rolled up.
     partitions.maintain_quietly(store.db)
+    hour_counts.roll_up_quietly()
     resumed = replay.resume_stale(state)
     if resumed:
         log.info("resumed %s stalled replays", resumed)

@@ -3,7 +3,15 @@
 from playhouse.migrate import SchemaMigrator, migrate
 
 from knock_sources.store import schema
-from knock_sources.store.control import REPLAY_OF_INDEX, Environment, EventLog, ReceivedMessage, Replay, SchemaVersion
+from knock_sources.store.control import (
+    REPLAY_OF_INDEX,
+    Environment,
+    EventHourCount,
+    EventLog,
+    ReceivedMessage,
+    Replay,
+    SchemaVersion,
+)
 from tests.support import Api
 from tests.support.replays import replayed
 
@@ -63,3 +71,22 @@ def test_version_2_gains_replays(app, client, db):
     [entry] = api.logs("http")
     assert replayed(api, "http", filter={"statuses": ["processed"]})["done"] == 1
     assert api.logs("http")[0]["replay_of"] == entry["id"]
+
+
+def test_version_7_gains_the_hourly_rollup(app, api, client, db):
+    api.create_source("http")
+    assert client.post(api.endpoint("http"), json={"type": "kept"}).status_code == 204
+    db.drop_tables([EventHourCount])
+    SchemaVersion.update(version=7).execute()
+
+    result = app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0, result.output
+    assert f"schema version {schema.CURRENT_VERSION}" in result.output
+    table = EventHourCount._meta.table_name
+    assert {"source_environment_id", "hour", "accepted", "rejected", "failed"} <= {
+        column.name for column in db.get_columns(table)
+    }
+    assert ["source_environment_id", "hour"] in [index.columns for index in db.get_indexes(table) if index.unique]
+    # The rollup starts empty and fills as the status is read.
+    assert api.get("/v1/sources/http/status").get_json()["events_count"] == 1
+    assert EventHourCount.select().count() > 0

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, jsonify, request
 
 from knock_sources.control import event_logs, mappings, sources
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.state import current_state
-from knock_sources.store import REJECTED, isoformat, utcnow
+from knock_sources.store import REJECTED, isoformat
 from knock_sources.store.control import EventLog, KnownEvent, Mapping, Source
 from knock_sources.store.keys import SOURCE_KEY
 from knock_sources.views.api.common import current_environment, json_body, paginate, path_key, query_args, row_id
@@ -33,7 +31,6 @@ source_body_schema = envelope_schema("source", SourceBodySchema)
 source_patch_schema = envelope_schema("source", SourcePatchSchema)
 rotate_token_schema = RotateTokenSchema()
 log_query_schema = LogQuerySchema()
-STATUS_WINDOW = timedelta(days=30)
 
 
 def source_environment(key):
@@ -142,10 +139,9 @@ def get_log(key, log_id):
 
 @bp.get("/sources/<key>/status")
 def status(key):
-    """Return event counts over the last 30 days and the mapping count."""
+    """Return event counts over the last 30 days (in whole hours: ``control.hour_counts``) and the mapping count."""
     _, source_env = source_environment(key)
-    since = utcnow() - STATUS_WINDOW
-    recent = EventLog.select().where((EventLog.source_environment == source_env) & (EventLog.received_at >= since))
+    events_count, rejected_count = current_state().hours.status_counts(source_env.id)
     last = (
         EventLog.select(EventLog.received_at)
         .where((EventLog.source_environment == source_env) & (EventLog.status != REJECTED))
@@ -154,8 +150,8 @@ def status(key):
     )
     return jsonify(
         {
-            "events_count": recent.where(EventLog.status != REJECTED).count(),
-            "rejected_count": recent.where(EventLog.status == REJECTED).count(),
+            "events_count": events_count,
+            "rejected_count": rejected_count,
             "last_event_received": isoformat(last.received_at) if last else None,
             "mappings_count": Mapping.select().where(Mapping.source_environment == source_env).count(),
             "mappings_requiring_commit": [],

@@ -24,7 +24,8 @@ from werkzeug.exceptions import HTTPException, TooManyRequests
 from werkzeug.routing import BaseConverter
 
 from knock_sources.config import ENVIRONMENT_SLUG, RESERVED_SLUGS
-from knock_sources.control import activity, admins, sources
+from knock_sources.control import admins, sources
+from knock_sources.control.hour_counts import HourlyCounts
 from knock_sources.errors import SourcesError, ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store.control import Environment
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("ui", __name__)
 csrf = CSRFProtect()
 LIMITER = "knock_sources_login_limiter"
-HOURLY = "knock_sources_hourly_counts"
 #: Endpoints reachable without a session (the sign-in page itself).
 PUBLIC_ENDPOINTS = frozenset({"ui.auth.login"})
 
@@ -64,12 +64,11 @@ def configure(app) -> None:
     config["WTF_CSRF_TIME_LIMIT"] = None
     csrf.init_app(app)
     app.extensions[LIMITER] = LoginLimit(config["LOGIN_RATE_LIMIT"], config["REDIS_URL"])
-    app.extensions[HOURLY] = activity.HourlyCounts()
 
 
-def hourly_counts() -> activity.HourlyCounts:
-    """This process's memory of completed hours' event counts (see ``control.activity``)."""
-    return current_app.extensions[HOURLY]
+def hourly_counts() -> HourlyCounts:
+    """The app's events per hour (``control.hour_counts``), shared with the status endpoint."""
+    return current_state().hours
 
 
 class LoginLimit:
