@@ -66,6 +66,22 @@ def test_the_session_cookie_is_not_secure_on_a_plain_http_deployment(app, client
     assert "Secure" not in sign_in(client).headers["Set-Cookie"]
 
 
+def test_a_request_that_leaves_the_session_alone_sends_no_cookie_so_a_late_one_cannot_undo_a_flash(app, client):
+    create_admin(app)
+    sign_in(client)
+    # The first page after signing in stores its CSRF token in the session.
+    assert "Set-Cookie" in client.get("/development/sources").headers
+    assert "Set-Cookie" not in client.get("/development/sources").headers
+    # A page's background request (the path check) sent with the cookie from
+    # before a form post that flashed, answering after the post: it must not
+    # send that older session back, or the browser would lose the message.
+    late = app.test_client()
+    late.set_cookie("knock_sources_session", client.get_cookie("knock_sources_session").value)
+    response = late.get("/development/sources")
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+
+
 def test_a_session_expires_after_its_lifetime_even_when_used(app, client):
     create_admin(app)
     sign_in(client)

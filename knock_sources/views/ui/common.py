@@ -58,6 +58,12 @@ def configure(app) -> None:
     config["SESSION_COOKIE_HTTPONLY"] = True
     config["SESSION_COOKIE_SAMESITE"] = "Lax"
     config["SESSION_COOKIE_SECURE"] = config["PUBLIC_BASE_URL"].startswith("https://")
+    # The cookie is sent back only when the session changes. Re-sent on every
+    # response, a page's own background request (the path check as you type)
+    # that was sent with the cookie from before a form post could answer after
+    # it and put that old cookie back, losing the post's flash message. The
+    # session's lifetime runs from sign-in (``login_at``), so nothing is lost.
+    config["SESSION_REFRESH_EACH_REQUEST"] = False
     # Checked only by the ``ui`` blueprint (see ``_protect``), never app-wide.
     config["WTF_CSRF_CHECK_DEFAULT"] = False
     # Tokens are bound to the session, which already expires.
