@@ -48,6 +48,8 @@ DISPOSE_KINDS = frozenset({"timeout", "memory"})
 _RUNTIME_SETUP_SECONDS = 10.0
 # How often a running evaluation's memory is looked at.
 _MEMORY_CHECK_SECONDS = 0.01
+# How the runtime's report of a result begins when nothing went wrong (``report`` in runtime.js).
+_CLEAN_REPORT = '{"oom":false,"live":'
 
 
 # --- engines ----------------------------------------------------------------------
@@ -105,6 +107,7 @@ class Engine:
         self.closed = False
         self._racer = loop.call(self._exit.enter_context, mini_racer(loop.loop))
         self._evaluations = Evaluations(self._racer, loop.wakeup)
+        self._settled = self._evaluations.code(f'__knock.settled("{self._token}")')
         # Set once main returned a promise: its settled report is then asked for with each call.
         self._asynchronous = False
         try:
@@ -137,7 +140,7 @@ class Engine:
         return failure
 
     def _guarded(
-        self, codes: list[str], deadline: float, baseline: int | None, answer: Answer | None = None
+        self, codes: list[Any], deadline: float, baseline: int | None, answer: Answer | None = None
     ) -> list[Any] | None:
         """Evaluate ``codes`` in turn, stopping them past ``deadline`` (monotonic) or the host's growth limit.
 
@@ -181,8 +184,10 @@ class Engine:
         if not isinstance(report, str) or not report:
             return None
         head, _, result = report.partition("\n")
-        outcome = json.loads(head)
-        if outcome.keys() != {"oom", "live"} or outcome["oom"] or outcome["live"] > self._memory_mb << 19:
+        # Matched as the runtime writes it rather than parsed: anything else
+        # (an error, the memory limit) goes the serving thread's way.
+        live = head[len(_CLEAN_REPORT) : -1] if head.startswith(_CLEAN_REPORT) and head.endswith("}") else ""
+        if not live.isdecimal() or int(live) > self._memory_mb << 19:
             return None
         if self._racer.was_hard_memory_limit_reached():
             return None
@@ -193,7 +198,7 @@ class Engine:
         return self._evaluate([code], time.monotonic() + remaining, resident_bytes())[0]
 
     def _evaluate(
-        self, codes: list[str], deadline: float, baseline: int | None, answer: Answer | None = None
+        self, codes: list[Any], deadline: float, baseline: int | None, answer: Answer | None = None
     ) -> list[Any] | None:
         """Evaluate ``codes`` before ``deadline`` (monotonic) and return their values, translating V8 failures.
 
@@ -231,7 +236,7 @@ class Engine:
         call, so V8 runs both without a round trip in between.
         """
         invoke = f'__knock.invoke("{self._token}",{json.dumps(payload)})'
-        settled = f'__knock.settled("{self._token}")'
+        settled = self._settled
         results = self._evaluate([invoke, settled] if self._asynchronous else [invoke], deadline, baseline, answer)
         if results is None:
             return None

@@ -210,14 +210,22 @@ class Evaluations:
             # The parent has gone; the serving thread finds its pipe closed.
             send()
 
-    def start(self, codes: list[str], finish: Finish | None = None) -> list[tuple[int, Any]]:
-        """Queue ``codes`` for evaluation in turn, as the new batch; return their task ids and code handles.
+    def code(self, text: str) -> Any:
+        """A handle to ``text`` that ``start`` takes in place of it, for code evaluated with every call.
 
-        ``finish`` runs on V8's thread once the batch's results are in (see ``Finish``).
+        Made once instead of for every call; freed with this object.
+        """
+        return self._context._python_to_value_handle(text)
+
+    def start(self, codes: list[Any], finish: Finish | None = None) -> list[tuple[int, Any]]:
+        """Queue ``codes`` (texts, or handles from ``code``) for evaluation in turn, as the new batch.
+
+        Returns their task ids and code handles. ``finish`` runs on V8's
+        thread once the batch's results are in (see ``Finish``).
         """
         # The handles first: once the first evaluation runs, V8's thread
         # wants the GIL to hand its result over.
-        handles = [self._context._python_to_value_handle(code) for code in codes]
+        handles = [self._context._python_to_value_handle(code) if isinstance(code, str) else code for code in codes]
         # In this order, so that a late result of the last batch is never taken for this one's.
         self._first = self._started
         self._answers = []
