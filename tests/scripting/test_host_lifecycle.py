@@ -210,28 +210,3 @@ def test_quarantine_refuses_even_harmless_payloads_of_that_script(patient):
     for _ in range(2):
         assert run_error(patient, source, make_ctx(body={"bomb": True}), key="q").kind == "memory"
     assert run_error(patient, source, make_ctx(body={"bomb": False}), key="q").kind == "memory"
-
-
-# --- wake-ups -----------------------------------------------------------------------------------------------
-
-
-def sleeps_of(pid: int) -> int:
-    """How many times process ``pid``'s main thread (the host's serving thread) has blocked so far."""
-    with open(f"/proc/{pid}/task/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("voluntary_ctxt_switches"))
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux's /proc")
-@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
-def test_a_successful_call_wakes_the_hosts_serving_thread_once(runner, asynchronous):
-    # V8's thread sends a successful result itself, so the serving thread
-    # sleeps only until the next request, instead of also waking to pass the
-    # result on (at least two sleeps a call).
-    source = f"export {'async ' if asynchronous else ''}function main(ctx) {{ return {{verified: true}}; }}"
-    run(runner, source)
-    host = runner.host_pid
-    before = sleeps_of(host)
-    for _ in range(200):
-        assert run(runner, source) == {"verified": True}
-    assert (sleeps_of(host) - before) / 200 < 1.6
-    assert runner.host_pid == host
