@@ -24,7 +24,7 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any
 
 from py_mini_racer import JSEvalException, JSOOMException, JSParseException, JSTimeoutException, mini_racer
 
@@ -48,8 +48,6 @@ DISPOSE_KINDS = frozenset({"timeout", "memory"})
 _RUNTIME_SETUP_SECONDS = 10.0
 # How often a running evaluation's memory is looked at.
 _MEMORY_CHECK_SECONDS = 0.01
-# How the runtime's report of a result begins when nothing went wrong (``report`` in runtime.js).
-_CLEAN_REPORT = '{"oom":false,"live":'
 
 
 # --- engines ----------------------------------------------------------------------
@@ -60,17 +58,6 @@ _SCRIPT_FRAME = re.compile(re.escape(SCRIPT_URL) + r":(\d+):(\d+)")
 
 class _OverMemory(Exception):
     """The host grew past what one call may use while an evaluation ran."""
-
-
-class Answer(Protocol):
-    """Where ``Engine.call`` may send a successful call's result itself, from V8's thread (the host's channel)."""
-
-    #: A file descriptor that becomes readable once the caller has more to
-    #: say (its next request): what the serving thread sleeps on meanwhile.
-    fd: int
-
-    def result(self, text: str) -> None:
-        """Send ``text``, a result's JSON, as the call's answer."""
 
 
 def _v8_error(kind: str, text: str) -> ScriptError:
@@ -106,8 +93,7 @@ class Engine:
         self._exit = contextlib.ExitStack()
         self.closed = False
         self._racer = loop.call(self._exit.enter_context, mini_racer(loop.loop))
-        self._evaluations = Evaluations(self._racer, loop.wakeup)
-        self._settled = self._evaluations.code(f'__knock.settled("{self._token}")')
+        self._evaluations = Evaluations(self._racer)
         # Set once main returned a promise: its settled report is then asked for with each call.
         self._asynchronous = False
         try:
@@ -139,9 +125,7 @@ class Engine:
             failure.line, failure.column = len(lines), len(lines[-1]) + 1
         return failure
 
-    def _guarded(
-        self, codes: list[Any], deadline: float, baseline: int | None, answer: Answer | None = None
-    ) -> list[Any] | None:
+    def _guarded(self, codes: list[str], deadline: float, baseline: int | None) -> list[Any]:
         """Evaluate ``codes`` in turn, stopping them past ``deadline`` (monotonic) or the host's growth limit.
 
         The heap limit sees only V8's heap; the host's resident memory also
@@ -150,67 +134,31 @@ class Engine:
         is V8's own termination, as for the time limit, so the isolate ends
         cleanly and the host carries on. All of them are queued at once, so
         V8's thread runs them one after the other without waiting for this one.
-        With ``answer``, a report of success is sent from V8's thread
-        (``_answer_early``) and None returned.
         """
-        finish = None if answer is None else lambda answers: self._answer_early(answers, answer)
-        watch = None if answer is None else answer.fd
-        tasks = self._evaluations.start(codes, finish)
+        tasks = self._evaluations.start(codes)
         while True:
-            answers = self._evaluations.wait(min(_MEMORY_CHECK_SECONDS, deadline - time.monotonic()), watch)
+            answers = self._evaluations.wait(max(0.0, min(_MEMORY_CHECK_SECONDS, deadline - time.monotonic())))
             if answers is not None:
-                return [self._evaluations.value(raw) for raw in answers]
-            if self._evaluations.answered:
-                return None
+                return [self._evaluations.value(answer) for answer in answers]
             now = resident_bytes()
             over = baseline is not None and now is not None and now - baseline > self._growth_limit
-            # A batch whose results V8's thread took first is not stopped: they are being handled.
-            if (over or time.monotonic() >= deadline) and self._evaluations.stop(tasks):
+            if over or time.monotonic() >= deadline:
+                self._evaluations.stop(tasks)
                 raise _OverMemory() if over else JSTimeoutException()
-
-    def _answer_early(self, answers: list[Any], answer: Answer) -> Callable[[], None] | None:
-        """On V8's thread: what sends the call's result when its report says nothing but success, else None.
-
-        Anything else (a failure, a promise still pending, memory to reclaim
-        or a limit reached) is left to the serving thread, which reads the
-        same results again (``call``).
-        """
-        try:
-            values = [self._evaluations.value(raw) for raw in answers]
-        except Exception:
-            return None
-        # [report] for a synchronous main; ["", report] for a promise settled in the batch.
-        report = values[-1] if len(values) == 1 or values[0] == "" else None
-        if not isinstance(report, str) or not report:
-            return None
-        head, _, result = report.partition("\n")
-        # Matched as the runtime writes it rather than parsed: anything else
-        # (an error, the memory limit) goes the serving thread's way.
-        live = head[len(_CLEAN_REPORT) : -1] if head.startswith(_CLEAN_REPORT) and head.endswith("}") else ""
-        if not live.isdecimal() or int(live) > self._memory_mb << 19:
-            return None
-        if self._racer.was_hard_memory_limit_reached():
-            return None
-        return lambda: answer.result(result)
 
     def _eval(self, code: str, remaining: float) -> Any:
         """Evaluate ``code`` within ``remaining`` seconds, translating V8 failures."""
         return self._evaluate([code], time.monotonic() + remaining, resident_bytes())[0]
 
-    def _evaluate(
-        self, codes: list[Any], deadline: float, baseline: int | None, answer: Answer | None = None
-    ) -> list[Any] | None:
-        """Evaluate ``codes`` before ``deadline`` (monotonic) and return their values, translating V8 failures.
-
-        None when ``answer`` was sent the result (see ``_guarded``).
-        """
+    def _evaluate(self, codes: list[str], deadline: float, baseline: int | None) -> list[Any]:
+        """Evaluate ``codes`` before ``deadline`` (monotonic) and return their values, translating V8 failures."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise self._limit("timeout")
         # ``from None`` everywhere: V8's own text quotes source lines and can
         # quote values, and a chained exception would carry it along.
         try:
-            results = self._guarded(codes, deadline, baseline, answer)
+            results = self._guarded(codes, deadline, baseline)
         except _OverMemory:
             raise self._limit("memory") from None
         except JSTimeoutException:
@@ -223,12 +171,12 @@ class Engine:
             if self._racer.was_hard_memory_limit_reached():
                 raise self._limit("memory") from None
             raise self._within_source(_v8_error("runtime", str(exc))) from None
-        if results is not None and self._racer.was_hard_memory_limit_reached():
+        if self._racer.was_hard_memory_limit_reached():
             raise self._limit("memory")
         return results
 
-    def _invoke(self, payload: str, deadline: float, baseline: int | None, answer: Answer | None) -> str | None:
-        """Run ``main`` on ``payload``; return the runtime's report, or None once ``answer`` was sent the result.
+    def _invoke(self, payload: str, deadline: float, baseline: int | None) -> str:
+        """Run ``main`` on ``payload``; return the runtime's report.
 
         A main that returns a promise settles in the promise jobs V8 runs
         after the evaluation, so its report is read by an evaluation of its
@@ -236,14 +184,11 @@ class Engine:
         call, so V8 runs both without a round trip in between.
         """
         invoke = f'__knock.invoke("{self._token}",{json.dumps(payload)})'
-        settled = self._settled
-        results = self._evaluate([invoke, settled] if self._asynchronous else [invoke], deadline, baseline, answer)
-        if results is None:
-            return None
+        settled = f'__knock.settled("{self._token}")'
         if self._asynchronous:
-            report, later = results
+            report, later = self._evaluate([invoke, settled], deadline, baseline)
         else:
-            (report,), later = results, None
+            (report,), later = self._evaluate([invoke], deadline, baseline), None
         if report == "":
             if not self._asynchronous:
                 self._asynchronous = True
@@ -255,28 +200,22 @@ class Engine:
             report = later
         return report
 
-    def call(self, payload: str, baseline: int | None = None, answer: Answer | None = None) -> str | None:
+    def call(self, payload: str, baseline: int | None = None) -> str:
         """Run ``main`` on ``payload`` (the JSON text of ctx) and return its result's JSON text.
 
         ``baseline`` is the host's resident memory the call's growth is
-        measured from (by default, read now). With ``answer``, a call that
-        succeeds is answered from V8's thread as soon as its result is in
-        (``answer.result``) and None is returned, so that the serving thread
-        is not woken to pass it on; it then sleeps until ``answer.fd`` is
-        readable. Raises ``ScriptError``, of kind ``invalid_result`` when
-        main returned no plain object.
+        measured from (by default, read now). Raises ``ScriptError``, of kind
+        ``invalid_result`` when main returned no plain object.
         """
         if self.closed:
             raise RuntimeError("this engine is closed")
         deadline = time.monotonic() + self._timeout_ms / 1000
         try:
-            raw = self._invoke(payload, deadline, resident_bytes() if baseline is None else baseline, answer)
+            raw = self._invoke(payload, deadline, resident_bytes() if baseline is None else baseline)
         except ScriptError as failure:
             if failure.kind in DISPOSE_KINDS:
                 self.close()
             raise
-        if raw is None:
-            return None
         # The runtime puts the result's JSON on a line of its own after the
         # report, so it reaches the parent without being parsed here.
         report, _, result = raw.partition("\n")

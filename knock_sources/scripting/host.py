@@ -23,19 +23,12 @@ _READ_AHEAD = 1 << 16
 
 
 class _Channel:
-    """Frames over stdin and a private copy of stdout; each reply carries the host's memory after the call.
-
-    Also the ``engine.Answer`` of calls: a successful result is sent from V8's
-    thread (``result``) while the serving thread sleeps on ``fd``.
-    """
+    """Frames over stdin and a private copy of stdout."""
 
     def __init__(self, read_fd: int, write_fd: int):
         self._read_fd, self._write_fd = read_fd, write_fd
-        self.fd = read_fd
         # Read ahead, so that a frame usually costs one read, not one per part.
         self._buffer = bytearray()
-        #: The resident memory sent with the last reply, where the next call's growth is measured from.
-        self.rss: int | None = None
 
     def _read(self, size: int) -> bytes | None:
         while len(self._buffer) < size:
@@ -57,13 +50,8 @@ class _Channel:
         return None if body is None else decode(sizes, body)
 
     def send(self, head: dict, text: str = "") -> None:
-        """Write one frame with ``head`` plus ``rss`` (the memory now) and ``text``."""
-        head["rss"] = self.rss = resident_bytes()
+        """Write one frame with ``head`` and ``text``."""
         write_all(self._write_fd, encode(head, text, ""))
-
-    def result(self, text: str) -> None:
-        """Send ``text`` as a call's result (from V8's thread, see ``engine.Engine.call``)."""
-        self.send({}, text)
 
 
 def _exit_when_orphaned(parent: int) -> None:
@@ -89,16 +77,14 @@ def serve(timeout_ms: int, memory_mb: int) -> None:
     os.dup2(2, 1)
     engines = EngineCache(V8Loop(v8_flags(memory_mb)), timeout_ms=timeout_ms, memory_mb=memory_mb)
 
-    def answer(head: dict, source: str, payload: str, rss: int | None) -> tuple[dict, str] | None:
-        """The reply to one request, or None when V8's thread sent it already."""
+    def answer(head: dict, source: str, payload: str, rss: int | None) -> tuple[dict, str]:
         for slot in head["drop"]:
             engines.dispose(slot)
         try:
             if head["op"] == "run":
                 # Compiling grows the host too: then the growth is measured from after it.
                 reused = engines.ready(head["slot"], source)
-                text = engines.get(head["slot"], source).call(payload, rss if reused else None, channel)
-                return None if text is None else ({}, text)
+                return {}, engines.get(head["slot"], source).call(payload, rss if reused else None)
             engine = engines.new(source)
             try:
                 return {}, "" if head["op"] == "check" else engine.call(payload)
@@ -114,12 +100,13 @@ def serve(timeout_ms: int, memory_mb: int) -> None:
                 engines.dispose(head["slot"])
             return {"failed": f"{type(exc).__name__}: {exc}"[:MAX_MESSAGE]}, ""
 
-    channel.send({})
+    rss = resident_bytes()
+    channel.send({"rss": rss})
     while (request := channel.receive()) is not None:
         # The memory after the last call is where this one's growth is measured from.
-        reply = answer(*request, channel.rss)
-        if reply is not None:
-            channel.send(*reply)
+        reply, text = answer(*request, rss)
+        reply["rss"] = rss = resident_bytes()
+        channel.send(reply, text)
     # Freeing isolates is pointless at exit and can block for good after a
     # builtin was stopped half-way; the kernel reclaims everything.
     os._exit(0)

@@ -36,9 +36,8 @@ def encode(head: dict, first: str, second: str) -> bytes:
 def decode(sizes: tuple[int, int, int], body: bytes) -> tuple[dict, str, str]:
     """Split a frame's body, whose lengths are ``sizes``, into (head, first text, second text)."""
     first_end = sizes[0] + sizes[1]
-    # The head is ASCII JSON: decoded here, json.loads need not detect its encoding.
     return (
-        json.loads(body[: sizes[0]].decode()),
+        json.loads(body[: sizes[0]]),
         body[sizes[0] : first_end].decode("utf-8", "surrogatepass"),
         body[first_end:].decode("utf-8", "surrogatepass"),
     )

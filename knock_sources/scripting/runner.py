@@ -120,10 +120,6 @@ def _redact(error: ScriptError, variables: Any) -> ScriptError:
     return ScriptError(error.kind, message, error.line, error.column)
 
 
-# One encoder for every call: ``json.dumps`` with options builds a new one each time.
-_CTX_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
 def _ctx_json(ctx: dict) -> str:
     """Serialise ctx as standard JSON, which is all ``JSON.parse`` in the isolate reads.
 
@@ -131,7 +127,7 @@ def _ctx_json(ctx: dict) -> str:
     runtime error rather than every script of the environment.
     """
     try:
-        return _CTX_ENCODER.encode(ctx)
+        return json.dumps(ctx, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError:
         raise ScriptError("runtime", "ctx holds a number JSON cannot carry (NaN or Infinity)") from None
 

@@ -8,13 +8,9 @@ module. ``Evaluations`` reaches into mini-racer's context, which the dependency 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
-import math
-import os
-import select
 import threading
-from typing import Any, Callable
+from typing import Any
 
 from py_mini_racer import DEFAULT_V8_FLAGS, init_mini_racer
 
@@ -53,13 +49,11 @@ class V8Loop:
     It runs on the thread that serves the parent, and only while an isolate
     is created or freed; calls bypass it (``Evaluations``). Sharing one loop
     keeps every isolate's setup on that thread however many scripts the host
-    caches (mini-racer otherwise starts a loop thread per isolate). It also
-    holds the pipe V8's threads wake that thread through (``Wakeup``).
+    caches (mini-racer otherwise starts a loop thread per isolate).
     """
 
     def __init__(self, flags: tuple[str, ...]):
         self.loop = asyncio.new_event_loop()
-        self.wakeup = Wakeup()
         self.call(init_mini_racer, flags=flags)
 
     def call(self, function, *args, **kwargs):
@@ -69,52 +63,6 @@ class V8Loop:
             return function(*args, **kwargs)
 
         return self.loop.run_until_complete(on_loop())
-
-
-class Wakeup:
-    """The pipe through which V8's threads wake the host's serving thread, shared by the host's isolates.
-
-    One pipe rather than one per isolate, so that a host caching hundreds of
-    scripts does not hold twice as many file descriptors. Calls are
-    serialised, so only one batch is waited for at a time, and its waiter
-    looks at the batch's state after every wake: a byte left over from an
-    earlier batch costs one more look, never a wrong answer.
-    """
-
-    def __init__(self):
-        self._read, self._write = os.pipe()
-        for fd in (self._read, self._write):
-            os.set_blocking(fd, False)
-        self._polls: dict[int | None, select.poll] = {}
-
-    def notify(self) -> None:
-        """Wake the waiting thread (a full pipe already will)."""
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._write, b"\0")
-
-    def sleep(self, timeout: float | None, watch: int | None = None) -> bool:
-        """Sleep until notified, ``watch`` is readable or ``timeout`` seconds pass; whether ``watch`` is readable."""
-        poll = self._polls.get(watch)
-        if poll is None:
-            poll = self._polls[watch] = select.poll()
-            poll.register(self._read, select.POLLIN)
-            if watch is not None:
-                poll.register(watch, select.POLLIN)
-        readable = False
-        for fd, _ in poll.poll(None if timeout is None else max(1, math.ceil(timeout * 1000))):
-            if fd == self._read:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._read, 256)
-            else:
-                readable = True
-        return readable
-
-
-#: Run on V8's thread when a batch's last result is in, with the batch's raw
-#: results: returns what sends the call's answer when nothing more is needed
-#: from the waiting thread (which then is not woken), or None to hand the
-#: results to the waiting thread.
-Finish = Callable[[list[Any]], Callable[[], None] | None]
 
 
 class Evaluations:
@@ -129,12 +77,7 @@ class Evaluations:
     termination (``mr_cancel_task``), as ``eval_cancelable`` stops it.
     Results are numbered as they arrive, so those of a stopped batch, which
     still come later, are dropped; the waiting thread is woken once, when
-    the last result of its batch is in, unless the batch's ``finish`` hook
-    dealt with the results on V8's thread (``answered``): then the waiting
-    thread sleeps on until the file descriptor it watches is readable (the
-    parent's next request), and one thread wake-up per call is saved. Either
-    V8's thread takes a batch's results or the waiting thread stops it,
-    never both (``stop`` says which).
+    the last result of its batch is in.
 
     V8's thread hands results over by calling into Python, and a thread
     Python did not start gets a new thread state for every call (allocated,
@@ -147,22 +90,13 @@ class Evaluations:
     ``_value_handle_to_python`` and ``handle_callback_from_v8``.
     """
 
-    def __init__(self, racer, wakeup: Wakeup):
+    def __init__(self, racer):
         self._context = racer._ctx
-        self._wakeup = wakeup
         # Evaluations started and results received since the isolate began;
         # the current batch's results are those numbered from ``_first`` on.
         self._started = self._received = self._first = 0
         self._answers: list[Any] = []
-        self._finish: Finish | None = None
-        # Held by whichever thread took the current batch: V8's, with its
-        # results, or the waiting one, stopping it. Released by ``start``.
-        self._claim = threading.Lock()
-        # The batch's results are in, for the waiting thread to read.
-        self._ready = False
-        #: Whether the batch's ``finish`` hook dealt with its results.
-        self.answered = False
-        self._watching = True
+        self._done = threading.Event()
         # (thread, its PyGILState) while V8's thread holds a pinned thread state.
         self._pinned: tuple[int, int] | None = None
         self._unpin = False
@@ -183,91 +117,37 @@ class Evaluations:
             if number >= self._first:
                 self._answers.append(answer)
                 if self._received == self._started:
-                    self._complete()
+                    self._done.set()
 
         # The context's callback looks the handler up on the instance; the
         # dataclass is frozen, hence object.__setattr__.
         object.__setattr__(self._context, "handle_callback_from_v8", handle)
 
-    def _complete(self) -> None:
-        """On V8's thread, holding the GIL: the batch's last result is in; answer it or wake the waiting thread."""
-        if not self._claim.acquire(blocking=False):
-            return
-        send = None
-        if self._finish is not None:
-            try:
-                send = self._finish(self._answers)
-            except Exception:
-                # The waiting thread looks at the results again and reports what is wrong.
-                send = None
-        if send is None:
-            self._ready = True
-            self._wakeup.notify()
-            return
-        # Before sending: the waiting thread, woken by the next request, must find the batch answered.
-        self.answered = True
-        with contextlib.suppress(OSError):
-            # The parent has gone; the serving thread finds its pipe closed.
-            send()
-
-    def code(self, text: str) -> Any:
-        """A handle to ``text`` that ``start`` takes in place of it, for code evaluated with every call.
-
-        Made once instead of for every call; freed with this object.
-        """
-        return self._context._python_to_value_handle(text)
-
-    def start(self, codes: list[Any], finish: Finish | None = None) -> list[tuple[int, Any]]:
-        """Queue ``codes`` (texts, or handles from ``code``) for evaluation in turn, as the new batch.
-
-        Returns their task ids and code handles. ``finish`` runs on V8's
-        thread once the batch's results are in (see ``Finish``).
-        """
+    def start(self, codes: list[str]) -> list[tuple[int, Any]]:
+        """Queue ``codes`` for evaluation in turn, as the new batch; return their task ids and code handles."""
         # The handles first: once the first evaluation runs, V8's thread
         # wants the GIL to hand its result over.
-        handles = [self._context._python_to_value_handle(code) if isinstance(code, str) else code for code in codes]
+        handles = [self._context._python_to_value_handle(code) for code in codes]
         # In this order, so that a late result of the last batch is never taken for this one's.
         self._first = self._started
         self._answers = []
-        self._finish = finish
-        self._ready = self.answered = False
-        self._watching = True
-        if self._claim.locked():
-            self._claim.release()
+        self._done.clear()
         self._started += len(codes)
         return [(self._context._dll.mr_eval(self._context._ctx, handle.raw, 0), handle) for handle in handles]
 
-    def wait(self, timeout: float | None, watch: int | None = None) -> list[Any] | None:
-        """The batch's raw results once all are in, waiting up to ``timeout`` seconds; None if they are not.
-
-        Also None, after waking, once the batch is ``answered``; ``watch`` is
-        a file descriptor that wakes the wait when it becomes readable.
-        """
-        if not (self._ready or self.answered):
-            readable = self._wakeup.sleep(timeout, watch if self._watching else None)
-            if readable and not (self._ready or self.answered):
-                # Readable although the batch is not answered: the parent
-                # closed its end. Watching it again would spin; the batch's
-                # own end (a result, the time limit) is waited for instead.
-                self._watching = False
-        return self._answers if self._ready else None
+    def wait(self, timeout: float | None) -> list[Any] | None:
+        """The batch's raw results once all are in, waiting up to ``timeout`` seconds; None if they are not."""
+        return self._answers if self._done.wait(timeout) else None
 
     def value(self, raw: Any) -> Any:
         """Convert a raw result, raising mini-racer's exception for a failed evaluation."""
         return self._context._value_handle_to_python(raw)
 
-    def stop(self, tasks: list[tuple[int, Any]]) -> bool:
-        """Terminate the batch's ``tasks``, whose results, when they come, are dropped; return whether it did.
-
-        False when V8's thread has taken the batch's results already: they
-        are being answered or will wake the waiting thread.
-        """
-        if not self._claim.acquire(blocking=False):
-            return False
+    def stop(self, tasks: list[tuple[int, Any]]) -> None:
+        """Terminate the batch's ``tasks``; their results, when they come, are dropped."""
         for task, _ in tasks:
             self._context._dll.mr_cancel_task(self._context._ctx, task)
         self._first = self._started
-        return True
 
     def release(self) -> None:
         """Unpin the thread state of V8's thread, in the handler of one more evaluation's result."""
