@@ -5,7 +5,7 @@ savepoint per event and per action; the rules it applies to each event
 (scope, type, timestamp, mappings) are ``rules``'. Its own writes are few
 and multi-row: one claim, one statement per few hundred idempotency keys,
 the action logs, the actions' pending rows and the final statuses; the
-known-event counters and the metrics come after the commit.
+known-event counters (``known_events``) and the metrics come after the commit.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from peewee import EXCLUDED, InterfaceError, OperationalError, ValuesList, chunked
+from peewee import InterfaceError, OperationalError, ValuesList, chunked
 
 from knock_sources.actions.base import ActionContext, insert_rows
 from knock_sources.actions.runner import prefetch, prepare_all, run_prepared, save_action_logs
@@ -34,8 +34,8 @@ from knock_sources.store import (
     undone_if_unwritten,
     utcnow,
 )
-from knock_sources.store.control import Environment, EventLog, KnownEvent, Mapping, Source, SourceEnvironment
-from knock_sources.worker import idempotency
+from knock_sources.store.control import Environment, EventLog, Mapping, Source, SourceEnvironment
+from knock_sources.worker import idempotency, known_events
 from knock_sources.worker.rules import identify_event, provider_for, resolve_timestamp, scope_of, select_mappings
 
 log = logging.getLogger(__name__)
@@ -334,7 +334,7 @@ class Batch:
         """Count the committed outcomes, update the known events, run the actions' after-commit steps."""
         for event in self.events:
             count_outcome(metrics, event.log, event.log.status, event.action_logs)
-        _remember_event_types(
+        known_events.remember(
             [event.log for event in self.events if not event.failed_internally and not event.problem], self.now
         )
         for event in self.events:
@@ -378,42 +378,3 @@ def _finish(event_log, status: str) -> None:
     """Set the event's final status; the batch writes it with the others'."""
     event_log.status = status
     event_log.processed_at = utcnow()
-
-
-def _remember_event_types(event_logs: list, now: datetime) -> None:
-    """Count the batch's events per known event type and keep each type's last sample, in one statement.
-
-    After the commit, so that concurrent workers do not queue on a counter
-    row for a whole batch; in type order, so that two workers' upserts
-    take those rows' locks in the same order.
-    """
-    latest: dict[tuple[int, str], tuple[int, dict]] = {}
-    for event_log in event_logs:
-        pair = (event_log.source_environment_id, event_log.event_type)
-        count = latest.get(pair, (0, None))[0]
-        latest[pair] = (count + 1, {"body": event_log.body, "headers": event_log.headers})
-    if not latest:
-        return
-    rows = [
-        {
-            "source_environment": source_env_id,
-            "event_type": event_type,
-            "count": count,
-            "first_received_at": now,
-            "last_received_at": now,
-            "sample_payload": sample,
-        }
-        for (source_env_id, event_type), (count, sample) in sorted(latest.items(), key=lambda item: item[0])
-    ]
-    try:
-        KnownEvent.insert_many(rows).on_conflict(
-            conflict_target=[KnownEvent.source_environment, KnownEvent.event_type],
-            update={
-                KnownEvent.count: KnownEvent.count + EXCLUDED.count,
-                KnownEvent.last_received_at: EXCLUDED.last_received_at,
-                KnownEvent.sample_payload: EXCLUDED.sample_payload,
-            },
-        ).as_rowcount().execute()
-    except (OperationalError, InterfaceError) as exc:
-        # The events are committed: only the counters of the event types page miss them.
-        log.warning("the known event types of %s events were not counted: %s", len(event_logs), exc)

@@ -25,7 +25,6 @@ from werkzeug.routing import BaseConverter
 
 from knock_sources.config import ENVIRONMENT_SLUG, RESERVED_SLUGS
 from knock_sources.control import admins, sources
-from knock_sources.control.hour_counts import HourlyCounts
 from knock_sources.errors import SourcesError, ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store.control import Environment
@@ -70,11 +69,6 @@ def configure(app) -> None:
     config["WTF_CSRF_TIME_LIMIT"] = None
     csrf.init_app(app)
     app.extensions[LIMITER] = LoginLimit(config["LOGIN_RATE_LIMIT"], config["REDIS_URL"])
-
-
-def hourly_counts() -> HourlyCounts:
-    """The app's events per hour (``control.hour_counts``), shared with the status endpoint."""
-    return current_state().hours
 
 
 class LoginLimit:

@@ -9,7 +9,7 @@ from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store.control import Environment, Source, SourceEnvironment
 from knock_sources.views.ui import chart
-from knock_sources.views.ui.common import field_errors, hourly_counts, source_environment
+from knock_sources.views.ui.common import field_errors, source_environment
 from knock_sources.views.ui.forms import ConnectForm
 
 bp = Blueprint("sources", __name__)
@@ -46,7 +46,7 @@ def index():
         if current is not None:
             current.source = source
             here[source.id] = current
-    recent = activity.activity_of(hourly_counts(), [row.id for row in here.values()])
+    recent = activity.activity_of(current_state().hours, [row.id for row in here.values()])
     entries = [
         {
             "source": source,
@@ -110,7 +110,7 @@ def overview(key):
         endpoint=sources.endpoint_url(state.config, source_env.token),
         tracking_host=sources.tracking_host(state.config),
         latest=latest,
-        chart=chart.events_per_hour(hourly_counts().series([source_env.id])[source_env.id]),
+        chart=chart.events_per_hour(current_state().hours.series([source_env.id])[source_env.id]),
         verification=sources.verification_summary(state, source, source_env),
     )
 
