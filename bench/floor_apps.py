@@ -4,7 +4,7 @@ Plain WSGI callables, below even Flask's cost (the bare endpoint's): they
 read the body and answer 204 after a durable write. ``commit_each`` commits
 one row per request (autocommit, a one-column table, no index but the
 primary key) before answering, as ingest does;
-``group_commit`` hands each body to ``GroupCommit``, so that the requests of
+``group_commit`` hands each body to ingest's own ``GroupCommit``, so that the requests of
 one process that arrive while a write is in flight share the next one. No
 JSON, no signature, no pool, no hand-over to Redis: whatever ingest does
 beyond this is its own cost. ``bench/floor.py`` runs them.
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable
 
 import psycopg2
+
+from knock_sources.ingest.group_commit import GroupCommit
 
 #: The table both apps write; ``bench/floor.py`` creates it.
 TABLE = "floor_log"
@@ -41,57 +42,6 @@ def insert(bodies: list[str]) -> list[int]:
     values = ", ".join(["(%s)"] * len(bodies))
     cursor.execute(f"INSERT INTO {TABLE} (body) VALUES {values} RETURNING id", bodies)
     return [row[0] for row in cursor.fetchall()]
-
-
-class _Slot:
-    def __init__(self, value):
-        self.value = value
-        self.result = None
-        self.leads = False
-        self.done = threading.Event()
-
-
-class GroupCommit:
-    """Leader and followers: a thread that finds no write in flight writes everything queued.
-
-    The others wait; when a write ends, the oldest still queued is woken to
-    lead the next, so no thread is added and a lone request pays nothing
-    more than ``commit_each``'s.
-    """
-
-    def __init__(self, write: Callable[[list], list]):
-        self._write = write
-        self._lock = threading.Lock()
-        self._queued: list[_Slot] = []
-        self._writing = False
-
-    def submit(self, value):
-        """Return what ``write`` gave for ``value``, once it is committed."""
-        slot = _Slot(value)
-        with self._lock:
-            self._queued.append(slot)
-            leads = not self._writing
-            self._writing = True
-        if not leads:
-            slot.done.wait()
-            leads = slot.leads
-        if leads:
-            self._lead()
-        return slot.result
-
-    def _lead(self):
-        with self._lock:
-            batch, self._queued = self._queued, []
-        for slot, result in zip(batch, self._write([slot.value for slot in batch]), strict=True):
-            slot.result = result
-        with self._lock:
-            successor = self._queued[0] if self._queued else None
-            self._writing = successor is not None
-        for slot in batch:
-            slot.done.set()
-        if successor is not None:
-            successor.leads = True
-            successor.done.set()
 
 
 group = GroupCommit(insert)

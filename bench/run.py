@@ -39,7 +39,7 @@ from bench import procs  # noqa: E402
 from bench.wrk import run_wrk, write_requests  # noqa: E402
 from knock_sources.worker import jobs  # noqa: E402
 
-GUNICORN_ARGS = os.environ.get("GUNICORN_ARGS", "--workers 4 --worker-class gthread --threads 4 --keep-alive 30")
+GUNICORN_ARGS = os.environ.get("GUNICORN_ARGS", "--workers 2 --worker-class gthread --threads 8 --keep-alive 30")
 DURATION = float(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = float(os.environ.get("BENCH_WARMUP_SECONDS", "2"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))

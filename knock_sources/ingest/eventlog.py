@@ -1,7 +1,9 @@
 """Writing the event log: the pending row (the durability point, step 4) and rejected requests.
 
-The pending row is written by one precompiled INSERT in autocommit: a 2xx is
-sent only after it returns. A batch (a CDP array, a tracking API call) is
+The pending row is written by a precompiled INSERT in autocommit: a 2xx is
+sent only after it returns. The request threads of a process share those
+INSERTs (``group_commit``): one statement commits the rows of every request
+that arrived while the last one was in flight. A batch (a CDP array, a tracking API call) is
 written in one transaction, so that its events are all committed or none
 are. A rejected request gets a row too, with its reason and the first 4 KiB
 of its body, so that a misconfigured sender can be debugged; losing that
@@ -21,6 +23,7 @@ from peewee import IntegrityError, InterfaceError, OperationalError, PeeweeExcep
 
 from knock_sources.errors import LogUnavailable, NotFound, PayloadError, SignatureError, SourcesError
 from knock_sources.ingest.cache import ReceivingEnvironment
+from knock_sources.ingest.group_commit import GroupCommit
 from knock_sources.ingest.verification import Verdict, VerificationStatus
 from knock_sources.providers import Envelope
 from knock_sources.store import IDEMPOTENT, PENDING, REJECTED, db
@@ -46,30 +49,75 @@ _PERSISTED_COLUMNS = (
 )
 
 
-@lru_cache(maxsize=4)
-def _insert_sql(param: str) -> str:
-    """The hot path's INSERT, built once: the ORM's query builder costs more than the write."""
+@lru_cache(maxsize=64)
+def _insert_sql(param: str, rows: int = 1) -> str:
+    """The hot path's INSERT of ``rows`` rows, built once: the ORM's query builder costs more than the write."""
     fields = [EventLog._meta.fields[name] for name in _PERSISTED_COLUMNS]
     columns = ", ".join(f'"{field.column_name}"' for field in fields)
-    params = ", ".join([param] * len(fields))
-    return f'INSERT INTO "{EventLog._meta.table_name}" ({columns}) VALUES ({params}) RETURNING "id"'
+    values = ", ".join(["(" + ", ".join([param] * len(fields)) + ")"] * rows)
+    return f'INSERT INTO "{EventLog._meta.table_name}" ({columns}) VALUES {values} RETURNING "id"'
 
 
-def insert_row(params: list) -> int:
-    """Insert one event row, committed when it returns (autocommit), and return its id.
+def _reconnecting(write):
+    """Run ``write()``; on a connection the server dropped, reconnect once and run it again.
 
     Pooled connections are not pinged when checked out, so one the server
-    dropped is only found here: reconnect once and retry.
+    dropped is only found when it is used.
     """
     for attempt in (1, 2):
         try:
-            return db.execute_sql(_insert_sql(db.param), params).fetchone()[0]
+            return write()
         except (InterfaceError, OperationalError):
             if attempt == 2:
                 raise
             db.close()
             db.connect()
     raise AssertionError("unreachable")
+
+
+def _insert_one(params: list) -> int:
+    return _reconnecting(lambda: db.execute_sql(_insert_sql(db.param), params).fetchone()[0])
+
+
+def write_rows(rows: list[list]) -> list:
+    """Commit the event rows ``rows`` (``_params`` lists) in one statement; return their ids, in order.
+
+    If the statement fails, each row is written on its own, so that one
+    row's fault (its source environment deleted meanwhile) is only that
+    row's: its place in the result holds the exception.
+    """
+    if len(rows) > 1:
+        try:
+            values = [value for row in rows for value in row]
+            cursor = _reconnecting(lambda: db.execute_sql(_insert_sql(db.param, len(rows)), values))
+            # The ids come from the sequence row by row, in VALUES order, so
+            # sorted they are the rows' ids in order, whatever order RETURNING
+            # lists them in (neither database promises one).
+            return sorted(row[0] for row in cursor.fetchall())
+        except PeeweeException:
+            pass
+    results: list = []
+    for params in rows:
+        try:
+            results.append(_insert_one(params))
+        except PeeweeException as exc:
+            results.append(exc)
+    return results
+
+
+_GROUP = GroupCommit(write_rows)
+
+
+def insert_row(params: list) -> int:
+    """Insert one event row, committed when it returns, and return its id.
+
+    Outside a transaction the row goes through the process's group commit;
+    inside one it must be written on the caller's connection, to be
+    committed or rolled back with the rest.
+    """
+    if db.in_transaction():
+        return db.execute_sql(_insert_sql(db.param), params).fetchone()[0]
+    return _GROUP.submit(params)
 
 
 def _params(
