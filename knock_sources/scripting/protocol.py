@@ -118,9 +118,20 @@ def memory_thresholds(memory_mb: int) -> tuple[int, int]:
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # This process's /proc/self/statm, kept open: a host reads it after every call,
-# and reading an open file again costs a quarter of opening it. By process
-# id, since a forked child's copy would still describe its parent.
-_own_statm: tuple[int, int] | None = None
+# and reading an open file again costs a quarter of opening it. A forked child
+# forgets it (the copy would still describe its parent), so no call pays a
+# getpid() to find out whether it is still the process that opened it.
+_own_statm: int | None = None
+
+
+def _forget_own_statm() -> None:
+    global _own_statm
+    if _own_statm is not None:
+        os.close(_own_statm)
+        _own_statm = None
+
+
+os.register_at_fork(after_in_child=_forget_own_statm)
 
 
 def _statm(pid: int | None) -> bytes:
@@ -128,9 +139,9 @@ def _statm(pid: int | None) -> bytes:
     if pid is not None and pid != os.getpid():
         with open(f"/proc/{pid}/statm", "rb") as statm:
             return statm.read()
-    if _own_statm is None or _own_statm[0] != os.getpid():
-        _own_statm = (os.getpid(), os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC))
-    return os.pread(_own_statm[1], 256, 0)
+    if _own_statm is None:
+        _own_statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+    return os.pread(_own_statm, 256, 0)
 
 
 def resident_bytes(pid: int | None = None) -> int | None:

@@ -120,6 +120,10 @@ def _redact(error: ScriptError, variables: Any) -> ScriptError:
     return ScriptError(error.kind, message, error.line, error.column)
 
 
+# Built once: json.dumps with options other than the defaults builds an encoder per call.
+_encode_ctx = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def _ctx_json(ctx: dict) -> str:
     """Serialise ctx as standard JSON, which is all ``JSON.parse`` in the isolate reads.
 
@@ -127,7 +131,7 @@ def _ctx_json(ctx: dict) -> str:
     runtime error rather than every script of the environment.
     """
     try:
-        return json.dumps(ctx, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _encode_ctx(ctx)
     except ValueError:
         raise ScriptError("runtime", "ctx holds a number JSON cannot carry (NaN or Infinity)") from None
 

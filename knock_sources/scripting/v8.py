@@ -7,6 +7,7 @@ module. ``Evaluations`` reaches into mini-racer's context, which the dependency 
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import ctypes
 import threading
@@ -77,7 +78,10 @@ class Evaluations:
     termination (``mr_cancel_task``), as ``eval_cancelable`` stops it.
     Results are numbered as they arrive, so those of a stopped batch, which
     still come later, are dropped; the waiting thread is woken once, when
-    the last result of its batch is in.
+    the last result of its batch is in. The flag it waits on is a bare lock,
+    held while the batch is unfinished: ``threading.Event`` goes through a
+    condition and a waiter lock made for every wait, about two more futex
+    calls per call of a script, partly on V8's thread.
 
     V8's thread hands results over by calling into Python, and a thread
     Python did not start gets a new thread state for every call (allocated,
@@ -96,7 +100,11 @@ class Evaluations:
         # the current batch's results are those numbered from ``_first`` on.
         self._started = self._received = self._first = 0
         self._answers: list[Any] = []
-        self._done = threading.Event()
+        # Released once per started batch, by the handler below, when its
+        # last result is in; taken back by the wait that sees it, or by the
+        # next start when the batch was stopped after all its results came.
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
         # (thread, its PyGILState) while V8's thread holds a pinned thread state.
         self._pinned: tuple[int, int] | None = None
         self._unpin = False
@@ -117,7 +125,7 @@ class Evaluations:
             if number >= self._first:
                 self._answers.append(answer)
                 if self._received == self._started:
-                    self._done.set()
+                    self._done.release()
 
         # The context's callback looks the handler up on the instance; the
         # dataclass is frozen, hence object.__setattr__.
@@ -131,13 +139,13 @@ class Evaluations:
         # In this order, so that a late result of the last batch is never taken for this one's.
         self._first = self._started
         self._answers = []
-        self._done.clear()
+        self._done.acquire(False)
         self._started += len(codes)
         return [(self._context._dll.mr_eval(self._context._ctx, handle.raw, 0), handle) for handle in handles]
 
     def wait(self, timeout: float | None) -> list[Any] | None:
         """The batch's raw results once all are in, waiting up to ``timeout`` seconds; None if they are not."""
-        return self._answers if self._done.wait(timeout) else None
+        return self._answers if self._done.acquire(timeout=-1 if timeout is None else timeout) else None
 
     def value(self, raw: Any) -> Any:
         """Convert a raw result, raising mini-racer's exception for a failed evaluation."""
