@@ -3,11 +3,11 @@
 The pending row is written by a precompiled INSERT in autocommit: a 2xx is
 sent only after it returns. The request threads of a process share those
 INSERTs (``group_commit``): one statement commits the rows of every request
-that arrived while the last one was in flight. A batch (a CDP array, a tracking API call) is
-written in one transaction, so that its events are all committed or none
-are. A rejected request gets a row too, with its reason and the first 4 KiB
-of its body, so that a misconfigured sender can be debugged; losing that
-row is logged, never turned into a 5xx.
+that arrived while the last one was in flight. A batch (a CDP array, a
+tracking API call) is written in one transaction, so that its events are
+all committed or none are. A rejected request gets a row too, with its
+reason and the first 4 KiB of its body, so that a misconfigured sender can
+be debugged; losing that row is logged, never turned into a 5xx.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def write_rows(rows: list[list]) -> list:
             # lists them in (neither database promises one).
             return sorted(row[0] for row in cursor.fetchall())
         except PeeweeException:
+            # Nothing of it was committed; below, the failing row fails alone.
             pass
     results: list = []
     for params in rows:

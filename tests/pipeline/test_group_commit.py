@@ -35,8 +35,13 @@ def held_inserts(monkeypatch):
     return release, statements
 
 
-def post_concurrently(app, requests):
-    """POST each ``(url, body)`` from a thread of its own, the first alone until its INSERT started."""
+def post_behind_a_held_insert(app, held_inserts, requests, meanwhile=lambda: None):
+    """POST each ``(url, body)`` from a thread of its own and return the answers, by index, once all are in.
+
+    The first request goes alone and is held in its INSERT; ``meanwhile``
+    runs; the others start and queue behind it; then the INSERT goes on.
+    """
+    release, statements = held_inserts
     answers = {}
 
     def post(index, url, body):
@@ -44,31 +49,28 @@ def post_concurrently(app, requests):
         answers[index] = (response.status_code, response.get_json(silent=True))
 
     threads = [threading.Thread(target=post, args=(index, *request)) for index, request in enumerate(requests)]
-    return threads, answers
-
-
-def run(threads, first_started, queued):
     threads[0].start()
-    wait_until(first_started)
+    wait_until(lambda: len(statements) == 1)
+    meanwhile()
     for thread in threads[1:]:
         thread.start()
-    wait_until(lambda: len(eventlog._GROUP._queued) == queued)
-
-
-def test_requests_queued_behind_a_write_share_the_next_insert_and_each_keeps_its_own_row(app, api, held_inserts, db):
-    release, statements = held_inserts
-    api.create_source("custom", settings={"event_type_path": "type"})
-    url = api.endpoint("custom")
-    bodies = [json.dumps({"type": f"order.{n}", "n": n}) for n in range(5)]
-    threads, answers = post_concurrently(app, [(url, body) for body in bodies])
-    run(threads, lambda: len(statements) == 1, queued=4)
+    wait_until(lambda: len(eventlog._GROUP._queued) == len(threads) - 1)
     release.set()
     for thread in threads:
         thread.join(10)
-    assert [answers[index][0] for index in range(5)] == [204] * 5
-    assert statements == [1, 4]
-    logged = {row.id: row.body for row in EventLog.select()}
-    assert sorted(logged.values(), key=lambda body: body["n"]) == [json.loads(body) for body in bodies]
+        assert not thread.is_alive()
+    return [answers[index] for index in range(len(threads))]
+
+
+def test_requests_queued_behind_a_write_share_the_next_insert_and_each_keeps_its_own_row(app, api, held_inserts, db):
+    api.create_source("custom", settings={"event_type_path": "type"})
+    url = api.endpoint("custom")
+    bodies = [json.dumps({"type": f"order.{n}", "n": n}) for n in range(5)]
+    answers = post_behind_a_held_insert(app, held_inserts, [(url, body) for body in bodies])
+    assert [status for status, _ in answers] == [204] * 5
+    assert held_inserts[1] == [1, 4]
+    logged = sorted((row.body for row in EventLog.select()), key=lambda body: body["n"])
+    assert logged == [json.loads(body) for body in bodies]
 
 
 def test_a_request_whose_source_was_deleted_meanwhile_is_404_and_the_others_in_its_insert_are_accepted(
@@ -79,23 +81,20 @@ def test_a_request_whose_source_was_deleted_meanwhile_is_404_and_the_others_in_i
         api.create_source(key, settings={"event_type_path": "type"})
     kept, gone = api.endpoint("kept"), api.endpoint("gone")
     body = json.dumps({"type": "order.paid"})
-    # Its token is cached by this process, as another process's delete would leave it.
+    # Its token is now cached by this process, as another process's delete would leave it.
     release.set()
     assert app.test_client().post(gone, data=body, content_type="application/json").status_code == 204
     statements.clear()
     release.clear()
-    threads, answers = post_concurrently(app, [(kept, body), (kept, body), (gone, body), (kept, body)])
-    threads[0].start()
-    wait_until(lambda: len(statements) == 1)
     environment = SourceEnvironment.get(SourceEnvironment.token == gone.rsplit("/", 1)[1])
-    SourceEnvironment.delete().where(SourceEnvironment.id == environment.id).execute()
-    for thread in threads[1:]:
-        thread.start()
-    wait_until(lambda: len(eventlog._GROUP._queued) == 3)
-    release.set()
-    for thread in threads:
-        thread.join(10)
-    assert [answers[index][0] for index in range(4)] == [204, 204, 404, 204]
+
+    def delete_gone():
+        SourceEnvironment.delete().where(SourceEnvironment.id == environment.id).execute()
+
+    answers = post_behind_a_held_insert(
+        app, held_inserts, [(kept, body), (kept, body), (gone, body), (kept, body)], meanwhile=delete_gone
+    )
+    assert [status for status, _ in answers] == [204, 204, 404, 204]
     assert answers[2][1]["code"] == "source_missing"
     assert EventLog.select().where(EventLog.source_environment == environment.id).count() == 0
     assert EventLog.select().count() == 3
@@ -111,9 +110,9 @@ def row_params(app, api, db):
     (row,) = EventLog.select()
 
     def params(n):
-        return [row.source_environment_id, "pending", "{}", json.dumps({"n": n}), None, None, row.received_at] + [
-            None
-        ] * 4
+        # The columns of ``eventlog._PERSISTED_COLUMNS``, in order.
+        body = json.dumps({"n": n})
+        return [row.source_environment_id, "pending", "{}", body, None, None, row.received_at, None, None, None, None]
 
     return row, params
 
