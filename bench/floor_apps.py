@@ -3,11 +3,11 @@
 Plain WSGI callables, below even Flask's cost (the bare endpoint's): they
 read the body and answer 204 after a durable write. ``commit_each`` commits
 one row per request (autocommit, a one-column table, no index but the
-primary key) before answering, as ingest does;
-``group_commit`` hands each body to ingest's own ``GroupCommit``, so that the requests of
-one process that arrive while a write is in flight share the next one. No
-JSON, no signature, no pool, no hand-over to Redis: whatever ingest does
-beyond this is its own cost. ``bench/floor.py`` runs them.
+primary key) before answering, as ingest does; ``group_commit`` hands each
+body to ingest's own ``GroupCommit``, so that the requests of one process
+that arrive while a write is in flight share the next one. No JSON, no
+signature, no pool, no hand-over to Redis: whatever ingest does beyond this
+is its own cost. ``bench/floor.py`` runs them.
 """
 
 from __future__ import annotations

@@ -58,15 +58,15 @@ def _insert_sql(param: str, rows: int = 1) -> str:
     return f'INSERT INTO "{EventLog._meta.table_name}" ({columns}) VALUES {values} RETURNING "id"'
 
 
-def _reconnecting(write):
-    """Run ``write()``; on a connection the server dropped, reconnect once and run it again.
+def _reconnecting(write, *args):
+    """Return ``write(*args)``; on a connection the server dropped, reconnect once and run it again.
 
     Pooled connections are not pinged when checked out, so one the server
     dropped is only found when it is used.
     """
     for attempt in (1, 2):
         try:
-            return write()
+            return write(*args)
         except (InterfaceError, OperationalError):
             if attempt == 2:
                 raise
@@ -75,8 +75,9 @@ def _reconnecting(write):
     raise AssertionError("unreachable")
 
 
-def _insert_one(params: list) -> int:
-    return _reconnecting(lambda: db.execute_sql(_insert_sql(db.param), params).fetchone()[0])
+def _insert(params: list) -> int:
+    """Insert one event row on this thread's connection, in its transaction if it has one; return its id."""
+    return db.execute_sql(_insert_sql(db.param), params).fetchone()[0]
 
 
 def write_rows(rows: list[list]) -> list:
@@ -89,7 +90,7 @@ def write_rows(rows: list[list]) -> list:
     if len(rows) > 1:
         try:
             values = [value for row in rows for value in row]
-            cursor = _reconnecting(lambda: db.execute_sql(_insert_sql(db.param, len(rows)), values))
+            cursor = _reconnecting(db.execute_sql, _insert_sql(db.param, len(rows)), values)
             # The ids come from the sequence row by row, in VALUES order, so
             # sorted they are the rows' ids in order, whatever order RETURNING
             # lists them in (neither database promises one).
@@ -100,7 +101,7 @@ def write_rows(rows: list[list]) -> list:
     results: list = []
     for params in rows:
         try:
-            results.append(_insert_one(params))
+            results.append(_reconnecting(_insert, params))
         except PeeweeException as exc:
             results.append(exc)
     return results
@@ -117,7 +118,7 @@ def insert_row(params: list) -> int:
     committed or rolled back with the rest.
     """
     if db.in_transaction():
-        return db.execute_sql(_insert_sql(db.param), params).fetchone()[0]
+        return _insert(params)
     return _GROUP.submit(params)
 
 
@@ -234,7 +235,7 @@ def persist_batch(
                     stored.append(Stored(row.id, REJECTED))
                     continue
                 params = _params(receiving, envelope, headers, verdict, entry.body, None, entry.normalized)
-                event_log_id = db.execute_sql(_insert_sql(db.param), params).fetchone()[0]
+                event_log_id = _insert(params)
                 if window is None or entry.message_key is None:
                     stored.append(Stored(event_log_id, PENDING))
                 elif idempotency.claim_message(receiving.id, entry.message_key, event_log_id, now=now, window=window):
