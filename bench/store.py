@@ -160,7 +160,7 @@ def percentiles(times: list[float]) -> dict:
 def plans(app, ids: dict) -> dict:
     """EXPLAIN the queries behind the lists: which scans each plan uses."""
     from knock_sources import store
-    from knock_sources.control import event_logs, replay
+    from knock_sources.control import event_logs, replay_selection
     from knock_sources.store.control import ActionLog, EventLog, Source, SourceEnvironment
 
     with app.app_context(), store.db.connection_context():
@@ -174,11 +174,13 @@ def plans(app, ids: dict) -> dict:
             "event": event_logs.filtered(busy, event="rare.event").order_by(newest_first).limit(26),
             "event none": event_logs.filtered(busy, event="never.sent").order_by(newest_first).limit(26),
             "log": EventLog.select().where((EventLog.id == ids["middle"]) & (EventLog.source_environment == busy)),
-            "replay page": replay.matching(busy.id, {"statuses": ["failed"]})
+            "replay page": replay_selection.matching(busy.id, {"statuses": ["failed"]})
             .where((EventLog.id > ids["oldest"]) & (EventLog.id <= ids["newest"]))
             .order_by(EventLog.id)
             .limit(100),
-            "replay count": replay.matching(busy.id, {"statuses": ["failed"]}).select(EventLog.id).limit(10001),
+            "replay count": replay_selection.matching(busy.id, {"statuses": ["failed"]})
+            .select(EventLog.id)
+            .limit(10001),
         }
         page = list(range(ids["middle"], ids["middle"] + 25))
         queries["actions of a page"] = ActionLog.select().where(ActionLog.event_log.in_(page)).order_by(ActionLog.id)

@@ -18,7 +18,17 @@ from marshmallow import ValidationError
 from peewee import PeeweeException
 
 from knock_sources import config, store
-from knock_sources.control import admins, api_keys, event_logs, hour_counts, replay, sources, variables, workflows
+from knock_sources.control import (
+    admins,
+    api_keys,
+    event_logs,
+    hour_counts,
+    replay,
+    replay_selection,
+    sources,
+    variables,
+    workflows,
+)
 from knock_sources.errors import NotFound, SourcesError, ValidationFailed
 from knock_sources.explain import EXPLAINED, explain
 from knock_sources.observability import exposition, metrics
@@ -154,7 +164,7 @@ def replay_command(source, environment, dry_run, ignore_idempotency, limit, **fi
         )
     except ValidationError as exc:
         raise click.UsageError(f"invalid filter: {exc.messages}") from None
-    filter_ = replay.normalise_filter(body["filter"])
+    filter_ = replay_selection.normalise_filter(body["filter"])
     with store.db.connection_context():
         try:
             env = Environment.get(Environment.slug == environment)
@@ -162,7 +172,9 @@ def replay_command(source, environment, dry_run, ignore_idempotency, limit, **fi
         except (NotFound, Environment.DoesNotExist):
             raise click.UsageError(f"no source {source!r} in environment {environment!r}") from None
         if dry_run:
-            click.echo(json.dumps(replay.dry_run(state, source_env, filter_, ignore_idempotency, limit), indent=2))
+            click.echo(
+                json.dumps(replay_selection.dry_run(state, source_env, filter_, ignore_idempotency, limit), indent=2)
+            )
             return
         created = replay.create(state, source_env, filter_, ignore_idempotency)
         with click.progressbar(length=created.total, label=f"Replaying {created.total} events", file=sys.stderr) as bar:

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, jsonify, request
 
-from knock_sources.control import replay
+from knock_sources.control import replay, replay_selection
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store.control import Replay
@@ -25,9 +25,9 @@ def replay_source(key):
     body = json_body(replay_body_schema)
     _, source_env = source_environment(key)
     state = current_state()
-    filter_ = replay.normalise_filter(body["filter"])
+    filter_ = replay_selection.normalise_filter(body["filter"])
     if body["dry_run"]:
-        return jsonify(replay.dry_run(state, source_env, filter_, body["ignore_idempotency"], body["limit"]))
+        return jsonify(replay_selection.dry_run(state, source_env, filter_, body["ignore_idempotency"], body["limit"]))
     created = replay.start(state, replay.create(state, source_env, filter_, body["ignore_idempotency"]))
     return jsonify(serialize_replay(created)), 202
 

@@ -264,7 +264,7 @@ class ReplayShape(Shape):
 
 
 class ReplayPlanShape(Shape):
-    """One event of a replay's dry run: ``control.replay._plan`` (the rehearsal's fields when replayable)."""
+    """One event of a replay's dry run: ``control.replay_selection._plan`` (the rehearsal's fields when replayable)."""
 
     id = text()
     event = text(null=True)
@@ -283,7 +283,7 @@ class ReplayPlanShape(Shape):
 
 
 class ReplayDryRunShape(Shape):
-    """``control.replay.dry_run``."""
+    """``control.replay_selection.dry_run``."""
 
     dry_run = fields.Boolean(required=True)
     count = fields.Integer(required=True)
