@@ -12,7 +12,10 @@ measures side by side, in alternating rounds:
   each request under these settings can cost;
 - ``group_commit``: the same rows, the requests of a process that arrive
   while a write is in flight sharing the next one;
-- ``ingest``: the real app, as ``bench/run.py`` measures it.
+- ``ingest``: the real app, as ``bench/run.py`` measures it;
+- ``ingest_unwritten``: the real app with the event-log INSERT replaced by
+  an id counter (``bench/floor_unwritten.py``): everything ingest does but
+  the durable write.
 
 Each is reported with its ratio to the bare endpoint of the same round and
 the CPU time per request of the server's process tree and of its PostgreSQL
@@ -46,6 +49,7 @@ CASES = (
     ("commit_each", "bench.floor_apps:commit_each"),
     ("group_commit", "bench.floor_apps:group_commit"),
     ("ingest", "wsgi:app"),
+    ("ingest_unwritten", "bench.floor_unwritten:app"),
 )
 
 
@@ -111,6 +115,7 @@ def main():
             print(" ".join(f"{name} {figure['rps']:.0f} ({figure['ratio']:.3f})" for name, figure in figures.items()))
     finally:
         os.unlink(requests_file)
+        run.clear_queue()
     report = {
         name: {key: round(statistics.median(figures[name][key] for figures in rounds), 3) for key in rounds[0][name]}
         for name, _ in CASES

@@ -128,6 +128,13 @@ def create_sources(env: dict) -> dict:
             return tokens
 
 
+def clear_queue() -> None:
+    """Drop what the benchmark's servers pushed to its RQ queue (no worker ran to take it)."""
+    connection = redis.Redis.from_url(REDIS_URL)
+    queue = Queue(QUEUE, connection=connection)
+    connection.delete(f"rq:queue:{QUEUE}", jobs.pending_key(queue), jobs.drain_flag_key(queue))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -220,9 +227,7 @@ def main():
     finally:
         os.unlink(stripe_file)
         os.unlink(hmac_file)
-    connection = redis.Redis.from_url(REDIS_URL)
-    queue = Queue(QUEUE, connection=connection)
-    connection.delete(f"rq:queue:{QUEUE}", jobs.pending_key(queue), jobs.drain_flag_key(queue))
+    clear_queue()
     ingest = results["ingest"]
     baseline = max(results["baseline"], results["baseline_after"], key=lambda result: result["rps"])
     report = {
