@@ -21,7 +21,8 @@ from werkzeug.routing import AnyConverter
 
 from knock_sources.store.dataplane import RUN_STATUSES
 from knock_sources.views.api import data, mappings, replays, scripts, sources, triggers, variables
-from knock_sources.views.api.schemas import LogQuerySchema
+from knock_sources.views.api.common import RowIdSegment
+from knock_sources.views.api.schemas import LogQuerySchema, RowId
 from knock_sources.views.api.shapes import data_schemas as data_shapes
 from knock_sources.views.api.shapes import schemas as shapes
 from knock_sources.views.api.shapes.base import page_of
@@ -32,6 +33,8 @@ API_KEY = "apiKey"
 WRITE_KEY = "writeKey"
 METRICS_TOKEN = "metricsToken"
 
+#: A row id where only text can carry it (a path segment, a query string): ``RowId``'s digits.
+_ROW_ID_TEXT = {"type": "string", "pattern": RowId.JSON_SCHEMA["pattern"]}
 _ENVIRONMENT = {
     "in": "query",
     "name": "environment",
@@ -39,8 +42,8 @@ _ENVIRONMENT = {
     "description": "The environment's slug (default: development).",
 }
 _PAGE = [
-    {"in": "query", "name": "after", "schema": {"type": "string"}, "description": "Entries older than this cursor."},
-    {"in": "query", "name": "before", "schema": {"type": "string"}, "description": "Entries newer than this cursor."},
+    {"in": "query", "name": "after", "schema": _ROW_ID_TEXT, "description": "Entries older than this cursor."},
+    {"in": "query", "name": "before", "schema": _ROW_ID_TEXT, "description": "Entries newer than this cursor."},
     {"in": "query", "name": "limit", "schema": {"type": "integer"}, "description": "Page size, 1 to 100."},
 ]
 
@@ -149,9 +152,11 @@ def _json(schema) -> dict:
 
 def _path_parameter(rule, name: str) -> dict:
     converter = rule._converters.get(name)
-    schema = {"type": "string"}
+    schema: dict = {"type": "string"}
     if isinstance(converter, AnyConverter):
         schema["enum"] = sorted(converter.items)
+    elif isinstance(converter, RowIdSegment):
+        schema = dict(_ROW_ID_TEXT)
     return {"in": "path", "name": name, "required": True, "schema": schema}
 
 
@@ -200,16 +205,23 @@ def _schema_name(schema) -> str:
     return name.removesuffix("Schema") + (f"Without{without}" if without else "") + "Input"
 
 
+def _row_id_property(converter, field, **kwargs) -> dict:
+    """A ``RowId`` field's JSON Schema (apispec knows nothing of the field class and leaves it open)."""
+    return dict(RowId.JSON_SCHEMA) if isinstance(field, RowId) else {}
+
+
 def build(app) -> dict:
     """Return the OpenAPI document of ``app``'s routes; raises ``KeyError`` for an undocumented one."""
+    marshmallow = MarshmallowPlugin(schema_name_resolver=_schema_name)
     spec = APISpec(
         title="knock-sources",
         version="1",
         openapi_version="3.1.0",
-        plugins=[MarshmallowPlugin(schema_name_resolver=_schema_name)],
+        plugins=[marshmallow],
         info={"description": "Incoming webhooks and event ingestion, modelled on Knock's Sources."},
         security=[{API_KEY: []}],
     )
+    marshmallow.converter.add_attribute_function(_row_id_property)
     spec.components.security_scheme(API_KEY, {"type": "http", "scheme": "bearer", "description": "An API key."})
     spec.components.security_scheme(
         METRICS_TOKEN, {"type": "http", "scheme": "bearer", "description": "METRICS_TOKEN, off the metrics listener."}

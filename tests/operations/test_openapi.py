@@ -86,3 +86,48 @@ def test_real_responses_conform(api, client, document):
     missing = api.get("/v1/sources/nope")
     assert missing.status_code == 404
     conforms(document, missing.get_json(), "/v1/sources/{key}", "get", "default")
+
+
+def row_id_parameters(document):
+    """Every (path, method, parameter) the document says holds a row id, as text."""
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if "pattern" in parameter["schema"] and parameter["name"] in {"after", "before"} | {
+                    name.strip("{}") for name in path.split("/") if name.endswith("_id}")
+                }:
+                    yield path, method, parameter
+
+
+def test_row_id_parameters_say_what_the_api_accepts(api, document):
+    """An id the document allows is looked up (a 404 or a page), one it forbids is refused (422).
+
+    So schemathesis's fuzzing is not spent on ids the API can only refuse.
+    """
+    found = list(row_id_parameters(document))
+    assert {(path, parameter["in"]) for path, _, parameter in found} >= {
+        ("/v1/replays/{replay_id}", "path"),
+        ("/v1/sources/{key}/logs/{log_id}", "path"),
+        ("/v1/sources/{key}/mappings/{mapping_id}", "path"),
+        ("/v1/sources/{key}/logs", "query"),
+    }
+    api.create_source(mappings=[TRIGGER])
+    checked = set()
+    for path, method, parameter in found:
+        allows = jsonschema_rs.Draft202012Validator(parameter["schema"]).is_valid
+        assert allows("9223372036854775807") and not allows("abc") and not allows("-1")
+        for value, refused in (("9223372036854775807", False), ("abc", True), ("-1", True)):
+            url = path.replace("/v1/sources/{key}", "/v1/sources/my-source")
+            query = {"environment": "development"}
+            if parameter["in"] == "path":
+                url = url.replace("{" + parameter["name"] + "}", value)
+            else:
+                query[parameter["name"]] = value
+            if "{" in url:
+                continue  # another resource's key, which the source fixture does not supply
+            response = api.client.open(url, method=method.upper(), query_string=query, headers=api.headers, json={})
+            assert (response.status_code == 422) is refused, (method, url, query, response.get_json())
+            if refused:
+                assert parameter["name"] in str(response.get_json()), response.get_json()
+            checked.add(path)
+    assert {"/v1/replays/{replay_id}", "/v1/sources/{key}/logs/{log_id}", "/v1/sources/{key}/logs"} <= checked

@@ -50,28 +50,28 @@ def create_mapping(key):
     return jsonify(serialize_mapping(mapping, _provider(source))), 201
 
 
-@bp.get("/sources/<key>/mappings/<mapping_id>")
+@bp.get("/sources/<key>/mappings/<row_id:mapping_id>")
 def get_mapping(key, mapping_id):
     """Return one mapping."""
-    mapping_id = row_id(mapping_id)
+    mapping_id = row_id(mapping_id, "mapping_id")
     source, source_env = source_environment(key)
     return jsonify(serialize_mapping(mappings.get(source_env, mapping_id), _provider(source)))
 
 
-@bp.patch("/sources/<key>/mappings/<mapping_id>")
+@bp.patch("/sources/<key>/mappings/<row_id:mapping_id>")
 def patch_mapping(key, mapping_id):
     """Change some of a mapping's fields, for example ``{"active": false}``."""
-    mapping_id = row_id(mapping_id)
+    mapping_id = row_id(mapping_id, "mapping_id")
     source, source_env = source_environment(key)
     body = json_body(mapping_patch_schema)
     mapping = mappings.update(current_state().registry, mappings.get(source_env, mapping_id), body)
     return jsonify(serialize_mapping(mapping, _provider(source)))
 
 
-@bp.delete("/sources/<key>/mappings/<mapping_id>")
+@bp.delete("/sources/<key>/mappings/<row_id:mapping_id>")
 def delete_mapping(key, mapping_id):
     """Delete one mapping."""
-    mapping_id = row_id(mapping_id)
+    mapping_id = row_id(mapping_id, "mapping_id")
     _, source_env = source_environment(key)
     mappings.delete(mappings.get(source_env, mapping_id))
     return "", 204

@@ -33,19 +33,19 @@ def replay_source(key):
 
 
 def _replay(replay_id) -> Replay:
-    found = Replay.get_or_none(Replay.id == row_id(replay_id))
+    found = Replay.get_or_none(Replay.id == row_id(replay_id, "replay_id"))
     if found is None:
         raise NotFound(f"Replay {replay_id} does not exist.", code="replay_missing")
     return found
 
 
-@bp.get("/replays/<replay_id>")
+@bp.get("/replays/<row_id:replay_id>")
 def get_replay(replay_id):
     """Return a replay's progress."""
     return jsonify(serialize_replay(_replay(replay_id)))
 
 
-@bp.delete("/replays/<replay_id>")
+@bp.delete("/replays/<row_id:replay_id>")
 def cancel_replay(replay_id):
     """Cancel a replay (it stops after its current event); a finished one is returned unchanged."""
     return jsonify(serialize_replay(replay.cancel(_replay(replay_id))))

@@ -25,6 +25,10 @@ MAX_GRACE_SECONDS = 30 * 86400
 class RowId(fields.Field):
     """A row id, written as a JSON string of digits (as the API shows ids) or an integer."""
 
+    #: What it accepts, as the OpenAPI document states it (for bodies, queries and path segments).
+    #: The pattern bounds the digits, not the value: ``maximum`` only applies to an integer.
+    JSON_SCHEMA = {"type": ["string", "integer"], "pattern": "^[0-9]{1,19}$", "minimum": 0, "maximum": MAX_ROW_ID}
+
     default_error_messages = {"invalid": "Not a valid id."}
 
     def _deserialize(self, value, attr, data, **kwargs):

@@ -124,10 +124,10 @@ def list_logs(key):
     return jsonify(page)
 
 
-@bp.get("/sources/<key>/logs/<log_id>")
+@bp.get("/sources/<key>/logs/<row_id:log_id>")
 def get_log(key, log_id):
     """Return one event log with its action logs."""
-    log_id = row_id(log_id)
+    log_id = row_id(log_id, "log_id")
     _, source_env = source_environment(key)
     event_log = event_logs.get(source_env, log_id)
     if event_log is None:
