@@ -24,11 +24,12 @@ bp = Blueprint("api", __name__, url_prefix="/v1")
 
 
 class RowIdSegment(BaseConverter):
-    """A URL segment holding a row id (``<row_id:log_id>``), so that the OpenAPI document says so.
+    """A URL segment holding a row id (``<row_id:log_id>``): the view gets an ``int``, the OpenAPI document the rule.
 
-    It matches any segment, as the default converter does: the view reads
-    it with ``row_id``, which answers 422 with the field named, where a
-    narrower converter would give a bare 404.
+    It matches any segment, as the default converter does, and leaves it
+    text: ``_read_row_ids`` turns it into the id once the caller is
+    authenticated, answering 422 with the parameter named, where a
+    converter refusing it would give a bare 404 (and before the API key).
     """
 
 
@@ -55,6 +56,15 @@ def _authenticate():
         raise AuthenticationRequired("Send an API key as 'Authorization: Bearer <key>'.", code="api_key_missing")
     if not api_keys.is_valid(token.strip()):
         raise AuthenticationRequired("The API key is not valid.")
+
+
+@bp.before_request
+def _read_row_ids():
+    # After _authenticate (hooks run in the order they were added).
+    converters = request.url_rule._converters if request.url_rule else {}
+    for name, converter in converters.items():
+        if isinstance(converter, RowIdSegment):
+            request.view_args[name] = row_id(request.view_args[name], name)
 
 
 def current_environment() -> Environment:

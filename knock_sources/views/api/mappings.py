@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify
 
 from knock_sources.control import mappings
 from knock_sources.state import current_state
-from knock_sources.views.api.common import json_body, row_id
+from knock_sources.views.api.common import json_body
 from knock_sources.views.api.schemas import MappingFieldsSchema, MappingSchema
 from knock_sources.views.api.shapes import serialize_mapping
 from knock_sources.views.api.sources import source_environment
@@ -53,7 +53,6 @@ def create_mapping(key):
 @bp.get("/sources/<key>/mappings/<row_id:mapping_id>")
 def get_mapping(key, mapping_id):
     """Return one mapping."""
-    mapping_id = row_id(mapping_id, "mapping_id")
     source, source_env = source_environment(key)
     return jsonify(serialize_mapping(mappings.get(source_env, mapping_id), _provider(source)))
 
@@ -61,7 +60,6 @@ def get_mapping(key, mapping_id):
 @bp.patch("/sources/<key>/mappings/<row_id:mapping_id>")
 def patch_mapping(key, mapping_id):
     """Change some of a mapping's fields, for example ``{"active": false}``."""
-    mapping_id = row_id(mapping_id, "mapping_id")
     source, source_env = source_environment(key)
     body = json_body(mapping_patch_schema)
     mapping = mappings.update(current_state().registry, mappings.get(source_env, mapping_id), body)
@@ -71,7 +69,6 @@ def patch_mapping(key, mapping_id):
 @bp.delete("/sources/<key>/mappings/<row_id:mapping_id>")
 def delete_mapping(key, mapping_id):
     """Delete one mapping."""
-    mapping_id = row_id(mapping_id, "mapping_id")
     _, source_env = source_environment(key)
     mappings.delete(mappings.get(source_env, mapping_id))
     return "", 204

@@ -6,7 +6,7 @@ from knock_sources.control import replay, replay_selection
 from knock_sources.errors import NotFound, ValidationFailed
 from knock_sources.state import current_state
 from knock_sources.store.control import Replay
-from knock_sources.views.api.common import json_body, row_id
+from knock_sources.views.api.common import json_body
 from knock_sources.views.api.schemas import ReplayBodySchema
 from knock_sources.views.api.shapes import serialize_replay
 from knock_sources.views.api.sources import source_environment
@@ -32,8 +32,8 @@ def replay_source(key):
     return jsonify(serialize_replay(created)), 202
 
 
-def _replay(replay_id) -> Replay:
-    found = Replay.get_or_none(Replay.id == row_id(replay_id, "replay_id"))
+def _replay(replay_id: int) -> Replay:
+    found = Replay.get_or_none(Replay.id == replay_id)
     if found is None:
         raise NotFound(f"Replay {replay_id} does not exist.", code="replay_missing")
     return found

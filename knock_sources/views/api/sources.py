@@ -10,7 +10,7 @@ from knock_sources.state import current_state
 from knock_sources.store import REJECTED, isoformat
 from knock_sources.store.control import EventLog, KnownEvent, Mapping, Source
 from knock_sources.store.keys import SOURCE_KEY
-from knock_sources.views.api.common import current_environment, json_body, paginate, path_key, query_args, row_id
+from knock_sources.views.api.common import current_environment, json_body, paginate, path_key, query_args
 from knock_sources.views.api.schemas import (
     LogQuerySchema,
     RotateTokenSchema,
@@ -127,7 +127,6 @@ def list_logs(key):
 @bp.get("/sources/<key>/logs/<row_id:log_id>")
 def get_log(key, log_id):
     """Return one event log with its action logs."""
-    log_id = row_id(log_id, "log_id")
     _, source_env = source_environment(key)
     event_log = event_logs.get(source_env, log_id)
     if event_log is None:
